@@ -1,0 +1,107 @@
+//! Batched calls: the keys of many parents sent as one request (or one per `maxSize` keys, in
+//! parallel), and each key's items found in the answers.
+//!
+//! Shared by both executors so they make the same calls and match the same way.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::payload::key_text;
+use super::request::render;
+use super::{BackendClients, CallError, CallMemo, Payload};
+use crate::plan::template::RenderContext;
+use crate::plan::{Binding, Plan};
+
+/// The answers of one batched field for a set of keys.
+pub struct BatchAnswers {
+    /// One entry per chunk of keys, in order.
+    pub chunks: Vec<Result<Arc<Payload>, CallError>>,
+    /// Keys per chunk.
+    pub chunk_size: usize,
+}
+
+/// Where one key's items are.
+pub enum KeyItems<'a> {
+    Found {
+        payload: &'a Arc<Payload>,
+        indices: Vec<u32>,
+    },
+    Failed(&'a CallError),
+}
+
+impl BatchAnswers {
+    /// The items for the key at position `pos` of the key list the batch was made with.
+    pub fn items_for(&self, binding: &Binding, pos: usize, key: &str) -> KeyItems<'_> {
+        let Some(rule) = &binding.batch else {
+            return KeyItems::Found {
+                payload: match self.chunks.first() {
+                    Some(Ok(p)) => p,
+                    Some(Err(e)) => return KeyItems::Failed(e),
+                    None => {
+                        return KeyItems::Found {
+                            payload: empty(),
+                            indices: Vec::new(),
+                        }
+                    }
+                },
+                indices: Vec::new(),
+            };
+        };
+        match self.chunks.get(pos / self.chunk_size.max(1)) {
+            Some(Ok(p)) => KeyItems::Found {
+                payload: p,
+                indices: p.index(&binding.select, &rule.item_key).get(key).to_vec(),
+            },
+            Some(Err(e)) => KeyItems::Failed(e),
+            None => KeyItems::Found {
+                payload: empty(),
+                indices: Vec::new(),
+            },
+        }
+    }
+}
+
+fn empty() -> &'static Arc<Payload> {
+    static EMPTY: std::sync::OnceLock<Arc<Payload>> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(|| Arc::new(Payload::new(Value::Null)))
+}
+
+/// Sends the batch for `keys` (already deduplicated), split by the rule's `max_size`.
+pub async fn call_batch(
+    plan: &Plan,
+    clients: &BackendClients,
+    memo: &CallMemo,
+    binding: &Binding,
+    args: &Map<String, Value>,
+    headers: &http::HeaderMap,
+    keys: &[Value],
+) -> BatchAnswers {
+    let chunk_size = binding.batch.as_ref().map_or(usize::MAX, |r| r.max_size.max(1));
+    let backend = plan.backend(binding.backend);
+    let ctx = RenderContext {
+        args,
+        parent: None,
+        headers,
+    };
+    let calls = keys.chunks(chunk_size).map(|chunk| {
+        let req = render(binding, backend, &ctx, Some(chunk));
+        async move {
+            match req {
+                Ok(req) => memo.call(clients, req).await,
+                Err(e) => Err(CallError::Request(e.to_string())),
+            }
+        }
+    });
+    BatchAnswers {
+        chunks: futures::future::join_all(calls).await,
+        chunk_size,
+    }
+}
+
+/// The text of a parent's batch key, if it has one.
+pub fn parent_key<'v>(binding: &Binding, parent: &'v Value) -> Option<(std::borrow::Cow<'v, str>, &'v Value)> {
+    let rule = binding.batch.as_ref()?;
+    let v = rule.parent_key.get(parent)?;
+    key_text(v).map(|k| (k, v))
+}

@@ -1,0 +1,105 @@
+//! The innermost service: sends a [`BackendRequest`] with reqwest and parses the JSON answer.
+//!
+//! One reqwest client per backend (its own connection pool, keep-alive, HTTP/2 when offered,
+//! rustls). Bodies are read up to the backend's size limit. 404 means "no such thing": the value
+//! is `null`, not an error. Other non-2xx answers are errors carrying only their status.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use serde_json::Value;
+
+use super::error::CallError;
+use super::payload::Payload;
+use super::request::BackendRequest;
+use crate::plan::BackendPlan;
+
+/// Sends requests to one backend.
+#[derive(Clone)]
+pub struct HttpCall {
+    client: reqwest::Client,
+    max_bytes: usize,
+}
+
+impl HttpCall {
+    pub fn new(plan: &BackendPlan) -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(plan.connect_timeout)
+            .timeout(plan.timeout)
+            .pool_max_idle_per_host(plan.pool_max_idle)
+            .tcp_nodelay(true)
+            .no_proxy()
+            .build()?;
+        Ok(Self {
+            client,
+            max_bytes: plan.max_response_bytes,
+        })
+    }
+}
+
+pub type CallFuture = Pin<Box<dyn Future<Output = Result<Arc<Payload>, CallError>> + Send>>;
+
+impl tower::Service<BackendRequest> for HttpCall {
+    type Response = Arc<Payload>;
+    type Error = CallError;
+    type Future = CallFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: BackendRequest) -> Self::Future {
+        let client = self.client.clone();
+        let max = self.max_bytes;
+        Box::pin(async move { send(client, req, max).await })
+    }
+}
+
+async fn send(client: reqwest::Client, req: BackendRequest, max: usize) -> Result<Arc<Payload>, CallError> {
+    let mut builder = client.request(req.method, &req.url);
+    for (k, v) in req.headers {
+        builder = builder.header(k, v);
+    }
+    if let Some(body) = req.body {
+        builder = builder.body(body);
+    }
+    let mut resp = builder.send().await.map_err(classify)?;
+    let status = resp.status();
+    if status == reqwest::StatusCode::NOT_FOUND {
+        return Ok(Arc::new(Payload::new(Value::Null)));
+    }
+    if !status.is_success() {
+        return Err(CallError::Status(status.as_u16()));
+    }
+    if resp.content_length().is_some_and(|n| n as usize > max) {
+        return Err(CallError::TooLarge(max));
+    }
+    let mut body = Vec::with_capacity(resp.content_length().unwrap_or(1024) as usize);
+    while let Some(chunk) = resp.chunk().await.map_err(classify)? {
+        if body.len() + chunk.len() > max {
+            return Err(CallError::TooLarge(max));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    if body.is_empty() {
+        return Ok(Arc::new(Payload::new(Value::Null)));
+    }
+    let value: Value = serde_json::from_slice(&body).map_err(|e| CallError::InvalidBody(e.to_string()))?;
+    Ok(Arc::new(Payload::new(value)))
+}
+
+fn classify(e: reqwest::Error) -> CallError {
+    if e.is_timeout() {
+        CallError::Timeout
+    } else if e.is_connect() {
+        CallError::Connect(e.to_string())
+    } else if e.is_body() || e.is_decode() {
+        CallError::InvalidBody(e.to_string())
+    } else if e.is_builder() {
+        CallError::Request(e.to_string())
+    } else {
+        CallError::Connect(e.to_string())
+    }
+}

@@ -1,0 +1,110 @@
+//! A backend's parsed answer, shared by every request that coalesced onto the call.
+//!
+//! Parsed once; a batch answer also keeps, built once on first use, the index from key to the
+//! items matching it, so a hundred concurrent requests sharing one batch answer index it once.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+use crate::plan::JsonPath;
+
+/// A parsed backend response body.
+#[derive(Debug)]
+pub struct Payload {
+    pub value: Value,
+    index: OnceLock<BatchIndex>,
+}
+
+/// Key → positions of the matching items in the selected list.
+#[derive(Debug, Default)]
+pub struct BatchIndex {
+    /// The select and item-key paths the index was built for.
+    built_for: (JsonPath, JsonPath),
+    by_key: HashMap<Box<str>, Vec<u32>>,
+}
+
+impl BatchIndex {
+    pub fn get(&self, key: &str) -> &[u32] {
+        self.by_key.get(key).map(Vec::as_slice).unwrap_or(&[])
+    }
+}
+
+impl Payload {
+    pub fn new(value: Value) -> Self {
+        Self {
+            value,
+            index: OnceLock::new(),
+        }
+    }
+
+    /// The items list at `select` (empty when absent or not a list).
+    pub fn items(&self, select: &JsonPath) -> &[Value] {
+        select
+            .get(&self.value)
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    /// The index of items at `select` by their key at `item_key`, built once per payload.
+    pub fn index(&self, select: &JsonPath, item_key: &JsonPath) -> std::borrow::Cow<'_, BatchIndex> {
+        let idx = self
+            .index
+            .get_or_init(|| build_index(self.items(select), select, item_key));
+        if idx.built_for.0 == *select && idx.built_for.1 == *item_key {
+            std::borrow::Cow::Borrowed(idx)
+        } else {
+            // The same answer used through two different batch rules: rare, index afresh.
+            std::borrow::Cow::Owned(build_index(self.items(select), select, item_key))
+        }
+    }
+}
+
+impl Clone for BatchIndex {
+    fn clone(&self) -> Self {
+        Self {
+            built_for: self.built_for.clone(),
+            by_key: self.by_key.clone(),
+        }
+    }
+}
+
+fn build_index(items: &[Value], select: &JsonPath, item_key: &JsonPath) -> BatchIndex {
+    let mut by_key: HashMap<Box<str>, Vec<u32>> = HashMap::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        if let Some(k) = item_key.get(item).and_then(key_text) {
+            by_key.entry(k.into()).or_default().push(i as u32);
+        }
+    }
+    BatchIndex {
+        built_for: (select.clone(), item_key.clone()),
+        by_key,
+    }
+}
+
+/// The text a key is matched by: strings as they are, numbers in their JSON form.
+pub fn key_text(v: &Value) -> Option<std::borrow::Cow<'_, str>> {
+    match v {
+        Value::String(s) => Some(std::borrow::Cow::Borrowed(s)),
+        Value::Number(n) => Some(std::borrow::Cow::Owned(n.to_string())),
+        Value::Bool(b) => Some(std::borrow::Cow::Borrowed(if *b { "true" } else { "false" })),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn index_groups_items_by_key_and_matches_numbers_to_strings() {
+        let p = Payload::new(json!({"items": [{"c": 1}, {"c": "2"}, {"c": 1}]}));
+        let idx = p.index(&JsonPath::key("items"), &JsonPath::key("c"));
+        assert_eq!(idx.get("1"), &[0, 2]);
+        assert_eq!(idx.get("2"), &[1]);
+        assert!(idx.get("3").is_empty());
+    }
+}

@@ -1,0 +1,336 @@
+//! Building a backend HTTP request from a binding: URL, query, headers and body from templates.
+//!
+//! Pure and synchronous: given the binding, the argument values, the parent object, the client's
+//! headers and (for batches) the keys, it produces a [`BackendRequest`]. Sending it is `http`'s job.
+
+use bytes::Bytes;
+use serde_json::{Map, Value};
+
+use crate::plan::template::{push_scalar_text, Expr, Part, RenderContext, Template};
+use crate::plan::{BackendPlan, BatchStyle, Binding, BindingId, BodyTemplate};
+
+/// One call to a backend, ready to send.
+#[derive(Debug, Clone)]
+pub struct BackendRequest {
+    pub binding: BindingId,
+    pub backend: crate::plan::BackendId,
+    pub method: http::Method,
+    /// Absolute URL.
+    pub url: String,
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    pub body: Option<Bytes>,
+    /// Identical concurrent calls may share one backend call.
+    pub coalesce: bool,
+}
+
+impl BackendRequest {
+    /// What makes two calls identical (method, URL, headers and body).
+    pub fn call_key(&self) -> CallKey {
+        let mut key = String::with_capacity(self.url.len() + 16);
+        key.push_str(self.method.as_str());
+        key.push(' ');
+        key.push_str(&self.url);
+        for (k, v) in &self.headers {
+            key.push('\n');
+            key.push_str(k.as_str());
+            key.push(':');
+            key.push_str(v.to_str().unwrap_or_default());
+        }
+        if let Some(b) = &self.body {
+            key.push_str("\n\n");
+            key.push_str(&String::from_utf8_lossy(b));
+        }
+        CallKey(key.into())
+    }
+}
+
+/// Identity of a call for deduplication and coalescing.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CallKey(pub Box<str>);
+
+/// Why a request could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    /// A path expression had no value: the call is skipped and the field is null.
+    #[error("no value for {0} in the request path")]
+    MissingPathValue(String),
+    #[error("header {0} would not be a valid HTTP header value")]
+    InvalidHeader(String),
+}
+
+/// Renders a binding into a request. `keys` are the batch keys when the binding is batched.
+pub fn render(
+    binding: &Binding,
+    backend: &BackendPlan,
+    ctx: &RenderContext<'_>,
+    keys: Option<&[Value]>,
+) -> Result<BackendRequest, RenderError> {
+    let mut url = String::with_capacity(backend.base_url.len() + 32);
+    url.push_str(&backend.base_url);
+    render_path(&binding.path, ctx, &mut url)?;
+
+    let mut first = true;
+    for (name, t) in &binding.query {
+        match t.as_single_expr() {
+            Some(e) => match e.eval(ctx).as_deref() {
+                None | Some(Value::Null) => {}
+                Some(Value::Array(items)) => {
+                    for item in items {
+                        push_query(&mut url, &mut first, name, &scalar_text(item));
+                    }
+                }
+                Some(v) => push_query(&mut url, &mut first, name, &scalar_text(v)),
+            },
+            None => push_query(&mut url, &mut first, name, &render_text(t, ctx)),
+        }
+    }
+    let mut body = binding.body.as_ref().map(|b| render_body(b, ctx));
+    if let (Some(rule), Some(keys)) = (&binding.batch, keys) {
+        match rule.style {
+            BatchStyle::Repeat => {
+                for k in keys {
+                    push_query(&mut url, &mut first, &rule.param, &scalar_text(k));
+                }
+            }
+            BatchStyle::Comma => {
+                let joined = keys.iter().map(scalar_text).collect::<Vec<_>>().join(",");
+                push_query(&mut url, &mut first, &rule.param, &joined);
+            }
+            BatchStyle::JsonBody => {
+                let list = Value::Array(keys.to_vec());
+                body = Some(match (body, rule.param.is_empty()) {
+                    (_, true) => list,
+                    (Some(Value::Object(mut m)), false) => {
+                        m.insert(rule.param.clone(), list);
+                        Value::Object(m)
+                    }
+                    (_, false) => {
+                        let mut m = Map::new();
+                        m.insert(rule.param.clone(), list);
+                        Value::Object(m)
+                    }
+                });
+            }
+        }
+    }
+
+    let mut headers = backend.headers.clone();
+    for (name, t) in &binding.headers {
+        let text = match t.as_single_expr() {
+            Some(e) => match e.eval(ctx).as_deref() {
+                None | Some(Value::Null) => continue,
+                Some(v) => scalar_text(v),
+            },
+            None => render_text(t, ctx),
+        };
+        let value = http::HeaderValue::from_str(&text).map_err(|_| RenderError::InvalidHeader(name.to_string()))?;
+        headers.push((name.clone(), value));
+    }
+    let body = body.map(|b| Bytes::from(serde_json::to_vec(&b).unwrap_or_default()));
+    if body.is_some() {
+        headers.push((
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        ));
+    }
+    Ok(BackendRequest {
+        binding: binding.id,
+        backend: backend.id,
+        method: binding.method.clone(),
+        url,
+        headers,
+        body,
+        coalesce: binding.singleflight,
+    })
+}
+
+fn render_path(t: &Template, ctx: &RenderContext<'_>, out: &mut String) -> Result<(), RenderError> {
+    for part in &t.parts {
+        match part {
+            Part::Lit(s) => out.push_str(s),
+            Part::Expr(e) => match e.eval(ctx).as_deref() {
+                None | Some(Value::Null) => return Err(RenderError::MissingPathValue(describe(e))),
+                Some(v) => push_encoded(out, &scalar_text(v), PATH_SEGMENT),
+            },
+        }
+    }
+    Ok(())
+}
+
+fn render_text(t: &Template, ctx: &RenderContext<'_>) -> String {
+    let mut out = String::new();
+    for part in &t.parts {
+        match part {
+            Part::Lit(s) => out.push_str(s),
+            Part::Expr(e) => {
+                if let Some(v) = e.eval(ctx) {
+                    push_scalar_text(&mut out, &v);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn render_body(b: &BodyTemplate, ctx: &RenderContext<'_>) -> Value {
+    match b {
+        BodyTemplate::Const(v) => v.clone(),
+        BodyTemplate::Expr(e) => e.eval(ctx).map(|v| v.into_owned()).unwrap_or(Value::Null),
+        BodyTemplate::Text(t) => Value::String(render_text(t, ctx)),
+        BodyTemplate::Object(fields) => {
+            Value::Object(fields.iter().map(|(k, v)| (k.clone(), render_body(v, ctx))).collect())
+        }
+        BodyTemplate::List(items) => Value::Array(items.iter().map(|v| render_body(v, ctx)).collect()),
+    }
+}
+
+fn describe(e: &Expr) -> String {
+    match e {
+        Expr::Arg { name, .. } => format!("args.{name}"),
+        Expr::Parent { field, .. } => format!("parent.{field}"),
+        Expr::Header(h) => format!("headers.{h}"),
+    }
+}
+
+/// Text form of a JSON scalar for URLs (strings unquoted).
+pub fn scalar_text(v: &Value) -> String {
+    let mut s = String::new();
+    push_scalar_text(&mut s, v);
+    s
+}
+
+fn push_query(url: &mut String, first: &mut bool, name: &str, value: &str) {
+    url.push(if *first { '?' } else { '&' });
+    *first = false;
+    push_encoded(url, name, QUERY_COMPONENT);
+    url.push('=');
+    push_encoded(url, value, QUERY_COMPONENT);
+}
+
+/// Bytes kept as they are in a path segment (RFC 3986 unreserved plus a few sub-delims).
+const PATH_SEGMENT: &[u8] = b"-._~!$&'()*+,;=:@";
+/// Bytes kept as they are in a query name or value.
+const QUERY_COMPONENT: &[u8] = b"-._~!$'()*,;:@/";
+
+// Percent-encoding by hand: a dozen lines, against pulling a crate for one function.
+fn push_encoded(out: &mut String, text: &str, keep: &[u8]) {
+    for &b in text.as_bytes() {
+        if b.is_ascii_alphanumeric() || keep.contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push('%');
+            out.push(char::from(HEX[(b >> 4) as usize]));
+            out.push(char::from(HEX[(b & 15) as usize]));
+        }
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789ABCDEF";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{BackendId, BatchRule, JsonPath};
+    use serde_json::json;
+    use std::time::Duration;
+
+    fn backend() -> BackendPlan {
+        BackendPlan {
+            id: BackendId(0),
+            name: "b".into(),
+            base_url: "http://h:1".into(),
+            timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
+            singleflight: true,
+            pool_max_idle: 1,
+            headers: vec![],
+            max_response_bytes: 1 << 20,
+        }
+    }
+
+    fn binding(path: &str, query: &[(&str, &str)]) -> Binding {
+        Binding {
+            id: BindingId(0),
+            backend: BackendId(0),
+            method: http::Method::GET,
+            path: Template::parse(path).expect("valid"),
+            query: query
+                .iter()
+                .map(|(k, v)| (k.to_string(), Template::parse(v).expect("valid")))
+                .collect(),
+            headers: vec![],
+            body: None,
+            select: JsonPath::default(),
+            batch: None,
+            singleflight: true,
+            owner: "Query.x".into(),
+        }
+    }
+
+    fn ctx<'a>(args: &'a Value, headers: &'a http::HeaderMap) -> RenderContext<'a> {
+        RenderContext {
+            args: args.as_object().expect("object"),
+            parent: None,
+            headers,
+        }
+    }
+
+    #[test]
+    fn path_values_are_percent_encoded_and_null_query_params_omitted() {
+        let args = json!({"id": "a b/c", "district": null, "tier": "GOLD"});
+        let h = http::HeaderMap::new();
+        let b = binding(
+            "/c/{{args.id}}",
+            &[("district", "{{args.district}}"), ("tier", "{{args.tier}}")],
+        );
+        let r = render(&b, &backend(), &ctx(&args, &h), None).expect("renders");
+        assert_eq!(r.url, "http://h:1/c/a%20b%2Fc?tier=GOLD");
+    }
+
+    #[test]
+    fn list_arguments_repeat_the_query_parameter() {
+        let args = json!({"ids": [1, 2]});
+        let h = http::HeaderMap::new();
+        let b = binding("/x", &[("id", "{{args.ids}}")]);
+        let r = render(&b, &backend(), &ctx(&args, &h), None).expect("renders");
+        assert_eq!(r.url, "http://h:1/x?id=1&id=2");
+    }
+
+    #[test]
+    fn missing_path_value_skips_the_call() {
+        let args = json!({});
+        let h = http::HeaderMap::new();
+        let b = binding("/c/{{args.id}}", &[]);
+        assert!(matches!(
+            render(&b, &backend(), &ctx(&args, &h), None),
+            Err(RenderError::MissingPathValue(_))
+        ));
+    }
+
+    #[test]
+    fn batch_keys_are_written_in_each_style() {
+        let args = json!({});
+        let h = http::HeaderMap::new();
+        let keys = [json!("C1"), json!("C2")];
+        for (style, url, body) in [
+            (BatchStyle::Repeat, "http://h:1/x?id=C1&id=C2", None),
+            (BatchStyle::Comma, "http://h:1/x?id=C1,C2", None),
+            (BatchStyle::JsonBody, "http://h:1/x", Some(r#"{"id":["C1","C2"]}"#)),
+        ] {
+            let mut b = binding("/x", &[]);
+            b.batch = Some(BatchRule {
+                parent_key: JsonPath::key("id"),
+                from_field: "id".into(),
+                item_key: JsonPath::key("id"),
+                key_field: "id".into(),
+                param: "id".into(),
+                style,
+                max_size: 10,
+                many: false,
+            });
+            let r = render(&b, &backend(), &ctx(&args, &h), Some(&keys)).expect("renders");
+            assert_eq!(r.url, url);
+            assert_eq!(r.body.as_deref(), body.map(str::as_bytes));
+        }
+    }
+}

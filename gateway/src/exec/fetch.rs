@@ -1,0 +1,326 @@
+//! The fetch phase: walks the compiled selection level by level, gathering every parent of a bound
+//! field and making its calls — one batch request per (field, level), one call per distinct
+//! request otherwise, independent fields concurrently — and keeps each answer in a slot.
+//!
+//! Nothing here writes the response; [`Fetched::resolve`] tells the writer what a bound field's
+//! value is for a given parent.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures::future::{join_all, BoxFuture};
+use serde_json::{Map, Value};
+
+use super::compile::{FieldPlan, OpPlan, Output, SelectionPlan, Src};
+use crate::backend::batch::{call_batch, BatchAnswers, KeyItems};
+use crate::backend::payload::key_text;
+use crate::backend::request::{render, RenderError};
+use crate::backend::{BackendClients, CallError, CallMemo, Payload};
+use crate::plan::template::RenderContext;
+use crate::plan::{Binding, Plan};
+
+/// The answers of one bound field, for all its parents.
+pub enum SlotData {
+    /// The call does not depend on the parent: one answer for all.
+    Single(Result<Option<Arc<Payload>>, CallError>),
+    /// One call per distinct request; parents (by address) point at their call.
+    PerParent {
+        by_parent: HashMap<usize, usize>,
+        calls: Vec<Result<Option<Arc<Payload>>, CallError>>,
+    },
+    /// A batch: key → position in the key list, and the answers by chunk.
+    Batched {
+        positions: HashMap<Box<str>, usize>,
+        answers: BatchAnswers,
+    },
+}
+
+/// What a bound field resolves to for one parent.
+pub enum Resolved<'a> {
+    Value(Option<&'a Value>),
+    Items(Vec<&'a Value>),
+    Error(&'a CallError),
+}
+
+/// Everything fetched for one request.
+pub struct Fetched {
+    slots: Vec<Option<SlotData>>,
+}
+
+/// What the fetch needs from the request.
+pub struct FetchContext<'a> {
+    pub plan: &'a Plan,
+    pub clients: &'a BackendClients,
+    pub memo: &'a CallMemo,
+    pub headers: &'a http::HeaderMap,
+    pub vars: &'a Map<String, Value>,
+}
+
+fn addr(v: &Value) -> usize {
+    v as *const Value as usize
+}
+
+impl Fetched {
+    /// The value of bound field `f` (slot `slot`) under `parent`.
+    pub fn resolve<'a>(&'a self, binding: &Binding, slot: usize, parent: Option<&Value>) -> Resolved<'a> {
+        match self.slots.get(slot) {
+            Some(Some(data)) => resolve_slot(data, binding, parent),
+            _ => Resolved::Value(None),
+        }
+    }
+}
+
+/// Fetches everything the operation needs.
+pub async fn fetch(cx: &FetchContext<'_>, op: &OpPlan) -> Fetched {
+    let mut slots: Vec<Option<SlotData>> = (0..op.slots).map(|_| None).collect();
+    let root = Value::Null;
+    let parents = [&root];
+    let results = if op.kind == async_graphql::parser::types::OperationType::Mutation {
+        // Root fields of a mutation run one after the other, as the spec says.
+        let mut all = Vec::new();
+        for (_, fields) in &op.root.by_type {
+            for f in fields {
+                all.extend(fetch_field_or_descend(cx, f, parents.to_vec()).await);
+            }
+        }
+        all
+    } else {
+        fetch_selection(cx, &op.root, &parents).await
+    };
+    for (slot, data) in results {
+        if let Some(s) = slots.get_mut(slot) {
+            *s = Some(data);
+        }
+    }
+    Fetched { slots }
+}
+
+fn fetch_selection<'b>(
+    cx: &'b FetchContext<'_>,
+    sel: &'b SelectionPlan,
+    parents: &'b [&'b Value],
+) -> BoxFuture<'b, Vec<(usize, SlotData)>> {
+    Box::pin(async move {
+        if !sel.has_calls || parents.is_empty() {
+            return Vec::new();
+        }
+        let mut futs = Vec::new();
+        for (tname, fields) in &sel.by_type {
+            let group: Vec<&Value> = if sel.by_type.len() == 1 {
+                parents.to_vec()
+            } else {
+                parents
+                    .iter()
+                    .copied()
+                    .filter(|p| concrete_of(cx.plan, sel, p) == Some(&**tname))
+                    .collect()
+            };
+            if group.is_empty() {
+                continue;
+            }
+            for f in fields {
+                let needs =
+                    matches!(f.source, Src::Call { .. }) || matches!(&f.output, Output::Composite(_, s) if s.has_calls);
+                if needs {
+                    futs.push(fetch_field_or_descend(cx, f, group.clone()));
+                }
+            }
+        }
+        join_all(futs).await.into_iter().flatten().collect()
+    })
+}
+
+/// The concrete type of `value` among the selection's types.
+fn concrete_of<'p>(plan: &'p Plan, sel: &'p SelectionPlan, value: &'p Value) -> Option<&'p str> {
+    plan.concrete_type(&sel.type_name, value)
+}
+
+async fn fetch_field_or_descend<'b>(
+    cx: &'b FetchContext<'_>,
+    f: &'b FieldPlan,
+    parents: Vec<&'b Value>,
+) -> Vec<(usize, SlotData)> {
+    match &f.source {
+        Src::Call { binding, slot, args } => {
+            let binding = cx.plan.binding(*binding);
+            let Some(def) = cx.plan.fields_of(&f.parent_type).and_then(|m| m.get(&*f.field_name)) else {
+                return Vec::new();
+            };
+            let args = args.evaluate(cx.plan, def, cx.vars);
+            let data = call_field(cx, binding, &args, &parents).await;
+            let mut out = Vec::new();
+            if let Output::Composite(_, sub) = &f.output {
+                if sub.has_calls {
+                    let mut children = Vec::new();
+                    for p in &parents {
+                        match resolve_slot(&data, binding, Some(p)) {
+                            Resolved::Value(Some(v)) => flatten_objects(v, &mut children),
+                            Resolved::Items(items) => items.into_iter().for_each(|v| flatten_objects(v, &mut children)),
+                            _ => {}
+                        }
+                    }
+                    out = fetch_selection(cx, sub, &children).await;
+                }
+            }
+            out.push((*slot, data));
+            out
+        }
+        Src::Parent(path) => {
+            let Output::Composite(_, sub) = &f.output else {
+                return Vec::new();
+            };
+            let mut children = Vec::new();
+            for p in &parents {
+                if let Some(v) = path.get(p) {
+                    flatten_objects(v, &mut children);
+                }
+            }
+            fetch_selection(cx, sub, &children).await
+        }
+        Src::Typename => Vec::new(),
+    }
+}
+
+fn resolve_slot<'a>(data: &'a SlotData, binding: &Binding, parent: Option<&Value>) -> Resolved<'a> {
+    let one = |r: &'a Result<Option<Arc<Payload>>, CallError>| match r {
+        Ok(Some(p)) => Resolved::Value(binding.select.get(&p.value)),
+        Ok(None) => Resolved::Value(None),
+        Err(e) => Resolved::Error(e),
+    };
+    match data {
+        SlotData::Single(r) => one(r),
+        SlotData::PerParent { by_parent, calls } => {
+            match parent.and_then(|p| by_parent.get(&addr(p))).and_then(|i| calls.get(*i)) {
+                Some(r) => one(r),
+                None => Resolved::Value(None),
+            }
+        }
+        SlotData::Batched { positions, answers } => {
+            let Some(rule) = &binding.batch else {
+                return Resolved::Value(None);
+            };
+            let Some(key) = parent.and_then(|p| rule.parent_key.get(p)).and_then(key_text) else {
+                return Resolved::Value(None);
+            };
+            let Some(pos) = positions.get(&*key) else {
+                return Resolved::Value(None);
+            };
+            match answers.items_for(binding, *pos, &key) {
+                KeyItems::Failed(e) => Resolved::Error(e),
+                KeyItems::Found { payload, indices } => {
+                    let items = payload.items(&binding.select);
+                    if rule.many {
+                        Resolved::Items(indices.iter().filter_map(|i| items.get(*i as usize)).collect())
+                    } else {
+                        Resolved::Value(indices.first().and_then(|i| items.get(*i as usize)))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Objects inside `v` (through nested lists), in order.
+fn flatten_objects<'v>(v: &'v Value, out: &mut Vec<&'v Value>) {
+    match v {
+        Value::Object(_) => out.push(v),
+        Value::Array(items) => items.iter().for_each(|i| flatten_objects(i, out)),
+        _ => {}
+    }
+}
+
+async fn call_field(
+    cx: &FetchContext<'_>,
+    binding: &Binding,
+    args: &Map<String, Value>,
+    parents: &[&Value],
+) -> SlotData {
+    let backend = cx.plan.backend(binding.backend);
+    if let Some(rule) = &binding.batch {
+        let mut positions: HashMap<Box<str>, usize> = HashMap::new();
+        let mut keys = Vec::new();
+        for p in parents {
+            if let Some(v) = rule.parent_key.get(p) {
+                if let Some(k) = key_text(v) {
+                    if !positions.contains_key(&*k) {
+                        positions.insert(k.into(), keys.len());
+                        keys.push(v.clone());
+                    }
+                }
+            }
+        }
+        let answers = if keys.is_empty() {
+            BatchAnswers {
+                chunks: Vec::new(),
+                chunk_size: 1,
+            }
+        } else {
+            call_batch(cx.plan, cx.clients, cx.memo, binding, args, cx.headers, &keys).await
+        };
+        return SlotData::Batched { positions, answers };
+    }
+    if !binding.uses_parent() {
+        let ctx = RenderContext {
+            args,
+            parent: None,
+            headers: cx.headers,
+        };
+        return SlotData::Single(call_one(cx, binding, backend, &ctx).await);
+    }
+    // One call per distinct request (N+1 by the schema's design; `mosaic check` warns about it).
+    let mut by_parent = HashMap::with_capacity(parents.len());
+    let mut requests: Vec<Option<crate::backend::BackendRequest>> = Vec::new();
+    let mut seen: HashMap<crate::backend::CallKey, usize> = HashMap::new();
+    let mut render_errors: HashMap<usize, CallError> = HashMap::new();
+    for p in parents {
+        let ctx = RenderContext {
+            args,
+            parent: Some(p),
+            headers: cx.headers,
+        };
+        let idx = match render(binding, backend, &ctx, None) {
+            Ok(req) => {
+                let key = req.call_key();
+                *seen.entry(key).or_insert_with(|| {
+                    requests.push(Some(req));
+                    requests.len() - 1
+                })
+            }
+            Err(RenderError::MissingPathValue(_)) => {
+                requests.push(None);
+                requests.len() - 1
+            }
+            Err(e) => {
+                requests.push(None);
+                render_errors.insert(requests.len() - 1, CallError::Request(e.to_string()));
+                requests.len() - 1
+            }
+        };
+        by_parent.insert(addr(p), idx);
+    }
+    let calls = join_all(requests.into_iter().enumerate().map(|(i, r)| {
+        let err = render_errors.remove(&i);
+        async move {
+            match (r, err) {
+                (_, Some(e)) => Err(e),
+                (Some(req), None) => cx.memo.call(cx.clients, req).await.map(Some),
+                (None, None) => Ok(None),
+            }
+        }
+    }))
+    .await;
+    SlotData::PerParent { by_parent, calls }
+}
+
+async fn call_one(
+    cx: &FetchContext<'_>,
+    binding: &Binding,
+    backend: &crate::plan::BackendPlan,
+    ctx: &RenderContext<'_>,
+) -> Result<Option<Arc<Payload>>, CallError> {
+    match render(binding, backend, ctx, None) {
+        Ok(req) => cx.memo.call(cx.clients, req).await.map(Some),
+        Err(RenderError::MissingPathValue(_)) => Ok(None),
+        Err(e) => Err(CallError::Request(e.to_string())),
+    }
+}

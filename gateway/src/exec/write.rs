@@ -1,0 +1,242 @@
+//! The write phase: the response JSON written straight from the backends' JSON, walking the
+//! compiled selection — no resolver, no intermediate value tree.
+//!
+//! Null propagation is done on the bytes: a nullable position remembers where it started, and a
+//! non-null failure below it ([`Bubble`]) truncates back to there and writes `null`. Siblings are
+//! still written after a failure so every field error is reported, as the async-graphql path does.
+
+use std::sync::Arc;
+
+use async_graphql_parser::types::{BaseType, Type};
+use serde_json::Value;
+
+use super::compile::{FieldPlan, OpPlan, Output, SelectionPlan, Src};
+use super::fetch::{Fetched, Resolved};
+use crate::plan::coerce::{coerce_leaf, LeafOut};
+use crate::plan::Plan;
+use crate::response::{
+    backend_error, not_a_list, null_in_non_null, unknown_concrete_type, write_json_str, FieldError, PathSegment,
+    SCHEMA_MISMATCH,
+};
+
+/// A non-null position failed; its null goes to the nearest nullable position above.
+struct Bubble;
+
+enum Seg<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+struct Writer<'a> {
+    plan: &'a Plan,
+    fetched: &'a Fetched,
+    out: Vec<u8>,
+    errors: Vec<FieldError>,
+    path: Vec<Seg<'a>>,
+}
+
+/// Writes `{"data": ..., "errors": [...]}` for a fetched operation.
+pub fn write_response(plan: &Plan, op: &OpPlan, fetched: &Fetched, capacity: usize) -> Vec<u8> {
+    let mut w = Writer {
+        plan,
+        fetched,
+        out: Vec::with_capacity(capacity),
+        errors: Vec::new(),
+        path: Vec::with_capacity(8),
+    };
+    w.out.extend_from_slice(b"{\"data\":");
+    let start = w.out.len();
+    if w.object(&op.root, &op.root_type, None).is_err() {
+        w.out.truncate(start);
+        w.out.extend_from_slice(b"null");
+    }
+    if !w.errors.is_empty() {
+        w.out.extend_from_slice(b",\"errors\":[");
+        let errors = std::mem::take(&mut w.errors);
+        for (i, e) in errors.iter().enumerate() {
+            if i > 0 {
+                w.out.push(b',');
+            }
+            e.write_json(&mut w.out);
+        }
+        w.out.push(b']');
+    }
+    w.out.push(b'}');
+    w.out
+}
+
+impl<'a> Writer<'a> {
+    fn response_path(&self) -> Vec<PathSegment> {
+        self.path
+            .iter()
+            .map(|s| match s {
+                Seg::Key(k) => PathSegment::Key(Arc::from(*k)),
+                Seg::Index(i) => PathSegment::Index(*i),
+            })
+            .collect()
+    }
+
+    fn error(&mut self, f: &FieldPlan, message: String) {
+        let e = FieldError::new(message, f.pos, self.response_path(), SCHEMA_MISMATCH);
+        self.errors.push(e);
+    }
+
+    fn object(&mut self, sel: &'a SelectionPlan, concrete: &str, obj: Option<&'a Value>) -> Result<(), Bubble> {
+        self.out.push(b'{');
+        let mut failed = false;
+        for (i, f) in sel.fields_for(concrete).iter().enumerate() {
+            if i > 0 {
+                self.out.push(b',');
+            }
+            self.out.extend_from_slice(&f.key_json);
+            self.path.push(Seg::Key(&f.key));
+            if self.field(f, concrete, obj).is_err() {
+                failed = true;
+            }
+            self.path.pop();
+        }
+        self.out.push(b'}');
+        if failed {
+            Err(Bubble)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn field(&mut self, f: &'a FieldPlan, concrete: &str, parent: Option<&'a Value>) -> Result<(), Bubble> {
+        match &f.source {
+            Src::Typename => {
+                write_json_str(&mut self.out, concrete);
+                Ok(())
+            }
+            Src::Parent(path) => self.value(f, &f.ty, parent.and_then(|p| path.get(p))),
+            Src::Call { binding, slot, .. } => {
+                let binding = self.plan.binding(*binding);
+                match self.fetched.resolve(binding, *slot, parent) {
+                    Resolved::Value(v) => self.value(f, &f.ty, v),
+                    Resolved::Items(items) => self.nullable(&f.ty, |w| {
+                        let inner = match &f.ty.base {
+                            BaseType::List(inner) => inner.as_ref(),
+                            BaseType::Named(_) => &f.ty,
+                        };
+                        w.list(f, inner, items.into_iter())
+                    }),
+                    Resolved::Error(e) => {
+                        let name = &self.plan.backend(binding.backend).name;
+                        let err = backend_error(e, name, f.pos, self.response_path());
+                        self.errors.push(err);
+                        self.null_or_bubble(&f.ty)
+                    }
+                }
+            }
+        }
+    }
+
+    fn null_or_bubble(&mut self, ty: &Type) -> Result<(), Bubble> {
+        if ty.nullable {
+            self.out.extend_from_slice(b"null");
+            Ok(())
+        } else {
+            Err(Bubble)
+        }
+    }
+
+    /// Runs `write`; if it fails and `ty` is nullable, replaces what it wrote with `null`.
+    fn nullable(&mut self, ty: &Type, write: impl FnOnce(&mut Self) -> Result<(), Bubble>) -> Result<(), Bubble> {
+        let start = self.out.len();
+        match write(self) {
+            Err(Bubble) if ty.nullable => {
+                self.out.truncate(start);
+                self.out.extend_from_slice(b"null");
+                Ok(())
+            }
+            r => r,
+        }
+    }
+
+    fn value(&mut self, f: &'a FieldPlan, ty: &Type, v: Option<&'a Value>) -> Result<(), Bubble> {
+        let v = match v {
+            Some(v) if !v.is_null() => v,
+            _ => {
+                if ty.nullable {
+                    self.out.extend_from_slice(b"null");
+                    return Ok(());
+                }
+                self.error(f, null_in_non_null(&f.parent_type, &f.field_name));
+                return Err(Bubble);
+            }
+        };
+        self.nullable(ty, |w| match &ty.base {
+            BaseType::List(inner) => match v {
+                Value::Array(items) => w.list(f, inner, items.iter()),
+                other => {
+                    w.error(f, not_a_list(&f.parent_type, &f.field_name, other));
+                    Err(Bubble)
+                }
+            },
+            BaseType::Named(_) => match &f.output {
+                Output::Leaf(kind) => match coerce_leaf(kind, v) {
+                    Ok(LeafOut::Same(v)) => {
+                        write_leaf(&mut w.out, v);
+                        Ok(())
+                    }
+                    Ok(LeafOut::Text(s)) => {
+                        write_json_str(&mut w.out, &s);
+                        Ok(())
+                    }
+                    Ok(LeafOut::Number(n)) => {
+                        w.out.extend_from_slice(n.to_string().as_bytes());
+                        Ok(())
+                    }
+                    Err(e) => {
+                        w.error(f, e.0);
+                        Err(Bubble)
+                    }
+                },
+                Output::Composite(tname, sub) => match w.plan.concrete_type(tname, v) {
+                    Some(concrete) => w.object(sub, concrete, Some(v)),
+                    None => {
+                        w.error(f, unknown_concrete_type(&f.parent_type, &f.field_name, tname));
+                        Err(Bubble)
+                    }
+                },
+            },
+        })
+    }
+
+    fn list(&mut self, f: &'a FieldPlan, inner: &Type, items: impl Iterator<Item = &'a Value>) -> Result<(), Bubble> {
+        self.out.push(b'[');
+        let mut failed = false;
+        for (i, item) in items.enumerate() {
+            if i > 0 {
+                self.out.push(b',');
+            }
+            self.path.push(Seg::Index(i));
+            if self.value(f, inner, Some(item)).is_err() {
+                failed = true;
+            }
+            self.path.pop();
+        }
+        self.out.push(b']');
+        if failed {
+            Err(Bubble)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// A coerced leaf, written as JSON.
+#[inline]
+fn write_leaf(out: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::String(s) => write_json_str(out, s),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Number(n) => out.extend_from_slice(n.to_string().as_bytes()),
+        // Custom scalars: any JSON, written as it is.
+        other => {
+            let _ = serde_json::to_writer(&mut *out, other);
+        }
+    }
+}

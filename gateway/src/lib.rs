@@ -1,0 +1,13 @@
+//! Mosaic: a GraphQL backend-for-frontend gateway over REST services, declared in SDL.
+//!
+//! The pipeline reads in one direction: [`config`] (the user's files) → [`plan`] (validated,
+//! compiled) → runtime (schema and executors) → [`backend`] calls → response.
+
+pub mod backend;
+pub mod cli;
+pub mod config;
+pub mod exec;
+pub mod plan;
+pub mod response;
+pub mod runtime;
+pub mod server;

@@ -1,0 +1,184 @@
+//! Bindings: a field's backend call as declared by `@http`, compiled and validated.
+//!
+//! A binding says which backend, which method, how the path, query, headers and body are built
+//! from templates, which part of the answer is the field's value, and how calls for many parents
+//! are batched. Building the HTTP request from a binding is `backend::request`'s job.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::json_path::JsonPath;
+use super::template::{Expr, Template};
+
+/// Index of a binding in [`Plan::bindings`](super::Plan::bindings).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BindingId(pub usize);
+
+/// Index of a backend in [`Plan::backends`](super::Plan::backends).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BackendId(pub usize);
+
+/// One REST backend, validated.
+#[derive(Debug, Clone)]
+pub struct BackendPlan {
+    pub id: BackendId,
+    /// The name used in bindings and in errors shown to clients.
+    pub name: String,
+    /// Base URL without a trailing slash.
+    pub base_url: String,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub singleflight: bool,
+    pub pool_max_idle: usize,
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    pub max_response_bytes: usize,
+}
+
+/// A compiled `@http` binding.
+#[derive(Debug, Clone)]
+pub struct Binding {
+    pub id: BindingId,
+    pub backend: BackendId,
+    pub method: http::Method,
+    pub path: Template,
+    pub query: Vec<(String, Template)>,
+    pub headers: Vec<(http::HeaderName, Template)>,
+    pub body: Option<BodyTemplate>,
+    /// Where the field's value is in the (whole) response.
+    pub select: JsonPath,
+    pub batch: Option<BatchRule>,
+    /// Whether identical concurrent calls may share one backend call.
+    pub singleflight: bool,
+    /// `Type.field` this binding belongs to, for diagnostics, logs and metrics.
+    pub owner: String,
+}
+
+impl Binding {
+    /// Whether the call depends on the parent object (so it is made once per parent, or batched).
+    pub fn uses_parent(&self) -> bool {
+        self.batch.is_some()
+            || self.path.uses_parent()
+            || self.query.iter().any(|(_, t)| t.uses_parent())
+            || self.headers.iter().any(|(_, t)| t.uses_parent())
+            || self.body.as_ref().is_some_and(BodyTemplate::uses_parent)
+    }
+
+    /// Every template expression of the binding (path, query, headers, body).
+    pub fn exprs(&self) -> Vec<&Expr> {
+        let mut out: Vec<&Expr> = self.path.exprs().collect();
+        for (_, t) in &self.query {
+            out.extend(t.exprs());
+        }
+        for (_, t) in &self.headers {
+            out.extend(t.exprs());
+        }
+        if let Some(b) = &self.body {
+            b.collect_exprs(&mut out);
+        }
+        out
+    }
+}
+
+/// How calls for many parents are sent as one request.
+#[derive(Debug, Clone)]
+pub struct BatchRule {
+    /// Where each parent's key is in the parent's backend JSON (from the parent field `from`).
+    pub parent_key: JsonPath,
+    /// The parent field the key comes from (for messages).
+    pub from_field: String,
+    /// Where each returned item's key is in the item's backend JSON (from the item field `key`).
+    pub item_key: JsonPath,
+    /// The item field the key is matched on (for messages).
+    pub key_field: String,
+    /// Query parameter (or body field) carrying the keys.
+    pub param: String,
+    pub style: BatchStyle,
+    /// Most keys per request; more keys are split into parallel requests.
+    pub max_size: usize,
+    /// Each key matches many items (a list field) rather than one.
+    pub many: bool,
+}
+
+/// How the keys of a batch are written into the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchStyle {
+    /// `?id=1&id=2`
+    Repeat,
+    /// `?ids=1,2`
+    Comma,
+    /// A JSON body `{"<param>": [1, 2]}`, or the bare list `[1, 2]` when `param` is empty.
+    JsonBody,
+}
+
+/// A JSON body with templates in its strings.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BodyTemplate {
+    /// A constant JSON value.
+    Const(Value),
+    /// A string that is exactly one `{{expr}}`: the value keeps its JSON type.
+    Expr(Expr),
+    /// A string with literals and expressions: rendered as a string.
+    Text(Template),
+    Object(Vec<(String, BodyTemplate)>),
+    List(Vec<BodyTemplate>),
+}
+
+impl BodyTemplate {
+    /// Compiles a JSON value whose strings may hold templates.
+    pub fn compile(value: &Value) -> Result<Self, super::template::TemplateError> {
+        Ok(match value {
+            Value::String(s) => {
+                let t = Template::parse(s)?;
+                if let Some(e) = t.as_single_expr() {
+                    BodyTemplate::Expr(e.clone())
+                } else if t.exprs().next().is_none() {
+                    BodyTemplate::Const(value.clone())
+                } else {
+                    BodyTemplate::Text(t)
+                }
+            }
+            Value::Array(items) => {
+                BodyTemplate::List(items.iter().map(BodyTemplate::compile).collect::<Result<_, _>>()?)
+            }
+            Value::Object(map) => BodyTemplate::Object(
+                map.iter()
+                    .map(|(k, v)| Ok((k.clone(), BodyTemplate::compile(v)?)))
+                    .collect::<Result<_, _>>()?,
+            ),
+            other => BodyTemplate::Const(other.clone()),
+        })
+    }
+
+    pub fn uses_parent(&self) -> bool {
+        let mut exprs = Vec::new();
+        self.collect_exprs(&mut exprs);
+        exprs.iter().any(|e| matches!(e, Expr::Parent { .. }))
+    }
+
+    pub fn collect_exprs<'a>(&'a self, out: &mut Vec<&'a Expr>) {
+        match self {
+            BodyTemplate::Const(_) => {}
+            BodyTemplate::Expr(e) => out.push(e),
+            BodyTemplate::Text(t) => out.extend(t.exprs()),
+            BodyTemplate::Object(fields) => fields.iter().for_each(|(_, b)| b.collect_exprs(out)),
+            BodyTemplate::List(items) => items.iter().for_each(|b| b.collect_exprs(out)),
+        }
+    }
+
+    pub fn exprs_mut(&mut self) -> Vec<&mut Expr> {
+        let mut out = Vec::new();
+        self.collect_exprs_mut(&mut out);
+        out
+    }
+
+    fn collect_exprs_mut<'a>(&'a mut self, out: &mut Vec<&'a mut Expr>) {
+        match self {
+            BodyTemplate::Const(_) => {}
+            BodyTemplate::Expr(e) => out.push(e),
+            BodyTemplate::Text(t) => out.extend(t.exprs_mut()),
+            BodyTemplate::Object(fields) => fields.iter_mut().for_each(|(_, b)| b.collect_exprs_mut(out)),
+            BodyTemplate::List(items) => items.iter_mut().for_each(|b| b.collect_exprs_mut(out)),
+        }
+    }
+}

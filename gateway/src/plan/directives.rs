@@ -1,0 +1,397 @@
+//! Reading Mosaic's directives (`@http`, `@from`, `@resolver`, `@discriminator`) out of SDL.
+//!
+//! Turns directive arguments into typed values, reporting unknown directives, unknown or missing
+//! arguments and wrong argument types with their file:line:col. It does not check what the values
+//! refer to (backends, arguments, fields): the builder does that with the whole schema in view.
+
+use std::sync::Arc;
+
+use async_graphql_parser::types::ConstDirective;
+use async_graphql_parser::{Pos, Positioned};
+use async_graphql_value::ConstValue;
+use serde_json::Value;
+
+use super::binding::BatchStyle;
+use crate::config::diagnostic::{available, suggest};
+use crate::config::{Diagnostics, Location};
+
+/// The directives Mosaic understands, by where they may appear.
+pub const FIELD_DIRECTIVES: &[&str] = &["http", "from", "resolver"];
+pub const ABSTRACT_TYPE_DIRECTIVES: &[&str] = &["discriminator"];
+
+/// Where a diagnostic about a directive points.
+#[derive(Clone)]
+pub struct Site {
+    pub file: Arc<str>,
+}
+
+impl Site {
+    pub fn loc(&self, pos: Pos) -> Location {
+        Location::new(&self.file, pos.line, pos.column)
+    }
+}
+
+/// `@http(...)` as written.
+#[derive(Debug, Clone)]
+pub struct HttpArgs {
+    pub pos: Pos,
+    pub backend: Option<(String, Pos)>,
+    pub method: (String, Pos),
+    pub path: Option<(String, Pos)>,
+    pub query: Vec<(String, String, Pos)>,
+    pub headers: Vec<(String, String, Pos)>,
+    pub body: Option<(Value, Pos)>,
+    pub select: Option<(String, Pos)>,
+    pub batch: Option<BatchArgs>,
+    pub singleflight: Option<bool>,
+}
+
+/// `batch: {...}` of `@http`.
+#[derive(Debug, Clone)]
+pub struct BatchArgs {
+    pub pos: Pos,
+    pub key: Option<String>,
+    pub from: Option<String>,
+    pub param: Option<String>,
+    pub style: BatchStyle,
+    pub max_size: usize,
+    pub many: Option<bool>,
+}
+
+/// The Mosaic directives found on one field definition.
+#[derive(Debug, Default)]
+pub struct FieldDirectives {
+    pub http: Option<HttpArgs>,
+    pub from: Option<(String, Pos)>,
+    pub resolver: Option<(String, Pos)>,
+}
+
+/// `@discriminator(field:, map:)` on an interface or union.
+#[derive(Debug, Clone)]
+pub struct DiscriminatorArgs {
+    pub pos: Pos,
+    pub field: String,
+    pub map: Vec<(String, String)>,
+}
+
+/// Reads the directives on a field definition.
+pub fn field_directives(dirs: &[Positioned<ConstDirective>], site: &Site, diags: &mut Diagnostics) -> FieldDirectives {
+    let mut out = FieldDirectives::default();
+    for d in dirs {
+        let name = d.node.name.node.as_str();
+        let mut args = Args::new(&d.node, d.pos, site);
+        match name {
+            "http" => {
+                if out.http.is_some() {
+                    diags.error(Some(site.loc(d.pos)), "a field may carry only one @http");
+                }
+                out.http = Some(http_args(&mut args, d.pos, diags));
+            }
+            "from" => out.from = args.string("path", true, diags),
+            "resolver" => out.resolver = args.string("name", true, diags),
+            "deprecated" => continue,
+            other => {
+                unknown_directive(other, d.pos, FIELD_DIRECTIVES, site, diags);
+                continue;
+            }
+        }
+        args.finish(diags);
+    }
+    out
+}
+
+/// Reads `@discriminator` on an interface or union; reports any other directive.
+pub fn abstract_type_directives(
+    dirs: &[Positioned<ConstDirective>],
+    site: &Site,
+    diags: &mut Diagnostics,
+) -> Option<DiscriminatorArgs> {
+    let mut out = None;
+    for d in dirs {
+        let name = d.node.name.node.as_str();
+        if name != "discriminator" {
+            unknown_directive(name, d.pos, ABSTRACT_TYPE_DIRECTIVES, site, diags);
+            continue;
+        }
+        let mut args = Args::new(&d.node, d.pos, site);
+        let field = args.string("field", true, diags);
+        let map = match args.take("map") {
+            Some((ConstValue::Object(map), _)) => map
+                .iter()
+                .filter_map(|(k, v)| match v {
+                    ConstValue::String(s) => Some((k.to_string(), s.clone())),
+                    _ => None,
+                })
+                .collect(),
+            Some((_, pos)) => {
+                diags.error_with_hint(
+                    Some(site.loc(pos)),
+                    "`map` of @discriminator must be an object",
+                    "write map: {backendValue: \"TypeName\"}",
+                );
+                Vec::new()
+            }
+            None => Vec::new(),
+        };
+        args.finish(diags);
+        if let Some((field, _)) = field {
+            out = Some(DiscriminatorArgs { pos: d.pos, field, map });
+        }
+    }
+    out
+}
+
+/// Reports directives on places where Mosaic reads none (types, arguments, enum values...).
+pub fn no_directives_expected(dirs: &[Positioned<ConstDirective>], what: &str, site: &Site, diags: &mut Diagnostics) {
+    for d in dirs {
+        let name = d.node.name.node.as_str();
+        if name == "deprecated" || name == "specifiedBy" {
+            continue;
+        }
+        diags.error_with_hint(
+            Some(site.loc(d.pos)),
+            format!("unknown directive @{name} on {what}"),
+            "Mosaic's directives are @http, @from and @resolver on fields, @discriminator on interfaces and unions",
+        );
+    }
+}
+
+fn unknown_directive(name: &str, pos: Pos, known: &[&str], site: &Site, diags: &mut Diagnostics) {
+    let hint = match suggest(name, known.iter().copied()) {
+        Some(s) => format!("did you mean @{s}?"),
+        None => available("directives here", known),
+    };
+    diags.error_with_hint(Some(site.loc(pos)), format!("unknown directive @{name}"), hint);
+}
+
+fn http_args(args: &mut Args<'_>, pos: Pos, diags: &mut Diagnostics) -> HttpArgs {
+    let backend = args.string("backend", true, diags);
+    let method = match args.take("method") {
+        None => ("GET".to_string(), pos),
+        Some((ConstValue::Enum(n), p)) => (n.to_string(), p),
+        Some((ConstValue::String(s), p)) => (s.to_ascii_uppercase(), p),
+        Some((_, p)) => {
+            args.wrong_type("method", p, "an HTTP method such as GET or POST", diags);
+            ("GET".to_string(), p)
+        }
+    };
+    let path = args.string("path", true, diags);
+    let query = args.pairs("query", diags);
+    let headers = args.pairs("headers", diags);
+    let body = args.take("body").map(|(v, p)| match v {
+        // A string body is a JSON document written as a string.
+        ConstValue::String(s) => match serde_json::from_str::<Value>(&s) {
+            Ok(v) => (v, p),
+            Err(_) => (Value::String(s), p),
+        },
+        other => (other.into_json().unwrap_or(Value::Null), p),
+    });
+    let select = args.string("select", false, diags);
+    let batch = args.take("batch").and_then(|(v, p)| batch_args(v, p, args.site, diags));
+    let singleflight = args.bool("singleflight", diags);
+    HttpArgs {
+        pos,
+        backend,
+        method,
+        path,
+        query,
+        headers,
+        body,
+        select,
+        batch,
+        singleflight,
+    }
+}
+
+const BATCH_FIELDS: &[&str] = &["key", "from", "param", "style", "maxSize", "many"];
+
+fn batch_args(value: ConstValue, pos: Pos, site: &Site, diags: &mut Diagnostics) -> Option<BatchArgs> {
+    let ConstValue::Object(map) = value else {
+        diags.error_with_hint(
+            Some(site.loc(pos)),
+            "`batch` of @http must be an object",
+            "write batch: {key: \"id\", param: \"id\", style: REPEAT}",
+        );
+        return None;
+    };
+    let mut out = BatchArgs {
+        pos,
+        key: None,
+        from: None,
+        param: None,
+        style: BatchStyle::Repeat,
+        max_size: 100,
+        many: None,
+    };
+    for (k, v) in map {
+        let text = match &v {
+            ConstValue::String(s) => Some(s.clone()),
+            ConstValue::Enum(e) => Some(e.to_string()),
+            _ => None,
+        };
+        match (k.as_str(), text, &v) {
+            ("key", Some(s), _) => out.key = Some(s),
+            ("from", Some(s), _) => out.from = Some(s),
+            ("param", Some(s), _) => out.param = Some(s),
+            ("style", Some(s), _) => match s.to_ascii_uppercase().as_str() {
+                "REPEAT" => out.style = BatchStyle::Repeat,
+                "COMMA" => out.style = BatchStyle::Comma,
+                "JSON" | "BODY" | "JSON_BODY" => out.style = BatchStyle::JsonBody,
+                _ => diags.error_with_hint(
+                    Some(site.loc(pos)),
+                    format!("unknown batch style {s:?}"),
+                    "style is REPEAT (?id=1&id=2), COMMA (?ids=1,2) or JSON (body {\"ids\":[1,2]})",
+                ),
+            },
+            ("maxSize", _, ConstValue::Number(n)) => match n.as_u64() {
+                Some(n) if n >= 1 => out.max_size = n as usize,
+                _ => diags.error(Some(site.loc(pos)), "batch maxSize must be a positive integer"),
+            },
+            ("many", _, ConstValue::Boolean(b)) => out.many = Some(*b),
+            (name, _, _) if BATCH_FIELDS.contains(&name) => {
+                diags.error(Some(site.loc(pos)), format!("batch field `{name}` has the wrong type"))
+            }
+            (name, _, _) => diags.error_with_hint(
+                Some(site.loc(pos)),
+                format!("unknown batch field `{name}`"),
+                available("batch fields", BATCH_FIELDS),
+            ),
+        }
+    }
+    Some(out)
+}
+
+/// The arguments of one directive, taken one by one; what is left over is reported as unknown.
+struct Args<'a> {
+    directive: &'a str,
+    pos: Pos,
+    site: &'a Site,
+    items: Vec<(String, ConstValue, Pos)>,
+    known: Vec<&'static str>,
+}
+
+impl<'a> Args<'a> {
+    fn new(d: &'a ConstDirective, pos: Pos, site: &'a Site) -> Self {
+        Self {
+            directive: d.name.node.as_str(),
+            pos,
+            site,
+            items: d
+                .arguments
+                .iter()
+                .map(|(n, v)| (n.node.to_string(), v.node.clone(), v.pos))
+                .collect(),
+            known: Vec::new(),
+        }
+    }
+
+    fn take(&mut self, name: &'static str) -> Option<(ConstValue, Pos)> {
+        self.known.push(name);
+        let i = self.items.iter().position(|(n, _, _)| n == name)?;
+        let (_, v, p) = self.items.remove(i);
+        Some((v, p))
+    }
+
+    fn wrong_type(&self, name: &str, pos: Pos, expected: &str, diags: &mut Diagnostics) {
+        diags.error(
+            Some(self.site.loc(pos)),
+            format!("argument `{name}` of @{} must be {expected}", self.directive),
+        );
+    }
+
+    fn string(&mut self, name: &'static str, required: bool, diags: &mut Diagnostics) -> Option<(String, Pos)> {
+        match self.take(name) {
+            Some((ConstValue::String(s), p)) => Some((s, p)),
+            Some((_, p)) => {
+                self.wrong_type(name, p, "a string", diags);
+                None
+            }
+            None if required => {
+                diags.error(
+                    Some(self.site.loc(self.pos)),
+                    format!("@{} needs the argument `{name}`", self.directive),
+                );
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn bool(&mut self, name: &'static str, diags: &mut Diagnostics) -> Option<bool> {
+        match self.take(name) {
+            Some((ConstValue::Boolean(b), _)) => Some(b),
+            Some((_, p)) => {
+                self.wrong_type(name, p, "true or false", diags);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// `{name: "value"}` or `[{name: "x-a", value: "..."}]`.
+    fn pairs(&mut self, name: &'static str, diags: &mut Diagnostics) -> Vec<(String, String, Pos)> {
+        let Some((value, pos)) = self.take(name) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        match value {
+            ConstValue::Object(map) => {
+                for (k, v) in map {
+                    match v {
+                        ConstValue::String(s) => out.push((k.to_string(), s, pos)),
+                        other => out.push((k.to_string(), scalar_text(&other), pos)),
+                    }
+                }
+            }
+            ConstValue::List(items) => {
+                for item in items {
+                    let pair = match &item {
+                        ConstValue::Object(m) => match (m.get("name"), m.get("value")) {
+                            (Some(ConstValue::String(n)), Some(v)) => Some((n.clone(), scalar_text(v))),
+                            _ => None,
+                        },
+                        _ => None,
+                    };
+                    match pair {
+                        Some((n, v)) => out.push((n, v, pos)),
+                        None => self.wrong_type(
+                            name,
+                            pos,
+                            "an object {key: \"value\"} or a list [{name: \"...\", value: \"...\"}]",
+                            diags,
+                        ),
+                    }
+                }
+            }
+            _ => self.wrong_type(
+                name,
+                pos,
+                "an object {key: \"value\"} or a list [{name: \"...\", value: \"...\"}]",
+                diags,
+            ),
+        }
+        out
+    }
+
+    fn finish(self, diags: &mut Diagnostics) {
+        for (name, _, pos) in &self.items {
+            let hint = match suggest(name, self.known.iter().copied()) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => available("arguments", &self.known),
+            };
+            diags.error_with_hint(
+                Some(self.site.loc(*pos)),
+                format!("unknown argument `{name}` of @{}", self.directive),
+                hint,
+            );
+        }
+    }
+}
+
+fn scalar_text(v: &ConstValue) -> String {
+    match v {
+        ConstValue::String(s) => s.clone(),
+        ConstValue::Enum(e) => e.to_string(),
+        other => other.to_string(),
+    }
+}

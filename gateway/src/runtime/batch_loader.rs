@@ -1,0 +1,116 @@
+//! The async-graphql path's batching: a per-request `DataLoader` gathering the keys that a level's
+//! resolvers ask for, then one [`call_batch`] per (binding, arguments).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Map, Value};
+
+use crate::backend::batch::{call_batch, KeyItems};
+use crate::backend::{BackendClients, CallError, CallMemo, Payload};
+use crate::plan::{BindingId, Plan};
+
+/// One parent's request for a batched field.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct BatchKey {
+    pub binding: BindingId,
+    /// The field's arguments as JSON text: calls with different arguments are different batches.
+    pub args: Arc<str>,
+    /// The key as JSON text (so numbers and strings keep their type in the request).
+    pub key: Arc<str>,
+}
+
+/// What a key resolved to.
+#[derive(Clone)]
+pub enum BatchHit {
+    Items { payload: Arc<Payload>, indices: Vec<u32> },
+    Failed(CallError),
+}
+
+pub struct BatchLoader {
+    pub plan: Arc<Plan>,
+    pub clients: BackendClients,
+    pub memo: Arc<CallMemo>,
+    pub headers: http::HeaderMap,
+    args: Mutex<HashMap<Arc<str>, Map<String, Value>>>,
+}
+
+impl BatchLoader {
+    pub fn new(plan: Arc<Plan>, clients: BackendClients, memo: Arc<CallMemo>, headers: http::HeaderMap) -> Self {
+        Self {
+            plan,
+            clients,
+            memo,
+            headers,
+            args: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Remembers the arguments behind an `args` text so the batch can be rendered.
+    pub fn register_args(&self, text: &Arc<str>, args: &Map<String, Value>) {
+        let mut table = match self.args.lock() {
+            Ok(t) => t,
+            Err(p) => p.into_inner(),
+        };
+        table.entry(text.clone()).or_insert_with(|| args.clone());
+    }
+}
+
+impl async_graphql::dataloader::Loader<BatchKey> for BatchLoader {
+    type Value = BatchHit;
+    type Error = std::convert::Infallible;
+
+    async fn load(&self, keys: &[BatchKey]) -> Result<HashMap<BatchKey, BatchHit>, Self::Error> {
+        let mut groups: HashMap<(BindingId, Arc<str>), Vec<&BatchKey>> = HashMap::new();
+        for k in keys {
+            groups.entry((k.binding, k.args.clone())).or_default().push(k);
+        }
+        let table = {
+            let t = match self.args.lock() {
+                Ok(t) => t,
+                Err(p) => p.into_inner(),
+            };
+            t.clone()
+        };
+        let loads = groups.into_iter().map(|((bid, args_text), group)| {
+            let table = &table;
+            async move {
+                let binding = self.plan.binding(bid);
+                let empty = Map::new();
+                let args = table.get(&args_text).unwrap_or(&empty);
+                let values: Vec<Value> = group
+                    .iter()
+                    .map(|k| serde_json::from_str(&k.key).unwrap_or(Value::Null))
+                    .collect();
+                let answers = call_batch(
+                    &self.plan,
+                    &self.clients,
+                    &self.memo,
+                    binding,
+                    args,
+                    &self.headers,
+                    &values,
+                )
+                .await;
+                group
+                    .into_iter()
+                    .enumerate()
+                    .map(|(pos, k)| {
+                        let text = crate::backend::payload::key_text(&values[pos])
+                            .map(|c| c.into_owned())
+                            .unwrap_or_default();
+                        let hit = match answers.items_for(binding, pos, &text) {
+                            KeyItems::Found { payload, indices } => BatchHit::Items {
+                                payload: payload.clone(),
+                                indices,
+                            },
+                            KeyItems::Failed(e) => BatchHit::Failed(e.clone()),
+                        };
+                        (k.clone(), hit)
+                    })
+                    .collect::<Vec<_>>()
+            }
+        });
+        Ok(futures::future::join_all(loads).await.into_iter().flatten().collect())
+    }
+}

@@ -1,0 +1,218 @@
+//! One GraphQL operation in, response bytes out: validate a document the first time it is seen,
+//! compile it once, then run every later request on the compiled executor (or on async-graphql's
+//! executor for what the compiled one does not cover: introspection, Rust resolvers).
+
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+
+use async_graphql::parser::types::{ExecutableDocument, OperationType};
+use serde_json::{Map, Value};
+
+use super::capture::ValidateOnly;
+use super::Runtime;
+use crate::exec::{self, Compiled, OpPlan, RunError};
+
+/// One operation as the client sent it.
+#[derive(Debug, Clone, Default)]
+pub struct GraphQLRequest {
+    pub query: String,
+    pub operation_name: Option<String>,
+    pub variables: Map<String, Value>,
+    pub extensions: Map<String, Value>,
+}
+
+/// Which operations a transport accepts (GET carries queries only).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum OperationFilter {
+    Any,
+    QueriesOnly,
+}
+
+/// The response of one operation.
+#[derive(Debug)]
+pub struct Executed {
+    /// The JSON response.
+    pub body: Vec<u8>,
+    /// The request failed before execution (parse, validation or variable errors): no `data`.
+    pub request_error: bool,
+    /// The operation is not allowed on this transport (a mutation over GET).
+    pub not_allowed: bool,
+}
+
+/// What is kept per distinct (document, operation name).
+pub(super) struct Prepared {
+    query: Box<str>,
+    operation_name: Option<Box<str>>,
+    kind: OperationType,
+    document: Arc<ExecutableDocument>,
+    route: Route,
+}
+
+/// A plan for one combination of `@skip`/`@include` values.
+type ConditionalPlan = (Vec<bool>, Option<Arc<OpPlan>>);
+
+enum Route {
+    Dynamic,
+    /// Compiled plans by the values of the `@skip`/`@include` variables (usually just one);
+    /// `None` when those values select something only async-graphql runs.
+    Compiled {
+        condition_vars: Vec<String>,
+        plans: Mutex<Vec<ConditionalPlan>>,
+    },
+}
+
+pub(super) type PlanCache = moka::sync::Cache<u64, Arc<Prepared>>;
+
+pub(super) fn new_cache(size: u64) -> PlanCache {
+    moka::sync::Cache::builder().max_capacity(size.max(1)).build()
+}
+
+fn cache_key(query: &str, op: Option<&str>) -> u64 {
+    let mut h = rustc_hash::FxHasher::default();
+    query.hash(&mut h);
+    op.hash(&mut h);
+    h.finish()
+}
+
+impl Runtime {
+    /// Runs one operation.
+    pub async fn execute(&self, req: GraphQLRequest, headers: &http::HeaderMap, filter: OperationFilter) -> Executed {
+        let key = cache_key(&req.query, req.operation_name.as_deref());
+        let prepared = match self.plans.get(&key) {
+            Some(p) if *p.query == *req.query && p.operation_name.as_deref() == req.operation_name.as_deref() => p,
+            _ => match self.prepare(&req).await {
+                Ok(p) => {
+                    self.plans.insert(key, p.clone());
+                    p
+                }
+                Err(executed) => return executed,
+            },
+        };
+        if filter == OperationFilter::QueriesOnly && prepared.kind != OperationType::Query {
+            return Executed {
+                body: Vec::new(),
+                request_error: true,
+                not_allowed: true,
+            };
+        }
+        if let Some(op) = self.compiled_plan(&prepared, &req.variables) {
+            match exec::run(&self.engine.plan, &self.engine.clients, &op, &req.variables, headers).await {
+                Ok(body) => {
+                    return Executed {
+                        body,
+                        request_error: false,
+                        not_allowed: false,
+                    }
+                }
+                // Invalid variables: async-graphql writes the canonical error below.
+                Err(RunError::InvalidVariables) => {}
+            }
+        }
+        self.execute_dynamic_bytes(req, headers).await
+    }
+
+    /// First sight of a document: parse and validate it (async-graphql), then compile it.
+    async fn prepare(&self, req: &GraphQLRequest) -> Result<Arc<Prepared>, Executed> {
+        let slot = Arc::new(ValidateOnly::default());
+        let request = to_async_graphql(req).data(slot.clone());
+        let response = self.schema.execute(request).await;
+        if !response.errors.is_empty() {
+            return Err(request_error(&response));
+        }
+        let document = slot.document.lock().ok().and_then(|mut d| d.take());
+        let Some(document) = document else {
+            return Err(request_error(&response));
+        };
+        let kind = exec::operation_kind(&document, req.operation_name.as_deref()).unwrap_or(OperationType::Query);
+        let route = match exec::condition_variables(&document, req.operation_name.as_deref()) {
+            Some(vars) if kind != OperationType::Subscription => Route::Compiled {
+                condition_vars: vars,
+                plans: Mutex::new(Vec::new()),
+            },
+            _ => Route::Dynamic,
+        };
+        Ok(Arc::new(Prepared {
+            query: req.query.as_str().into(),
+            operation_name: req.operation_name.as_deref().map(Into::into),
+            kind,
+            document: Arc::new(document),
+            route,
+        }))
+    }
+
+    fn compiled_plan(&self, prepared: &Prepared, variables: &Map<String, Value>) -> Option<Arc<OpPlan>> {
+        let Route::Compiled { condition_vars, plans } = &prepared.route else {
+            return None;
+        };
+        let values: Vec<bool> = condition_vars
+            .iter()
+            .map(|v| variables.get(v).and_then(Value::as_bool).unwrap_or(false))
+            .collect();
+        let mut plans = plans.lock().ok()?;
+        if let Some((_, p)) = plans.iter().find(|(v, _)| *v == values) {
+            return p.clone();
+        }
+        let conditions: Vec<(String, bool)> = condition_vars.iter().cloned().zip(values.iter().copied()).collect();
+        match exec::compile(
+            &self.engine.plan,
+            &prepared.document,
+            prepared.operation_name.as_deref(),
+            &conditions,
+        ) {
+            Compiled::Plan(p) => {
+                let p = Arc::new(p);
+                if plans.len() < 16 {
+                    plans.push((values, Some(p.clone())));
+                }
+                Some(p)
+            }
+            Compiled::NotCompilable(_) => {
+                if plans.len() < 16 {
+                    plans.push((values, None));
+                }
+                None
+            }
+        }
+    }
+
+    async fn execute_dynamic_bytes(&self, req: GraphQLRequest, headers: &http::HeaderMap) -> Executed {
+        let response = self.execute_dynamic(to_async_graphql(&req), headers.clone()).await;
+        let request_error = response.data == async_graphql::Value::Null
+            && !response.errors.is_empty()
+            && response.errors.iter().all(|e| e.path.is_empty());
+        if request_error {
+            return self::request_error(&response);
+        }
+        Executed {
+            body: serde_json::to_vec(&response).unwrap_or_default(),
+            request_error: false,
+            not_allowed: false,
+        }
+    }
+}
+
+fn to_async_graphql(req: &GraphQLRequest) -> async_graphql::Request {
+    let mut r = async_graphql::Request::new(req.query.clone()).variables(async_graphql::Variables::from_json(
+        Value::Object(req.variables.clone()),
+    ));
+    if let Some(op) = &req.operation_name {
+        r = r.operation_name(op.clone());
+    }
+    r
+}
+
+/// A response that never reached execution: `{"errors": [...]}`, no `data`.
+fn request_error(response: &async_graphql::Response) -> Executed {
+    #[derive(serde::Serialize)]
+    struct Errors<'a> {
+        errors: &'a [async_graphql::ServerError],
+    }
+    Executed {
+        body: serde_json::to_vec(&Errors {
+            errors: &response.errors,
+        })
+        .unwrap_or_default(),
+        request_error: true,
+        not_allowed: false,
+    }
+}

@@ -1,0 +1,109 @@
+//! The runtime: everything a running gateway holds for one configuration — the plan, the backend
+//! clients, the async-graphql schema and the compiled executor — built once from a [`Plan`].
+//!
+//! [`Runtime::execute`] is the one entry for a GraphQL operation: the compiled executor when it
+//! can run the operation, async-graphql's executor (with our resolvers) otherwise.
+
+mod batch_loader;
+mod capture;
+mod dispatch;
+mod request_state;
+mod resolve;
+pub mod resolvers;
+pub mod schema;
+
+use std::sync::Arc;
+
+use async_graphql::dataloader::DataLoader;
+
+pub use dispatch::{Executed, GraphQLRequest, OperationFilter};
+pub use request_state::RequestState;
+pub use resolvers::{ResolverError, ResolverInput, ResolverRegistry};
+
+use crate::backend::{BackendClients, ClientError};
+use crate::plan::Plan;
+
+/// What resolvers and the compiled executor share: the plan, the clients, the Rust resolvers.
+pub struct Engine {
+    pub plan: Arc<Plan>,
+    pub clients: BackendClients,
+    pub resolvers: ResolverRegistry,
+}
+
+/// Why a runtime could not be built from a valid plan.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("the schema could not be built: {0}")]
+    Schema(String),
+}
+
+/// A ready-to-serve configuration.
+pub struct Runtime {
+    pub engine: Arc<Engine>,
+    pub schema: async_graphql::dynamic::Schema,
+    plans: dispatch::PlanCache,
+}
+
+impl Runtime {
+    pub fn new(plan: Plan, resolvers: ResolverRegistry) -> Result<Self, RuntimeError> {
+        let plan = Arc::new(plan);
+        let clients = BackendClients::new(&plan)?;
+        let engine = Arc::new(Engine {
+            plan: plan.clone(),
+            clients,
+            resolvers,
+        });
+        let limits = plan.limits.clone();
+        let introspection = plan.server.introspection;
+        let schema = schema::build_schema(&plan, |b| {
+            let b = b
+                .data(engine.clone())
+                .extension(capture::CaptureFactory)
+                .limit_depth(limits.max_depth);
+            if introspection {
+                b
+            } else {
+                b.disable_introspection()
+            }
+        })
+        .map_err(|e| RuntimeError::Schema(e.to_string()))?;
+        Ok(Self {
+            engine,
+            schema,
+            plans: dispatch::new_cache(limits.plan_cache_size),
+        })
+    }
+
+    pub fn plan(&self) -> &Plan {
+        &self.engine.plan
+    }
+
+    /// Runs an operation on async-graphql's executor with our resolvers.
+    pub async fn execute_dynamic(
+        &self,
+        request: async_graphql::Request,
+        headers: http::HeaderMap,
+    ) -> async_graphql::Response {
+        let state = Arc::new(RequestState::new(headers.clone()));
+        let loader = DataLoader::new(
+            batch_loader::BatchLoader::new(
+                self.engine.plan.clone(),
+                self.engine.clients.clone(),
+                state.memo.clone(),
+                headers,
+            ),
+            tokio::spawn,
+        );
+        let request = request.data(state.clone()).data(loader);
+        let mut response = self.schema.execute(request).await;
+        state.finish(&mut response);
+        response
+    }
+
+    /// The public SDL: types only, no directive, backend or binding detail.
+    pub fn public_sdl(&self) -> String {
+        self.schema.sdl()
+    }
+}

@@ -1,0 +1,124 @@
+//! Per-request state of the async-graphql path: the call memo, the batch loader, the client's
+//! headers, and the field errors and nulls recorded while resolving.
+//!
+//! async-graphql's dynamic executor drops a failed field's key instead of propagating null as the
+//! spec says; so resolvers never fail there. They record the error and where its null lands, return
+//! a harmless placeholder, and [`RequestState::finish`] applies the nulls to the finished data.
+
+use std::sync::{Arc, Mutex};
+
+use async_graphql::{ErrorExtensionValues, Name, Pos, ServerError, Value as GqlValue};
+
+use crate::backend::CallMemo;
+use crate::response::{FieldError, NullTarget, PathSegment};
+
+/// Stored in each async-graphql request's data.
+pub struct RequestState {
+    pub memo: Arc<CallMemo>,
+    pub headers: http::HeaderMap,
+    recorded: Mutex<Recorded>,
+}
+
+#[derive(Default)]
+struct Recorded {
+    errors: Vec<FieldError>,
+    nulls: Vec<NullTarget>,
+}
+
+impl RequestState {
+    pub fn new(headers: http::HeaderMap) -> Self {
+        Self {
+            memo: Arc::new(CallMemo::default()),
+            headers,
+            recorded: Mutex::new(Recorded::default()),
+        }
+    }
+
+    fn recorded(&self) -> std::sync::MutexGuard<'_, Recorded> {
+        match self.recorded.lock() {
+            Ok(r) => r,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Records an error; `null_at` is where its null lands.
+    pub fn error(&self, error: FieldError, null_at: NullTarget) {
+        let mut r = self.recorded();
+        r.errors.push(error);
+        r.nulls.push(null_at);
+    }
+
+    /// Records a null without an error (a null item in a list of nullable objects).
+    pub fn null(&self, at: NullTarget) {
+        self.recorded().nulls.push(at);
+    }
+
+    /// Applies the recorded nulls to the response and appends the recorded errors.
+    pub fn finish(&self, resp: &mut async_graphql::Response) {
+        let r = std::mem::take(&mut *self.recorded());
+        for target in &r.nulls {
+            match target {
+                None => resp.data = GqlValue::Null,
+                Some(path) => set_null(&mut resp.data, path),
+            }
+        }
+        resp.errors.extend(r.errors.into_iter().map(to_server_error));
+    }
+}
+
+fn set_null(data: &mut GqlValue, path: &[PathSegment]) {
+    let Some((last, parents)) = path.split_last() else {
+        *data = GqlValue::Null;
+        return;
+    };
+    let mut cur = data;
+    for seg in parents {
+        cur = match (seg, cur) {
+            (PathSegment::Key(k), GqlValue::Object(m)) => match m.get_mut(&**k) {
+                Some(v) => v,
+                None => return,
+            },
+            (PathSegment::Index(i), GqlValue::List(l)) => match l.get_mut(*i) {
+                Some(v) => v,
+                None => return,
+            },
+            // Already nulled by another error: nothing below to change.
+            _ => return,
+        };
+    }
+    match (last, cur) {
+        (PathSegment::Key(k), GqlValue::Object(m)) => {
+            m.insert(Name::new(&**k), GqlValue::Null);
+        }
+        (PathSegment::Index(i), GqlValue::List(l)) => {
+            if let Some(v) = l.get_mut(*i) {
+                *v = GqlValue::Null;
+            }
+        }
+        _ => {}
+    }
+}
+
+pub fn to_server_error(e: FieldError) -> ServerError {
+    let mut ext = ErrorExtensionValues::default();
+    for (k, v) in e.extensions {
+        ext.set(k, GqlValue::from_json(v).unwrap_or(GqlValue::Null));
+    }
+    ServerError {
+        message: e.message,
+        source: None,
+        locations: vec![Pos {
+            line: e.line,
+            column: e.column,
+        }],
+        path: e
+            .path
+            .into_iter()
+            .map(|s| match s {
+                PathSegment::Key(k) => async_graphql::PathSegment::Field(k.to_string()),
+                PathSegment::Index(i) => async_graphql::PathSegment::Index(i),
+            })
+            .collect(),
+        extensions: Some(ext),
+    }
+}

@@ -1,0 +1,482 @@
+//! The async-graphql path's resolvers: one per field, reading the parent's backend JSON, making
+//! the field's backend call (batched through the request's loader), or running a Rust resolver.
+//!
+//! Values are shaped by the same coercion as the compiled executor. A failure never fails the
+//! resolver: it is recorded with the place its null lands (see `request_state`) and a placeholder
+//! of the right type is returned, so async-graphql's own null handling is never involved.
+
+use std::sync::Arc;
+
+use async_graphql::dataloader::DataLoader;
+use async_graphql::dynamic::{FieldFuture, FieldValue, ResolverContext};
+use async_graphql::{QueryPathSegment, Value as GqlValue};
+use async_graphql_parser::types::{BaseType, Type};
+use serde_json::{Map, Value};
+
+use super::batch_loader::{BatchHit, BatchKey, BatchLoader};
+use super::request_state::RequestState;
+use super::resolvers::ResolverInput;
+use super::Engine;
+use crate::backend::request::{render, RenderError};
+use crate::backend::{CallError, Payload};
+use crate::plan::coerce::{coerce_input, coerce_leaf, LeafKind};
+use crate::plan::json_path::Segment;
+use crate::plan::template::RenderContext;
+use crate::plan::{FieldDef, FieldSource, Plan, TypeDef};
+use crate::response::{null_in_non_null, FieldError, NullTarget, PathSegment, ResponsePath, SCHEMA_MISMATCH};
+
+/// Where a JSON value lives: a payload and a path inside it.
+#[derive(Clone)]
+pub struct JsonRef {
+    root: Arc<Payload>,
+    steps: Arc<[Segment]>,
+}
+
+impl JsonRef {
+    fn new(root: Arc<Payload>, steps: &[Segment]) -> Self {
+        Self {
+            root,
+            steps: steps.into(),
+        }
+    }
+
+    fn get(&self) -> Option<&Value> {
+        let mut cur = &self.root.value;
+        for s in self.steps.iter() {
+            cur = match (s, cur) {
+                (Segment::Key(k), Value::Object(m)) => m.get(&**k)?,
+                (Segment::Index(i), Value::Array(a)) => a.get(*i)?,
+                _ => return None,
+            };
+        }
+        Some(cur)
+    }
+
+    fn child(&self, more: &[Segment]) -> Self {
+        let mut steps = self.steps.to_vec();
+        steps.extend_from_slice(more);
+        Self {
+            root: self.root.clone(),
+            steps: steps.into(),
+        }
+    }
+}
+
+/// An object value on the async-graphql path.
+pub struct SlowObject {
+    json: Option<JsonRef>,
+    /// The nearest nullable position at or above this object.
+    null_target: NullTarget,
+    /// A placeholder standing in for a failed value: its fields do no work and report nothing.
+    poisoned: bool,
+}
+
+/// What a field's resolver needs, computed once at schema build.
+pub struct FieldInfo {
+    plan: Arc<Plan>,
+    type_name: String,
+    field: FieldDef,
+}
+
+impl FieldInfo {
+    pub fn new(plan: Arc<Plan>, type_name: &str, field: &FieldDef) -> Self {
+        Self {
+            plan,
+            type_name: type_name.to_string(),
+            field: field.clone(),
+        }
+    }
+}
+
+pub fn field_resolver(info: Arc<FieldInfo>) -> impl for<'a> Fn(ResolverContext<'a>) -> FieldFuture<'a> + Send + Sync {
+    move |ctx| {
+        let info = info.clone();
+        FieldFuture::new(async move { resolve(ctx, &info).await })
+    }
+}
+
+/// The current field's response path.
+fn response_path(ctx: &ResolverContext<'_>) -> ResponsePath {
+    let mut out = Vec::new();
+    let mut node = ctx.path_node.as_ref();
+    while let Some(n) = node {
+        out.push(match n.segment {
+            QueryPathSegment::Index(i) => PathSegment::Index(i),
+            QueryPathSegment::Name(name) => PathSegment::Key(Arc::from(name)),
+        });
+        node = n.parent;
+    }
+    out.reverse();
+    out
+}
+
+/// Per-resolution context shared by the shaping helpers.
+struct Shape<'c> {
+    plan: &'c Plan,
+    state: &'c RequestState,
+    pos: (usize, usize),
+    owner: (&'c str, &'c str),
+}
+
+async fn resolve<'a>(ctx: ResolverContext<'a>, info: &FieldInfo) -> async_graphql::Result<Option<FieldValue<'a>>> {
+    let state: &RequestState = ctx.data::<Arc<RequestState>>()?;
+    let engine = ctx.data::<Arc<Engine>>()?;
+    let parent = ctx.parent_value.try_downcast_ref::<SlowObject>().ok();
+    if parent.is_some_and(|p| p.poisoned) {
+        return Ok(Some(placeholder(&info.plan, &info.field.ty)));
+    }
+    let path = response_path(&ctx);
+    let inherited = parent.and_then(|p| p.null_target.clone());
+    let item_pos = ctx.ctx.item.pos;
+    let shape = Shape {
+        plan: &info.plan,
+        state,
+        pos: (item_pos.line, item_pos.column),
+        owner: (&info.type_name, &info.field.name),
+    };
+    let parent_json = parent.and_then(|p| p.json.clone());
+    let ty = &info.field.ty;
+
+    let fetched: Result<Option<Fetched>, FieldError> = match &info.field.source {
+        FieldSource::Parent(p) => Ok(parent_json.map(|j| Fetched::One(j.child(p.segments())))),
+        FieldSource::Call(bid) => {
+            let args = coerced_args(&ctx, &info.plan, &info.field);
+            fetch_call(&ctx, engine, state, *bid, &args, parent_json.as_ref(), &path, &shape).await
+        }
+        FieldSource::Resolver(name) => {
+            let args = coerced_args(&ctx, &info.plan, &info.field);
+            run_resolver(engine, state, name, args, parent_json.as_ref(), &path, &shape).await
+        }
+    };
+    match fetched {
+        Err(e) => {
+            let target = if ty.nullable { Some(path.clone()) } else { inherited };
+            state.error(e, target);
+            Ok(Some(placeholder(&info.plan, ty)))
+        }
+        Ok(None) => Ok(shape.complete_missing(ty, &path, inherited, true)),
+        Ok(Some(Fetched::One(j))) => Ok(shape.complete(ty, Some(j), &path, inherited, true)),
+        Ok(Some(Fetched::Many(items))) => {
+            let target = if ty.nullable { Some(path.clone()) } else { inherited };
+            let inner = match &ty.base {
+                BaseType::List(inner) => inner.as_ref(),
+                BaseType::Named(_) => ty,
+            };
+            let values = items
+                .into_iter()
+                .enumerate()
+                .map(|(i, j)| {
+                    let mut p = path.clone();
+                    p.push(PathSegment::Index(i));
+                    shape
+                        .complete(inner, Some(j), &p, target.clone(), false)
+                        .unwrap_or(FieldValue::NULL)
+                })
+                .collect::<Vec<_>>();
+            Ok(Some(FieldValue::list(values)))
+        }
+    }
+}
+
+/// What a call produced: one value, or (a batched `many` field) the list of matched items.
+enum Fetched {
+    One(JsonRef),
+    Many(Vec<JsonRef>),
+}
+
+fn coerced_args(ctx: &ResolverContext<'_>, plan: &Plan, field: &FieldDef) -> Map<String, Value> {
+    let mut out = Map::new();
+    for (name, value) in ctx.args.iter() {
+        let json = value.as_value().clone().into_json().unwrap_or(Value::Null);
+        let coerced = match field.args.get(name.as_str()) {
+            Some(def) => coerce_input(&plan.types, &def.ty, &json).unwrap_or(json),
+            None => json,
+        };
+        out.insert(name.to_string(), coerced);
+    }
+    out
+}
+
+fn call_error(
+    e: &CallError,
+    plan: &Plan,
+    backend: crate::plan::BackendId,
+    path: &[PathSegment],
+    shape: &Shape<'_>,
+) -> FieldError {
+    let name = &plan.backend(backend).name;
+    tracing::warn!(backend = %name, field = %format!("{}.{}", shape.owner.0, shape.owner.1), error = %e, "backend call failed");
+    crate::response::backend_error(e, name, shape.pos, path.to_vec())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn fetch_call(
+    ctx: &ResolverContext<'_>,
+    engine: &Engine,
+    state: &RequestState,
+    bid: crate::plan::BindingId,
+    args: &Map<String, Value>,
+    parent: Option<&JsonRef>,
+    path: &[PathSegment],
+    shape: &Shape<'_>,
+) -> Result<Option<Fetched>, FieldError> {
+    let plan = &engine.plan;
+    let binding = plan.binding(bid);
+    if let Some(rule) = &binding.batch {
+        let Some(parent_value) = parent.and_then(JsonRef::get) else {
+            return Ok(None);
+        };
+        let Some(key) = rule.parent_key.get(parent_value).filter(|k| !k.is_null()) else {
+            return Ok(None);
+        };
+        let loader = ctx
+            .data::<DataLoader<BatchLoader>>()
+            .map_err(|e| FieldError::new(e.message, shape.pos, path.to_vec(), "INTERNAL_ERROR"))?;
+        let args_text: Arc<str> = Arc::from(Value::Object(args.clone()).to_string());
+        loader.loader().register_args(&args_text, args);
+        let bkey = BatchKey {
+            binding: bid,
+            args: args_text,
+            key: Arc::from(key.to_string()),
+        };
+        let hit = loader.load_one(bkey).await.ok().flatten();
+        return match hit {
+            None => Ok(None),
+            Some(BatchHit::Failed(e)) => Err(call_error(&e, plan, binding.backend, path, shape)),
+            Some(BatchHit::Items { payload, indices }) => {
+                let base = binding.select.segments();
+                let item = |i: u32| {
+                    let mut steps = base.to_vec();
+                    steps.push(Segment::Index(i as usize));
+                    JsonRef::new(payload.clone(), &steps)
+                };
+                if rule.many {
+                    Ok(Some(Fetched::Many(indices.into_iter().map(item).collect())))
+                } else {
+                    Ok(indices.first().map(|i| Fetched::One(item(*i))))
+                }
+            }
+        };
+    }
+    let parent_value = parent.and_then(JsonRef::get);
+    let rctx = RenderContext {
+        args,
+        parent: parent_value,
+        headers: &state.headers,
+    };
+    let req = match render(binding, plan.backend(binding.backend), &rctx, None) {
+        Ok(r) => r,
+        Err(RenderError::MissingPathValue(_)) => return Ok(None),
+        Err(e) => {
+            return Err(call_error(
+                &CallError::Request(e.to_string()),
+                plan,
+                binding.backend,
+                path,
+                shape,
+            ));
+        }
+    };
+    match state.memo.call(&engine.clients, req).await {
+        Ok(payload) => Ok(Some(Fetched::One(JsonRef::new(payload, binding.select.segments())))),
+        Err(e) => Err(call_error(&e, plan, binding.backend, path, shape)),
+    }
+}
+
+async fn run_resolver(
+    engine: &Engine,
+    state: &RequestState,
+    name: &str,
+    args: Map<String, Value>,
+    parent: Option<&JsonRef>,
+    path: &[PathSegment],
+    shape: &Shape<'_>,
+) -> Result<Option<Fetched>, FieldError> {
+    let Some(f) = engine.resolvers.get(name) else {
+        return Err(FieldError::new(
+            "resolver is not available",
+            shape.pos,
+            path.to_vec(),
+            "INTERNAL_ERROR",
+        ));
+    };
+    let input = ResolverInput {
+        args,
+        parent: parent.and_then(JsonRef::get).cloned(),
+        headers: state.headers.clone(),
+    };
+    match f(input).await {
+        Ok(v) => Ok(Some(Fetched::One(JsonRef::new(Arc::new(Payload::new(v)), &[])))),
+        Err(e) => Err(FieldError::new(e.0, shape.pos, path.to_vec(), "RESOLVER_ERROR")),
+    }
+}
+
+impl Shape<'_> {
+    /// A null or missing value at `path`: null if the type allows it, else an error whose null
+    /// lands at `inherited`.
+    fn complete_missing<'a>(
+        &self,
+        ty: &Type,
+        path: &[PathSegment],
+        inherited: NullTarget,
+        field_level: bool,
+    ) -> Option<FieldValue<'a>> {
+        if ty.nullable {
+            return self.null_here(ty, path, field_level);
+        }
+        self.state.error(
+            FieldError::new(
+                null_in_non_null(self.owner.0, self.owner.1),
+                self.pos,
+                path.to_vec(),
+                SCHEMA_MISMATCH,
+            ),
+            inherited,
+        );
+        Some(placeholder(self.plan, ty))
+    }
+
+    /// A legitimate null of a nullable type.
+    fn null_here<'a>(&self, ty: &Type, path: &[PathSegment], field_level: bool) -> Option<FieldValue<'a>> {
+        if field_level {
+            return None;
+        }
+        let plain_scalar = matches!(&ty.base, BaseType::Named(n) if matches!(self.plan.types.get(n.as_str()), Some(TypeDef::Scalar(_))));
+        if plain_scalar {
+            return Some(FieldValue::NULL);
+        }
+        // async-graphql cannot hold a null item of this type: hold a placeholder, null it afterwards.
+        self.state.null(Some(path.to_vec()));
+        Some(placeholder(self.plan, ty))
+    }
+
+    fn fail<'a>(
+        &self,
+        ty: &Type,
+        message: String,
+        path: &[PathSegment],
+        inherited: NullTarget,
+    ) -> Option<FieldValue<'a>> {
+        let target = if ty.nullable { Some(path.to_vec()) } else { inherited };
+        self.state.error(
+            FieldError::new(message, self.pos, path.to_vec(), SCHEMA_MISMATCH),
+            target,
+        );
+        Some(placeholder(self.plan, ty))
+    }
+
+    fn complete<'a>(
+        &self,
+        ty: &Type,
+        json: Option<JsonRef>,
+        path: &[PathSegment],
+        inherited: NullTarget,
+        field_level: bool,
+    ) -> Option<FieldValue<'a>> {
+        let holder = json.clone();
+        let value = holder.as_ref().and_then(JsonRef::get);
+        let Some(value) = value.filter(|v| !v.is_null()) else {
+            return self.complete_missing(ty, path, inherited, field_level);
+        };
+        let here: NullTarget = if ty.nullable {
+            Some(path.to_vec())
+        } else {
+            inherited.clone()
+        };
+        match &ty.base {
+            BaseType::List(inner) => {
+                let Value::Array(items) = value else {
+                    return self.fail(
+                        ty,
+                        crate::response::not_a_list(self.owner.0, self.owner.1, value),
+                        path,
+                        inherited,
+                    );
+                };
+                let json = json.as_ref()?;
+                let out = (0..items.len())
+                    .map(|i| {
+                        let mut p = path.to_vec();
+                        p.push(PathSegment::Index(i));
+                        self.complete(inner, Some(json.child(&[Segment::Index(i)])), &p, here.clone(), false)
+                            .unwrap_or(FieldValue::NULL)
+                    })
+                    .collect::<Vec<_>>();
+                Some(FieldValue::list(out))
+            }
+            BaseType::Named(name) => match self.plan.types.get(name.as_str()) {
+                Some(def @ (TypeDef::Scalar(_) | TypeDef::Enum(_))) => {
+                    let kind = LeafKind::of(def)?;
+                    match coerce_leaf(&kind, value) {
+                        Ok(out) => {
+                            let v = out.into_value();
+                            let gql = match def {
+                                TypeDef::Enum(_) => match &v {
+                                    Value::String(s) => GqlValue::Enum(async_graphql::Name::new(s)),
+                                    _ => GqlValue::Null,
+                                },
+                                _ => GqlValue::from_json(v).unwrap_or(GqlValue::Null),
+                            };
+                            Some(FieldValue::value(gql))
+                        }
+                        Err(e) => self.fail(ty, e.0, path, inherited),
+                    }
+                }
+                Some(TypeDef::Object(_)) => Some(FieldValue::owned_any(SlowObject {
+                    json,
+                    null_target: here,
+                    poisoned: false,
+                })),
+                Some(TypeDef::Interface(_) | TypeDef::Union(_)) => match self.plan.concrete_type(name, value) {
+                    Some(concrete) => Some(
+                        FieldValue::owned_any(SlowObject {
+                            json,
+                            null_target: here,
+                            poisoned: false,
+                        })
+                        .with_type(concrete.to_string()),
+                    ),
+                    None => self.fail(
+                        ty,
+                        crate::response::unknown_concrete_type(self.owner.0, self.owner.1, name),
+                        path,
+                        inherited,
+                    ),
+                },
+                _ => None,
+            },
+        }
+    }
+}
+
+/// A value of the right type that does no work; it is replaced by null afterwards.
+fn placeholder<'a>(plan: &Plan, ty: &Type) -> FieldValue<'a> {
+    match &ty.base {
+        BaseType::List(_) => FieldValue::list(Vec::<FieldValue>::new()),
+        BaseType::Named(name) => match plan.types.get(name.as_str()) {
+            Some(TypeDef::Enum(e)) => match e.values.first() {
+                Some(v) => FieldValue::value(GqlValue::Enum(async_graphql::Name::new(&v.name))),
+                None => FieldValue::NULL,
+            },
+            Some(TypeDef::Object(_)) => FieldValue::owned_any(SlowObject {
+                json: None,
+                null_target: None,
+                poisoned: true,
+            }),
+            Some(TypeDef::Interface(_) | TypeDef::Union(_)) => {
+                let first = plan
+                    .possible_types(name)
+                    .first()
+                    .map(|s| s.to_string())
+                    .unwrap_or_default();
+                FieldValue::owned_any(SlowObject {
+                    json: None,
+                    null_target: None,
+                    poisoned: true,
+                })
+                .with_type(first)
+            }
+            _ => FieldValue::NULL,
+        },
+    }
+}

@@ -1,0 +1,361 @@
+//! GraphQL over HTTP at the GraphQL path: POST (JSON, single or batched), GET for queries, content
+//! negotiation between `application/graphql-response+json` and `application/json`, and the status
+//! codes the GraphQL-over-HTTP spec gives malformed requests.
+//!
+//! Transport only: parsing the HTTP request into [`GraphQLRequest`]s and writing the bytes back.
+//! What an operation means is the runtime's business.
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::AppState;
+use crate::runtime::{Executed, GraphQLRequest, OperationFilter};
+
+const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+const JSON: &str = "application/json";
+
+/// Which media type the response is written as.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum MediaType {
+    GraphQLResponseJson,
+    Json,
+}
+
+impl MediaType {
+    fn header(self) -> HeaderValue {
+        match self {
+            MediaType::GraphQLResponseJson => {
+                HeaderValue::from_static("application/graphql-response+json; charset=utf-8")
+            }
+            MediaType::Json => HeaderValue::from_static("application/json; charset=utf-8"),
+        }
+    }
+}
+
+/// Picks the response media type from `Accept`; `None` when nothing we can write is acceptable.
+fn negotiate(headers: &HeaderMap) -> Option<MediaType> {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return Some(MediaType::Json);
+    };
+    let mut best: Option<(MediaType, f32)> = None;
+    for part in accept.split(',') {
+        let mut pieces = part.split(';');
+        let mime = pieces.next().unwrap_or_default().trim().to_ascii_lowercase();
+        let q = pieces
+            .filter_map(|p| p.trim().strip_prefix("q="))
+            .find_map(|q| q.parse::<f32>().ok())
+            .unwrap_or(1.0);
+        let media = match mime.as_str() {
+            GRAPHQL_RESPONSE_JSON => MediaType::GraphQLResponseJson,
+            JSON | "application/*" | "*/*" => MediaType::Json,
+            _ => continue,
+        };
+        if q <= 0.0 {
+            continue;
+        }
+        let better = match best {
+            None => true,
+            Some((m, bq)) => q > bq || (q == bq && media == MediaType::GraphQLResponseJson && m != media),
+        };
+        if better {
+            best = Some((media, q));
+        }
+    }
+    best.map(|(m, _)| m)
+}
+
+/// The JSON body of one operation, as sent.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct RawRequest {
+    query: Option<Value>,
+    operation_name: Option<Value>,
+    variables: Option<Value>,
+    extensions: Option<Value>,
+}
+
+/// A malformed request: answered with a status and a JSON error body, no GraphQL execution.
+struct Reject(StatusCode, String);
+
+impl RawRequest {
+    fn into_request(self) -> Result<GraphQLRequest, Reject> {
+        let bad = |m: &str| Reject(StatusCode::BAD_REQUEST, m.to_string());
+        let query = match self.query {
+            Some(Value::String(q)) => q,
+            Some(_) => return Err(bad("`query` must be a string")),
+            None => return Err(bad("the request has no `query`")),
+        };
+        let operation_name = match self.operation_name {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s),
+            Some(_) => return Err(bad("`operationName` must be a string")),
+        };
+        let variables = match self.variables {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(m)) => m,
+            Some(_) => return Err(bad("`variables` must be an object")),
+        };
+        let extensions = match self.extensions {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(m)) => m,
+            Some(_) => return Err(bad("`extensions` must be an object")),
+        };
+        Ok(GraphQLRequest {
+            query,
+            operation_name,
+            variables,
+            extensions,
+        })
+    }
+}
+
+fn reject(media: MediaType, Reject(status, message): Reject) -> Response {
+    let body = serde_json::json!({"errors": [{"message": message}]});
+    let mut resp = (status, body.to_string()).into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, media.header());
+    resp
+}
+
+fn respond(media: MediaType, executed: Executed) -> Response {
+    let status = if executed.request_error && media == MediaType::GraphQLResponseJson {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let mut resp = Response::new(Body::from(executed.body));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(header::CONTENT_TYPE, media.header());
+    resp
+}
+
+/// `POST /graphql`.
+pub async fn post(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(media) = negotiate(&headers) else {
+        return reject(
+            MediaType::Json,
+            Reject(
+                StatusCode::NOT_ACCEPTABLE,
+                "no acceptable media type: accept application/graphql-response+json or application/json".into(),
+            ),
+        );
+    };
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase());
+    match content_type.as_deref() {
+        Some(JSON) => {}
+        _ => {
+            return reject(
+                media,
+                Reject(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "send the request as Content-Type: application/json".into(),
+                ),
+            )
+        }
+    }
+    let runtime = app.runtime();
+    let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
+    if first == Some(b'[') {
+        let raws: Vec<RawRequest> = match serde_json::from_slice(&body) {
+            Ok(r) => r,
+            Err(e) => {
+                return reject(
+                    media,
+                    Reject(StatusCode::BAD_REQUEST, format!("the body is not valid JSON: {e}")),
+                )
+            }
+        };
+        if raws.is_empty() {
+            return reject(media, Reject(StatusCode::BAD_REQUEST, "the batch is empty".into()));
+        }
+        let limit = runtime.plan().limits.max_batch_operations;
+        if raws.len() > limit {
+            return reject(
+                media,
+                Reject(
+                    StatusCode::BAD_REQUEST,
+                    format!("a batch may hold at most {limit} operations"),
+                ),
+            );
+        }
+        let mut requests = Vec::with_capacity(raws.len());
+        for raw in raws {
+            match raw.into_request() {
+                Ok(r) => requests.push(r),
+                Err(e) => return reject(media, e),
+            }
+        }
+        let runs = requests
+            .into_iter()
+            .map(|r| runtime.execute(r, &headers, OperationFilter::Any));
+        let results = futures::future::join_all(runs).await;
+        let mut out = Vec::with_capacity(results.iter().map(|r| r.body.len() + 1).sum::<usize>() + 2);
+        out.push(b'[');
+        for (i, r) in results.into_iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(&r.body);
+        }
+        out.push(b']');
+        return respond(
+            media,
+            Executed {
+                body: out,
+                request_error: false,
+                not_allowed: false,
+            },
+        );
+    }
+    let raw: RawRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return reject(
+                media,
+                Reject(
+                    StatusCode::BAD_REQUEST,
+                    format!("the body is not a valid GraphQL request: {e}"),
+                ),
+            )
+        }
+    };
+    match raw.into_request() {
+        Ok(req) => respond(media, runtime.execute(req, &headers, OperationFilter::Any).await),
+        Err(e) => reject(media, e),
+    }
+}
+
+/// `GET /graphql?query=...`: queries only.
+pub async fn get(State(app): State<Arc<AppState>>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    let Some(media) = negotiate(&headers) else {
+        return reject(
+            MediaType::Json,
+            Reject(StatusCode::NOT_ACCEPTABLE, "no acceptable media type".into()),
+        );
+    };
+    let mut raw = RawRequest::default();
+    for (k, v) in form_pairs(query.as_deref().unwrap_or_default()) {
+        match k.as_str() {
+            "query" => raw.query = Some(Value::String(v)),
+            "operationName" => raw.operation_name = Some(Value::String(v)),
+            "variables" => match serde_json::from_str::<Value>(&v) {
+                Ok(val) => raw.variables = Some(val),
+                Err(_) => {
+                    return reject(
+                        media,
+                        Reject(StatusCode::BAD_REQUEST, "`variables` is not valid JSON".into()),
+                    )
+                }
+            },
+            "extensions" => match serde_json::from_str::<Value>(&v) {
+                Ok(val) => raw.extensions = Some(val),
+                Err(_) => {
+                    return reject(
+                        media,
+                        Reject(StatusCode::BAD_REQUEST, "`extensions` is not valid JSON".into()),
+                    )
+                }
+            },
+            _ => {}
+        }
+    }
+    let req = match raw.into_request() {
+        Ok(r) => r,
+        Err(e) => return reject(media, e),
+    };
+    let executed = app.runtime().execute(req, &headers, OperationFilter::QueriesOnly).await;
+    if executed.not_allowed {
+        let mut resp = reject(
+            media,
+            Reject(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "mutations must be sent with POST".into(),
+            ),
+        );
+        resp.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return resp;
+    }
+    respond(media, executed)
+}
+
+/// Decodes `application/x-www-form-urlencoded` pairs (`+` is a space).
+fn form_pairs(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = |b: u8| (b as char).to_digit(16);
+                match (
+                    bytes.get(i + 1).and_then(|b| hex(*b)),
+                    bytes.get(i + 2).and_then(|b| hex(*b)),
+                ) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT, HeaderValue::from_str(v).expect("valid"));
+        h
+    }
+
+    #[test]
+    fn negotiation_prefers_graphql_response_json_and_defaults_to_json() {
+        assert_eq!(negotiate(&HeaderMap::new()), Some(MediaType::Json));
+        assert_eq!(
+            negotiate(&accept("application/graphql-response+json, application/json")),
+            Some(MediaType::GraphQLResponseJson)
+        );
+        assert_eq!(
+            negotiate(&accept("application/json;q=0.9, application/graphql-response+json")),
+            Some(MediaType::GraphQLResponseJson)
+        );
+        assert_eq!(negotiate(&accept("*/*")), Some(MediaType::Json));
+        assert_eq!(negotiate(&accept("text/html")), None);
+    }
+
+    #[test]
+    fn form_decoding_handles_plus_and_percent() {
+        assert_eq!(
+            form_pairs("query=%7B+a+%7D&x=%zz"),
+            vec![("query".into(), "{ a }".into()), ("x".into(), "%zz".into())]
+        );
+    }
+}

@@ -1,0 +1,46 @@
+//! Domain events the transfers service appends for every transfer created at
+//! run time (consumed by the ledger in a later step).
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::models::{Transfer, TransferStatus};
+
+/// The kind of a transfer event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum TransferEventType {
+    TransferCompleted,
+    TransferFailed,
+}
+
+impl TransferEventType {
+    /// The event type for a transfer that ended in `status`.
+    pub fn for_status(status: TransferStatus) -> Self {
+        match status {
+            TransferStatus::Completed => Self::TransferCompleted,
+            TransferStatus::Failed => Self::TransferFailed,
+        }
+    }
+}
+
+/// One event of the transfers service's ordered event log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TransferEvent {
+    #[schema(example = "E000001")]
+    pub event_id: String,
+    #[serde(rename = "type")]
+    pub event_type: TransferEventType,
+    pub transfer: Transfer,
+    #[schema(example = "2025-01-01T12:00:00.123Z")]
+    pub at: String,
+}
+
+/// Formats the n-th event id (1-based): `E000001`.
+pub fn event_id(n: u64) -> String {
+    format!("E{n:06}")
+}
+
+/// Parses an event id back to its sequence number.
+pub fn parse_event_id(id: &str) -> Option<u64> {
+    id.strip_prefix('E')?.parse().ok()
+}

@@ -1,0 +1,111 @@
+//! `mock-bank`: runs the five mock services until SIGINT/SIGTERM.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::process::ExitCode;
+
+use clap::Parser;
+use mock_bank::{start, BankConfig, Service, ServicePorts};
+
+/// Mosaic's mock bank: customers, accounts, transfers, external-bank and
+/// ledger services on consecutive ports.
+#[derive(Debug, Parser)]
+#[command(name = "mock-bank", version)]
+struct Args {
+    /// Address to bind.
+    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+    host: IpAddr,
+    /// Port of the first service; the others follow (0 = ephemeral ports).
+    #[arg(long, default_value_t = 4001)]
+    base_port: u16,
+    /// Seed of the generated data.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+/// Ports `base..base+4` in service order, or all ephemeral for 0.
+fn ports(base: u16) -> Option<ServicePorts> {
+    if base == 0 {
+        return Some(ServicePorts::default());
+    }
+    let port = |offset: u16| base.checked_add(offset);
+    Some(ServicePorts {
+        customers: port(0)?,
+        accounts: port(1)?,
+        transfers: port(2)?,
+        external_bank: port(3)?,
+        ledger: port(4)?,
+    })
+}
+
+async fn terminated() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let Some(ports) = ports(args.base_port) else {
+        eprintln!("mock-bank: --base-port {} leaves no room for 5 ports", args.base_port);
+        return ExitCode::FAILURE;
+    };
+    let config = BankConfig {
+        host: args.host,
+        ports,
+        seed: args.seed,
+    };
+    let bank = match start(config).await {
+        Ok(bank) => bank,
+        Err(e) => {
+            eprintln!("mock-bank: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for service in Service::ALL {
+        println!("{} {}", service.name(), bank.url(service));
+    }
+    terminated().await;
+    bank.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ports;
+
+    #[test]
+    fn ports_follow_the_base_port() {
+        let p = ports(4001).unwrap_or_default();
+        assert_eq!(
+            [p.customers, p.accounts, p.transfers, p.external_bank, p.ledger],
+            [4001, 4002, 4003, 4004, 4005]
+        );
+        assert_eq!(ports(0), Some(Default::default()));
+        assert_eq!(ports(65533), None);
+    }
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs every test of the project on a fresh machine, installing what it needs.
+# Usage: ./scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "format"
+cargo fmt --all -- --check
+
+step "lint"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "unit and integration tests"
+cargo test --workspace --all-targets
+
+step "all tests passed"
