@@ -111,6 +111,14 @@ impl Runtime {
         self.execute_dynamic_bytes(req, headers).await
     }
 
+    /// Runs an operation on the compiled executor only: `None` when it cannot (invalid, not
+    /// compilable, or invalid variables). For differential tests against [`Runtime::execute_dynamic`].
+    pub async fn execute_compiled_only(&self, req: &GraphQLRequest, headers: &http::HeaderMap) -> Option<Vec<u8>> {
+        let prepared = self.prepare(req).await.ok()?;
+        let op = self.compiled_plan(&prepared, &req.variables)?;
+        exec::run(&self.engine.plan, &self.engine.clients, &op, &req.variables, headers).await.ok()
+    }
+
     /// First sight of a document: parse and validate it (async-graphql), then compile it.
     async fn prepare(&self, req: &GraphQLRequest) -> Result<Arc<Prepared>, Executed> {
         let slot = Arc::new(ValidateOnly::default());
