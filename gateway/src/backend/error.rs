@@ -3,6 +3,8 @@
 //! The text of these errors is for logs. What a client sees is [`CallError::public_code`] and
 //! [`CallError::public_message`]: no URL, host, port or backend body ever reaches it.
 
+use std::time::Duration;
+
 /// Why a backend call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CallError {
@@ -10,14 +12,22 @@ pub enum CallError {
     Connect(String),
     #[error("backend call timed out")]
     Timeout,
-    #[error("backend answered HTTP {0}")]
-    Status(u16),
+    #[error("backend answered HTTP {status}")]
+    Status {
+        status: u16,
+        /// The backend's `Retry-After`, when it sent one.
+        retry_after: Option<Duration>,
+    },
     #[error("backend answer is not valid JSON: {0}")]
     InvalidBody(String),
     #[error("backend answer exceeds {0} bytes")]
     TooLarge(usize),
     #[error("request to backend could not be built: {0}")]
     Request(String),
+    #[error("circuit breaker is open")]
+    CircuitOpen,
+    #[error("bulkhead is full")]
+    BulkheadFull,
 }
 
 impl CallError {
@@ -26,10 +36,12 @@ impl CallError {
         match self {
             CallError::Connect(_) => "BACKEND_UNAVAILABLE",
             CallError::Timeout => "BACKEND_TIMEOUT",
-            CallError::Status(s) if *s >= 500 => "BACKEND_UNAVAILABLE",
-            CallError::Status(_) | CallError::InvalidBody(_) | CallError::TooLarge(_) | CallError::Request(_) => {
+            CallError::Status { status, .. } if *status >= 500 => "BACKEND_UNAVAILABLE",
+            CallError::Status { .. } | CallError::InvalidBody(_) | CallError::TooLarge(_) | CallError::Request(_) => {
                 "BACKEND_ERROR"
             }
+            CallError::CircuitOpen => "CIRCUIT_OPEN",
+            CallError::BulkheadFull => "BULKHEAD_FULL",
         }
     }
 
@@ -38,10 +50,24 @@ impl CallError {
         match self {
             CallError::Connect(_) => format!("backend \"{backend}\" is unavailable"),
             CallError::Timeout => format!("backend \"{backend}\" did not answer in time"),
-            CallError::Status(s) => format!("backend \"{backend}\" answered with status {s}"),
+            CallError::Status { status, .. } => format!("backend \"{backend}\" answered with status {status}"),
             CallError::InvalidBody(_) => format!("backend \"{backend}\" sent an invalid answer"),
             CallError::TooLarge(_) => format!("backend \"{backend}\" sent an answer that is too large"),
             CallError::Request(_) => format!("the call to backend \"{backend}\" could not be made"),
+            CallError::CircuitOpen => {
+                format!("backend \"{backend}\" is failing; calls are suspended while it recovers (circuit open)")
+            }
+            CallError::BulkheadFull => format!("backend \"{backend}\" is saturated; the call was not made"),
+        }
+    }
+
+    /// Whether the call failed because of the backend (counts against breakers and instances):
+    /// connection errors, timeouts and 5xx answers; never 4xx answers or our own rejections.
+    pub fn is_backend_failure(&self) -> bool {
+        match self {
+            CallError::Connect(_) | CallError::Timeout => true,
+            CallError::Status { status, .. } => *status >= 500,
+            _ => false,
         }
     }
 }

@@ -27,7 +27,6 @@ impl HttpCall {
     pub fn new(plan: &BackendPlan) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .connect_timeout(plan.connect_timeout)
-            .timeout(plan.timeout)
             .pool_max_idle_per_host(plan.pool_max_idle)
             .tcp_nodelay(true)
             .no_proxy()
@@ -58,7 +57,11 @@ impl tower::Service<BackendRequest> for HttpCall {
 }
 
 async fn send(client: reqwest::Client, req: BackendRequest, max: usize) -> Result<Arc<Payload>, CallError> {
-    let mut builder = client.request(req.method, &req.url);
+    let url = match &req.base {
+        Some(base) => format!("{base}{}", req.target),
+        None => req.target.clone(),
+    };
+    let mut builder = client.request(req.method, &url);
     for (k, v) in req.headers {
         builder = builder.header(k, v);
     }
@@ -71,7 +74,16 @@ async fn send(client: reqwest::Client, req: BackendRequest, max: usize) -> Resul
         return Ok(Arc::new(Payload::new(Value::Null)));
     }
     if !status.is_success() {
-        return Err(CallError::Status(status.as_u16()));
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(std::time::Duration::from_secs);
+        return Err(CallError::Status {
+            status: status.as_u16(),
+            retry_after,
+        });
     }
     if resp.content_length().is_some_and(|n| n as usize > max) {
         return Err(CallError::TooLarge(max));

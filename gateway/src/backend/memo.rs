@@ -12,14 +12,24 @@ use futures::future::{FutureExt, Shared};
 use super::http::CallFuture;
 use super::{BackendClients, BackendRequest, CallError, CallKey, Payload};
 
-/// Calls made so far by one request.
+/// Calls made so far by one request, and the request's deadline (which every call carries).
 #[derive(Default)]
 pub struct CallMemo {
     calls: Mutex<HashMap<CallKey, Shared<CallFuture>>>,
+    deadline: Option<tokio::time::Instant>,
 }
 
 impl CallMemo {
-    pub async fn call(&self, clients: &BackendClients, req: BackendRequest) -> Result<Arc<Payload>, CallError> {
+    /// A memo for a request that must finish by `deadline`.
+    pub fn with_deadline(deadline: tokio::time::Instant) -> Self {
+        Self {
+            calls: Mutex::default(),
+            deadline: Some(deadline),
+        }
+    }
+
+    pub async fn call(&self, clients: &BackendClients, mut req: BackendRequest) -> Result<Arc<Payload>, CallError> {
+        req.deadline = self.deadline;
         let idempotent = matches!(req.method, http::Method::GET | http::Method::HEAD);
         if !idempotent {
             return clients.call(req).await;

@@ -4,17 +4,24 @@
 //! place ([`BackendClients::new`]). Per request, a [`CallMemo`] makes identical calls once. The
 //! executors use this module; it knows nothing about GraphQL.
 
+pub mod balance;
 pub mod batch;
+pub mod breaker;
+pub mod bulkhead;
 pub mod error;
 pub mod http;
 pub mod memo;
 pub mod payload;
 pub mod request;
+pub mod retry;
 pub mod singleflight;
+pub mod timeout;
 
 use std::sync::Arc;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use tower::util::BoxCloneSyncService;
+
 use tower::{ServiceBuilder, ServiceExt};
 
 pub use error::CallError;
@@ -27,10 +34,34 @@ use crate::plan::Plan;
 /// The service every call goes through.
 pub type BackendService = BoxCloneSyncService<BackendRequest, Arc<Payload>, CallError>;
 
+/// One backend's client and the state of its layers.
+pub struct BackendClient {
+    pub name: String,
+    service: BackendService,
+    pub breaker: Option<Arc<breaker::Breaker>>,
+    pub bulkhead: Arc<bulkhead::Compartment>,
+    pub instances: Arc<balance::InstanceSet>,
+    pub retries: Arc<AtomicU64>,
+    _dns: Option<balance::discovery::DnsRefresh>,
+}
+
+/// What `/healthz` shows of a backend.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BackendStatus {
+    pub backend: String,
+    pub breaker: &'static str,
+    pub breaker_opened: u64,
+    pub breaker_rejected: u64,
+    pub in_flight: usize,
+    pub bulkhead_rejected: u64,
+    pub retries: u64,
+    pub instances: Vec<balance::InstanceStatus>,
+}
+
 /// The clients of all backends, indexed by [`BackendId`](crate::plan::BackendId).
 #[derive(Clone)]
 pub struct BackendClients {
-    services: Arc<[BackendService]>,
+    clients: Arc<[BackendClient]>,
 }
 
 /// A client could not be built (TLS setup, invalid settings).
@@ -43,27 +74,107 @@ pub struct ClientError {
 }
 
 impl BackendClients {
-    /// Builds each backend's layer stack, outermost first.
+    /// Builds each backend's layer stack. The order, outermost first, is the architecture:
+    /// coalescing → bulkhead → circuit breaker → retry → timeout → load balancer → HTTP.
     pub fn new(plan: &Plan) -> Result<Self, ClientError> {
-        let mut services = Vec::with_capacity(plan.backends.len());
+        let mut clients = Vec::with_capacity(plan.backends.len());
         for b in &plan.backends {
-            let http = http::HttpCall::new(b).map_err(|source| ClientError {
+            let err = |source| ClientError {
                 backend: b.name.clone(),
                 source,
-            })?;
+            };
+            let http = http::HttpCall::new(b).map_err(err)?;
+            let instances = balance::InstanceSet::new(&b.name, &b.instances, b.outlier);
+            let dns = match (
+                b.dns_refresh,
+                b.instances.first().and_then(|u| reqwest::Url::parse(u).ok()),
+            ) {
+                (Some(every), Some(url)) => Some(balance::discovery::DnsRefresh::start(
+                    instances.clone(),
+                    url,
+                    every,
+                    balance::discovery::system_resolver(),
+                )),
+                _ => None,
+            };
+            let breaker = match &b.breaker {
+                Some((settings, probe_every)) => {
+                    let probe = match probe_every {
+                        Some(every) => Some(breaker::ProbeSettings {
+                            urls: instances
+                                .bases()
+                                .iter()
+                                .map(|base| format!("{base}{}", b.health_path))
+                                .collect(),
+                            interval: *every,
+                            client: reqwest::Client::builder()
+                                .connect_timeout(b.connect_timeout)
+                                .no_proxy()
+                                .build()
+                                .map_err(err)?,
+                        }),
+                        None => None,
+                    };
+                    Some(breaker::Breaker::new(&b.name, settings.clone(), probe, None))
+                }
+                None => None,
+            };
+            let bulkhead = bulkhead::Compartment::new(b.bulkhead);
+            let retries = Arc::new(AtomicU64::new(0));
             let svc = ServiceBuilder::new()
                 .layer(singleflight::SingleFlightLayer)
+                .layer(bulkhead::BulkheadLayer::new(bulkhead.clone()))
+                .layer(breaker::CircuitBreakerLayer::new(breaker.clone()))
+                .layer(retry::RetryLayer::new(retry::RetryPolicy::new(
+                    b.retry.clone(),
+                    retries.clone(),
+                )))
+                .layer(timeout::TimeoutLayer::new(b.timeout))
+                .layer(balance::BalanceLayer::new(instances.clone()))
                 .service(http);
-            services.push(BoxCloneSyncService::new(svc));
+            clients.push(BackendClient {
+                name: b.name.clone(),
+                service: BoxCloneSyncService::new(svc),
+                breaker,
+                bulkhead,
+                instances,
+                retries,
+                _dns: dns,
+            });
         }
         Ok(Self {
-            services: services.into(),
+            clients: clients.into(),
         })
     }
 
     /// Sends one call through its backend's stack.
     pub async fn call(&self, req: BackendRequest) -> Result<Arc<Payload>, CallError> {
-        let svc = self.services[req.backend.0].clone();
+        let svc = self.clients[req.backend.0].service.clone();
         svc.oneshot(req).await
+    }
+
+    /// The state of every backend, for `/healthz`.
+    pub fn status(&self) -> Vec<BackendStatus> {
+        self.clients
+            .iter()
+            .map(|c| {
+                let (opened, rejected) = c.breaker.as_ref().map(|b| b.counts()).unwrap_or((0, 0));
+                let (in_flight, bulkhead_rejected) = c.bulkhead.counts();
+                BackendStatus {
+                    backend: c.name.clone(),
+                    breaker: c.breaker.as_ref().map_or("disabled", |b| b.state().as_str()),
+                    breaker_opened: opened,
+                    breaker_rejected: rejected,
+                    in_flight,
+                    bulkhead_rejected,
+                    retries: c.retries.load(Ordering::Relaxed),
+                    instances: c.instances.status(),
+                }
+            })
+            .collect()
+    }
+
+    pub fn client(&self, id: crate::plan::BackendId) -> &BackendClient {
+        &self.clients[id.0]
     }
 }

@@ -15,21 +15,31 @@ pub struct BackendRequest {
     pub binding: BindingId,
     pub backend: crate::plan::BackendId,
     pub method: http::Method,
-    /// Absolute URL.
-    pub url: String,
+    /// Path and query, relative to the backend's base URL.
+    pub target: String,
+    /// The base URL of the instance chosen by the balancer (`http://host:port/prefix`).
+    pub base: Option<std::sync::Arc<str>>,
     pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
     pub body: Option<Bytes>,
     /// Identical concurrent calls may share one backend call.
     pub coalesce: bool,
+    /// The call may be retried (an idempotent method, or a field declaring it safe).
+    pub retryable: bool,
+    /// A per-field timeout overriding the backend's.
+    pub timeout: Option<std::time::Duration>,
+    /// The GraphQL request's deadline, shared by all its calls.
+    pub deadline: Option<tokio::time::Instant>,
 }
 
 impl BackendRequest {
     /// What makes two calls identical (method, URL, headers and body).
     pub fn call_key(&self) -> CallKey {
-        let mut key = String::with_capacity(self.url.len() + 16);
+        let mut key = String::with_capacity(self.target.len() + 16);
         key.push_str(self.method.as_str());
         key.push(' ');
-        key.push_str(&self.url);
+        key.push_str(&self.backend.0.to_string());
+        key.push(' ');
+        key.push_str(&self.target);
         for (k, v) in &self.headers {
             key.push('\n');
             key.push_str(k.as_str());
@@ -41,6 +51,26 @@ impl BackendRequest {
             key.push_str(&String::from_utf8_lossy(b));
         }
         CallKey(key.into())
+    }
+}
+
+impl BackendRequest {
+    /// A bare GET, for unit tests of the layers.
+    #[cfg(test)]
+    pub fn for_test(target: &str) -> Self {
+        Self {
+            binding: BindingId(0),
+            backend: crate::plan::BackendId(0),
+            method: http::Method::GET,
+            target: target.into(),
+            base: None,
+            headers: vec![],
+            body: None,
+            coalesce: true,
+            retryable: true,
+            timeout: None,
+            deadline: None,
+        }
     }
 }
 
@@ -65,8 +95,7 @@ pub fn render(
     ctx: &RenderContext<'_>,
     keys: Option<&[Value]>,
 ) -> Result<BackendRequest, RenderError> {
-    let mut url = String::with_capacity(backend.base_url.len() + 32);
-    url.push_str(&backend.base_url);
+    let mut url = String::with_capacity(64);
     render_path(&binding.path, ctx, &mut url)?;
 
     let mut first = true;
@@ -133,14 +162,19 @@ pub fn render(
             http::HeaderValue::from_static("application/json"),
         ));
     }
+    let idempotent = matches!(binding.method, http::Method::GET | http::Method::HEAD);
     Ok(BackendRequest {
         binding: binding.id,
         backend: backend.id,
         method: binding.method.clone(),
-        url,
+        target: url,
+        base: None,
         headers,
         body,
         coalesce: binding.singleflight,
+        retryable: idempotent || binding.retryable,
+        timeout: binding.timeout,
+        deadline: None,
     })
 }
 
@@ -232,20 +266,9 @@ mod tests {
     use super::*;
     use crate::plan::{BackendId, BatchRule, JsonPath};
     use serde_json::json;
-    use std::time::Duration;
 
     fn backend() -> BackendPlan {
-        BackendPlan {
-            id: BackendId(0),
-            name: "b".into(),
-            base_url: "http://h:1".into(),
-            timeout: Duration::from_secs(1),
-            connect_timeout: Duration::from_secs(1),
-            singleflight: true,
-            pool_max_idle: 1,
-            headers: vec![],
-            max_response_bytes: 1 << 20,
-        }
+        BackendPlan::with_defaults(BackendId(0), "b", "http://h:1")
     }
 
     fn binding(path: &str, query: &[(&str, &str)]) -> Binding {
@@ -263,6 +286,8 @@ mod tests {
             select: JsonPath::default(),
             batch: None,
             singleflight: true,
+            retryable: false,
+            timeout: None,
             owner: "Query.x".into(),
         }
     }
@@ -284,7 +309,7 @@ mod tests {
             &[("district", "{{args.district}}"), ("tier", "{{args.tier}}")],
         );
         let r = render(&b, &backend(), &ctx(&args, &h), None).expect("renders");
-        assert_eq!(r.url, "http://h:1/c/a%20b%2Fc?tier=GOLD");
+        assert_eq!(r.target, "/c/a%20b%2Fc?tier=GOLD");
     }
 
     #[test]
@@ -293,7 +318,7 @@ mod tests {
         let h = http::HeaderMap::new();
         let b = binding("/x", &[("id", "{{args.ids}}")]);
         let r = render(&b, &backend(), &ctx(&args, &h), None).expect("renders");
-        assert_eq!(r.url, "http://h:1/x?id=1&id=2");
+        assert_eq!(r.target, "/x?id=1&id=2");
     }
 
     #[test]
@@ -313,9 +338,9 @@ mod tests {
         let h = http::HeaderMap::new();
         let keys = [json!("C1"), json!("C2")];
         for (style, url, body) in [
-            (BatchStyle::Repeat, "http://h:1/x?id=C1&id=C2", None),
-            (BatchStyle::Comma, "http://h:1/x?id=C1,C2", None),
-            (BatchStyle::JsonBody, "http://h:1/x", Some(r#"{"id":["C1","C2"]}"#)),
+            (BatchStyle::Repeat, "/x?id=C1&id=C2", None),
+            (BatchStyle::Comma, "/x?id=C1,C2", None),
+            (BatchStyle::JsonBody, "/x", Some(r#"{"id":["C1","C2"]}"#)),
         ] {
             let mut b = binding("/x", &[]);
             b.batch = Some(BatchRule {
@@ -329,7 +354,7 @@ mod tests {
                 many: false,
             });
             let r = render(&b, &backend(), &ctx(&args, &h), Some(&keys)).expect("renders");
-            assert_eq!(r.url, url);
+            assert_eq!(r.target, url);
             assert_eq!(r.body.as_deref(), body.map(str::as_bytes));
         }
     }

@@ -69,6 +69,8 @@ pub struct LimitSettings {
     pub plan_cache_size: u64,
     /// Deepest selection nesting accepted.
     pub max_depth: usize,
+    /// The deadline of one GraphQL request, shared by all its backend calls.
+    pub request_timeout: HumanDuration,
 }
 
 impl Default for LimitSettings {
@@ -78,6 +80,7 @@ impl Default for LimitSettings {
             max_batch_operations: 32,
             plan_cache_size: 1024,
             max_depth: 32,
+            request_timeout: HumanDuration(Duration::from_secs(15)),
         }
     }
 }
@@ -108,6 +111,123 @@ pub struct BackendSettings {
     pub headers: BTreeMap<String, String>,
     /// Largest backend response body accepted.
     pub max_response_bytes: usize,
+    /// Several instances (instead of `url`): requests are balanced over them.
+    pub urls: Vec<Spanned<String>>,
+    /// `"dns"`: re-resolve `url`'s host every `dns_refresh`, one instance per address.
+    pub discovery: Option<Spanned<String>>,
+    pub dns_refresh: HumanDuration,
+    /// Path of the health endpoint probed while the breaker is open.
+    pub health_path: String,
+    pub retry: RetryToml,
+    pub bulkhead: BulkheadToml,
+    pub breaker: BreakerToml,
+    pub outlier: OutlierToml,
+}
+
+/// `[backends.NAME.retry]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetryToml {
+    /// Tries in all, the first included (1 disables retries).
+    pub attempts: u32,
+    pub backoff: HumanDuration,
+    pub max_backoff: HumanDuration,
+    /// Retries allowed as a share of calls over `budget_window` (0.1 = 10%).
+    pub budget_ratio: f32,
+    pub budget_window: HumanDuration,
+    pub budget_min_per_second: u32,
+}
+
+impl Default for RetryToml {
+    fn default() -> Self {
+        Self {
+            attempts: 3,
+            backoff: HumanDuration(Duration::from_millis(25)),
+            max_backoff: HumanDuration(Duration::from_secs(1)),
+            budget_ratio: 0.1,
+            budget_window: HumanDuration(Duration::from_secs(10)),
+            budget_min_per_second: 1,
+        }
+    }
+}
+
+/// `[backends.NAME.bulkhead]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BulkheadToml {
+    pub max_concurrent: usize,
+    pub max_queue: usize,
+    pub queue_timeout: HumanDuration,
+}
+
+impl Default for BulkheadToml {
+    fn default() -> Self {
+        Self {
+            max_concurrent: 128,
+            max_queue: 256,
+            queue_timeout: HumanDuration(Duration::from_millis(500)),
+        }
+    }
+}
+
+/// `[backends.NAME.breaker]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BreakerToml {
+    pub enabled: bool,
+    /// `"count"` (the last `window_size` calls) or `"time"` (the calls of the last `window_duration`).
+    pub window: Spanned<String>,
+    pub window_size: usize,
+    pub window_duration: HumanDuration,
+    /// Open at this share of failed calls (0.5 = 50%).
+    pub failure_rate: f64,
+    /// Open at this share of slow calls (1.0 = only when all are slow).
+    pub slow_call_rate: f64,
+    pub slow_call_duration: HumanDuration,
+    pub minimum_calls: usize,
+    pub wait_in_open: HumanDuration,
+    pub half_open_calls: usize,
+    /// How often the health endpoint is polled while open ("0s": never).
+    pub probe_interval: HumanDuration,
+}
+
+impl Default for BreakerToml {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            window: Spanned::new(0..0, "count".to_string()),
+            window_size: 20,
+            window_duration: HumanDuration(Duration::from_secs(10)),
+            failure_rate: 0.5,
+            slow_call_rate: 1.0,
+            slow_call_duration: HumanDuration(Duration::from_secs(5)),
+            minimum_calls: 10,
+            wait_in_open: HumanDuration(Duration::from_secs(10)),
+            half_open_calls: 3,
+            probe_interval: HumanDuration(Duration::from_secs(1)),
+        }
+    }
+}
+
+/// `[backends.NAME.outlier]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutlierToml {
+    pub consecutive_failures: u32,
+    pub base_ejection: HumanDuration,
+    pub max_ejection: HumanDuration,
+    pub max_ejected_percent: u8,
+}
+
+impl Default for OutlierToml {
+    fn default() -> Self {
+        Self {
+            consecutive_failures: 5,
+            base_ejection: HumanDuration(Duration::from_secs(5)),
+            max_ejection: HumanDuration(Duration::from_secs(60)),
+            max_ejected_percent: 50,
+        }
+    }
 }
 
 impl Default for BackendSettings {
@@ -120,6 +240,14 @@ impl Default for BackendSettings {
             pool_max_idle: 64,
             headers: BTreeMap::new(),
             max_response_bytes: 16 << 20,
+            urls: Vec::new(),
+            discovery: None,
+            dns_refresh: HumanDuration(Duration::from_secs(10)),
+            health_path: "/health".into(),
+            retry: RetryToml::default(),
+            bulkhead: BulkheadToml::default(),
+            breaker: BreakerToml::default(),
+            outlier: OutlierToml::default(),
         }
     }
 }

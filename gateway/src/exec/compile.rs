@@ -73,6 +73,8 @@ pub struct FieldPlan {
     pub ty: Type,
     pub source: Src,
     pub output: Output,
+    /// `@fallback` value served when the field's call fails.
+    pub fallback: Option<Value>,
 }
 
 #[derive(Debug)]
@@ -293,6 +295,7 @@ impl<'a> Compiler<'a> {
             ty,
             source,
             output,
+            fallback: None,
         };
         if name == "__typename" {
             let ty = Type::new("String!").unwrap_or(Type {
@@ -335,7 +338,9 @@ impl<'a> Compiler<'a> {
             }
             TypeDef::InputObject(_) => return None,
         };
-        Some(base(def.ty.clone(), source, output))
+        let mut plan = base(def.ty.clone(), source, output);
+        plan.fallback = def.fallback.clone();
+        Some(plan)
     }
 }
 

@@ -156,7 +156,12 @@ async fn fetch_field_or_descend<'b>(
                         match resolve_slot(&data, binding, Some(p)) {
                             Resolved::Value(Some(v)) => flatten_objects(v, &mut children),
                             Resolved::Items(items) => items.into_iter().for_each(|v| flatten_objects(v, &mut children)),
-                            _ => {}
+                            Resolved::Error(_) => {
+                                if let Some(fb) = &f.fallback {
+                                    flatten_objects(fb, &mut children);
+                                }
+                            }
+                            Resolved::Value(None) => {}
                         }
                     }
                     out = fetch_selection(cx, sub, &children).await;

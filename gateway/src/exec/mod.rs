@@ -40,7 +40,7 @@ pub async fn run(
     headers: &http::HeaderMap,
 ) -> Result<Vec<u8>, RunError> {
     let vars = vars::coerce_variables(plan, op, variables).ok_or(RunError::InvalidVariables)?;
-    let memo = CallMemo::default();
+    let memo = CallMemo::with_deadline(tokio::time::Instant::now() + plan.limits.request_timeout.0);
     let cx = fetch::FetchContext {
         plan,
         clients,

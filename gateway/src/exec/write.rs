@@ -123,9 +123,12 @@ impl<'a> Writer<'a> {
                     }),
                     Resolved::Error(e) => {
                         let name = &self.plan.backend(binding.backend).name;
-                        let err = backend_error(e, name, f.pos, self.response_path());
+                        let err = backend_error(e, name, f.pos, self.response_path(), f.fallback.is_some());
                         self.errors.push(err);
-                        self.null_or_bubble(&f.ty)
+                        match &f.fallback {
+                            Some(value) => self.value(f, &f.ty, Some(value)),
+                            None => self.null_or_bubble(&f.ty),
+                        }
                     }
                 }
             }

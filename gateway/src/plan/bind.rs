@@ -127,9 +127,15 @@ impl<'a> Binder<'a> {
                 }
                 None
             };
-            if let (Some(source), Some(fields)) = (source, object_fields_mut(types, &tname)) {
+            if let Some((value, pos)) = &dirs.fallback {
+                self.check_fallback(types, &tname, &fname, value, &site, *pos, dirs.http.is_some(), diags);
+            }
+            if let Some(fields) = object_fields_mut(types, &tname) {
                 if let Some(f) = fields.get_mut(&fname) {
-                    f.source = source;
+                    if let Some(source) = source {
+                        f.source = source;
+                    }
+                    f.fallback = dirs.fallback.as_ref().map(|(v, _)| v.clone());
                 }
             }
         }
@@ -217,6 +223,21 @@ impl<'a> Binder<'a> {
             select,
             batch,
             singleflight: false,
+            retryable: http.retry.unwrap_or(false),
+            timeout: http
+                .timeout
+                .as_ref()
+                .and_then(|(t, pos)| match humantime::parse_duration(t) {
+                    Ok(d) => Some(d),
+                    Err(e) => {
+                        diags.error_with_hint(
+                            Some(site.loc(*pos)),
+                            format!("invalid timeout {t:?}: {e}"),
+                            "write a duration such as \"500ms\" or \"2s\"",
+                        );
+                        None
+                    }
+                }),
             owner,
         };
         self.check_exprs(types, tname, field, &mut binding, http, site, is_root, diags);
@@ -228,6 +249,39 @@ impl<'a> Binder<'a> {
         }
         self.bindings.push(binding);
         Some(BindingId(self.bindings.len() - 1))
+    }
+
+    /// A fallback must sit on a bound field and fit the field's type.
+    #[allow(clippy::too_many_arguments)]
+    fn check_fallback(
+        &self,
+        types: &IndexMap<String, TypeDef>,
+        tname: &str,
+        fname: &str,
+        value: &serde_json::Value,
+        site: &Site,
+        pos: async_graphql_parser::Pos,
+        bound: bool,
+        diags: &mut Diagnostics,
+    ) {
+        if !bound {
+            diags.error_with_hint(
+                Some(site.loc(pos)),
+                format!("@fallback on `{tname}.{fname}`, which makes no backend call"),
+                "put @fallback on a field bound with @http",
+            );
+            return;
+        }
+        let Some(ty) = object_field(&types[tname], fname).map(|f| f.ty.clone()) else {
+            return;
+        };
+        if let Err(e) = super::coerce::check_output(types, &ty, value) {
+            diags.error_with_hint(
+                Some(site.loc(pos)),
+                format!("@fallback value of `{tname}.{fname}` does not fit its type {ty}: {e}"),
+                "give a value of the field's type (objects as {key: value}, lists as [...])",
+            );
+        }
     }
 
     fn backend(&self, http: &HttpArgs, site: &Site, diags: &mut Diagnostics) -> Option<BackendId> {

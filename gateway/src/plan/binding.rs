@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::json_path::JsonPath;
+use super::resilience::{BreakerSettings, BulkheadSettings, OutlierSettings, RetrySettings, WindowKind};
 use super::template::{Expr, Template};
 
 /// Index of a binding in [`Plan::bindings`](super::Plan::bindings).
@@ -25,14 +26,55 @@ pub struct BackendPlan {
     pub id: BackendId,
     /// The name used in bindings and in errors shown to clients.
     pub name: String,
-    /// Base URL without a trailing slash.
-    pub base_url: String,
+    /// Base URLs of the instances, without a trailing slash (at least one).
+    pub instances: Vec<String>,
+    /// Re-resolve the (single) URL's host every `Duration`, one instance per address.
+    pub dns_refresh: Option<Duration>,
+    /// Path of the health endpoint probed while the breaker is open.
+    pub health_path: String,
+    pub retry: RetrySettings,
+    pub bulkhead: BulkheadSettings,
+    /// The breaker, unless disabled; and how often to probe while open (`None`: never).
+    pub breaker: Option<(BreakerSettings, Option<Duration>)>,
+    pub outlier: OutlierSettings,
     pub timeout: Duration,
     pub connect_timeout: Duration,
     pub singleflight: bool,
     pub pool_max_idle: usize,
     pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
     pub max_response_bytes: usize,
+}
+
+impl BackendPlan {
+    /// A plan with default resilience settings (tests and embedders).
+    pub fn with_defaults(id: BackendId, name: &str, base: &str) -> Self {
+        Self {
+            id,
+            name: name.to_string(),
+            instances: vec![base.trim_end_matches('/').to_string()],
+            dns_refresh: None,
+            health_path: "/health".into(),
+            retry: RetrySettings::default(),
+            bulkhead: BulkheadSettings::default(),
+            breaker: Some((BreakerSettings::default(), Some(Duration::from_secs(1)))),
+            outlier: OutlierSettings::default(),
+            timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(2),
+            singleflight: true,
+            pool_max_idle: 64,
+            headers: Vec::new(),
+            max_response_bytes: 16 << 20,
+        }
+    }
+}
+
+/// A window kind, for settings readers.
+pub fn window_kind(count: bool, size: usize, duration: Duration) -> WindowKind {
+    if count {
+        WindowKind::Count(size)
+    } else {
+        WindowKind::Time(duration)
+    }
 }
 
 /// A compiled `@http` binding.
@@ -50,6 +92,10 @@ pub struct Binding {
     pub batch: Option<BatchRule>,
     /// Whether identical concurrent calls may share one backend call.
     pub singleflight: bool,
+    /// A non-idempotent call the schema declares safe to retry (`@http(retry: true)`).
+    pub retryable: bool,
+    /// Per-field timeout (`@http(timeout: "500ms")`), overriding the backend's.
+    pub timeout: Option<Duration>,
     /// `Type.field` this binding belongs to, for diagnostics, logs and metrics.
     pub owner: String,
 }

@@ -222,22 +222,36 @@ fn build_backends(src: &ConfigSource, diags: &mut Diagnostics) -> Vec<BackendPla
     let mut out = Vec::new();
     for (i, (name, spanned)) in src.settings.backends.iter().enumerate() {
         let loc = src.settings_file.location(spanned.span());
-        let b = spanned.get_ref();
-        let raw_url = interpolate_env(b.url.get_ref());
-        let url_loc = if b.url.span().is_empty() {
-            loc.clone()
-        } else {
-            src.settings_file.location(b.url.span())
+        let at = |span: std::ops::Range<usize>| {
+            if span.is_empty() {
+                loc.clone()
+            } else {
+                src.settings_file.location(span)
+            }
         };
-        if raw_url.is_empty() {
+        let b = spanned.get_ref();
+        let mut instances = Vec::new();
+        let mut urls: Vec<(String, Location)> = b
+            .urls
+            .iter()
+            .map(|u| (interpolate_env(u.get_ref()), at(u.span())))
+            .collect();
+        let single = interpolate_env(b.url.get_ref());
+        if !single.is_empty() {
+            urls.insert(0, (single, at(b.url.span())));
+        }
+        if urls.is_empty() {
             diags.error_with_hint(
                 Some(loc.clone()),
                 format!("backend `{name}` has no url"),
-                "add url = \"http://host:port\"",
+                "add url = \"http://host:port\" (or urls = [...] for several instances)",
             );
-        } else {
-            match reqwest::Url::parse(&raw_url) {
-                Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+        }
+        for (raw, url_loc) in &urls {
+            match reqwest::Url::parse(raw) {
+                Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {
+                    instances.push(raw.trim_end_matches('/').to_string())
+                }
                 Ok(u) => diags.error_with_hint(
                     Some(url_loc.clone()),
                     format!("backend `{name}` url has scheme `{}`", u.scheme()),
@@ -245,11 +259,32 @@ fn build_backends(src: &ConfigSource, diags: &mut Diagnostics) -> Vec<BackendPla
                 ),
                 Err(e) => diags.error_with_hint(
                     Some(url_loc.clone()),
-                    format!("backend `{name}` url {raw_url:?} is invalid: {e}"),
+                    format!("backend `{name}` url {raw:?} is invalid: {e}"),
                     "write a full URL such as \"http://127.0.0.1:4001\"",
                 ),
             }
         }
+        let dns_refresh = match b.discovery.as_ref().map(|d| (d.get_ref().as_str(), d.span())) {
+            None => None,
+            Some(("dns", span)) => {
+                if urls.len() != 1 {
+                    diags.error_with_hint(
+                        Some(at(span)),
+                        format!("backend `{name}`: discovery = \"dns\" needs exactly one url"),
+                        "give the DNS name once: url = \"http://accounts.default.svc:8080\"",
+                    );
+                }
+                Some(b.dns_refresh.0)
+            }
+            Some((other, span)) => {
+                diags.error_with_hint(
+                    Some(at(span)),
+                    format!("backend `{name}`: unknown discovery {other:?}"),
+                    "the only discovery is \"dns\" (leave it out for a static list)",
+                );
+                None
+            }
+        };
         let mut headers = Vec::new();
         for (k, v) in &b.headers {
             match (
@@ -263,10 +298,33 @@ fn build_backends(src: &ConfigSource, diags: &mut Diagnostics) -> Vec<BackendPla
                 ),
             }
         }
+        let breaker = resilience_settings(name, b, &loc, &at, diags);
         out.push(BackendPlan {
             id: BackendId(i),
             name: name.clone(),
-            base_url: raw_url.trim_end_matches('/').to_string(),
+            instances,
+            dns_refresh,
+            health_path: b.health_path.clone(),
+            retry: crate::plan::resilience::RetrySettings {
+                attempts: b.retry.attempts.max(1),
+                backoff: b.retry.backoff.0,
+                max_backoff: b.retry.max_backoff.0,
+                budget_ratio: b.retry.budget_ratio,
+                budget_window: b.retry.budget_window.0,
+                budget_min_per_second: b.retry.budget_min_per_second,
+            },
+            bulkhead: crate::plan::resilience::BulkheadSettings {
+                max_concurrent: b.bulkhead.max_concurrent,
+                max_queue: b.bulkhead.max_queue,
+                queue_timeout: b.bulkhead.queue_timeout.0,
+            },
+            breaker,
+            outlier: crate::plan::resilience::OutlierSettings {
+                consecutive_failures: b.outlier.consecutive_failures.max(1),
+                base_ejection: b.outlier.base_ejection.0,
+                max_ejection: b.outlier.max_ejection.0,
+                max_ejected_percent: b.outlier.max_ejected_percent.min(100),
+            },
             timeout: b.timeout.0,
             connect_timeout: b.connect_timeout.0,
             singleflight: b.singleflight,
@@ -276,6 +334,74 @@ fn build_backends(src: &ConfigSource, diags: &mut Diagnostics) -> Vec<BackendPla
         });
     }
     out
+}
+
+type BreakerPlan = Option<(crate::plan::resilience::BreakerSettings, Option<std::time::Duration>)>;
+
+/// Checks the ranges of the breaker, retry and bulkhead numbers; the breaker's settings.
+fn resilience_settings(
+    name: &str,
+    b: &crate::config::BackendSettings,
+    loc: &Location,
+    at: &dyn Fn(std::ops::Range<usize>) -> Location,
+    diags: &mut Diagnostics,
+) -> BreakerPlan {
+    let br = &b.breaker;
+    let rate_ok = |r: f64| (0.0..=1.0).contains(&r) && r > 0.0;
+    if !rate_ok(br.failure_rate) || !rate_ok(br.slow_call_rate) {
+        diags.error_with_hint(
+            Some(loc.clone()),
+            format!("backend `{name}`: breaker rates must be between 0 (excluded) and 1"),
+            "failure_rate = 0.5 opens the breaker when half the calls fail",
+        );
+    }
+    if !(0.0..=1.0).contains(&b.retry.budget_ratio) {
+        diags.error_with_hint(
+            Some(loc.clone()),
+            format!("backend `{name}`: retry budget_ratio must be between 0 and 1"),
+            "budget_ratio = 0.1 allows retries for 10% of calls",
+        );
+    }
+    if b.bulkhead.max_concurrent == 0 {
+        diags.error(
+            Some(loc.clone()),
+            format!("backend `{name}`: bulkhead max_concurrent must be at least 1"),
+        );
+    }
+    if br.half_open_calls == 0 || br.window_size == 0 {
+        diags.error(
+            Some(loc.clone()),
+            format!("backend `{name}`: breaker window_size and half_open_calls must be at least 1"),
+        );
+    }
+    let window = match br.window.get_ref().as_str() {
+        "count" => crate::plan::resilience::WindowKind::Count(br.window_size.max(1)),
+        "time" => crate::plan::resilience::WindowKind::Time(br.window_duration.0),
+        other => {
+            diags.error_with_hint(
+                Some(at(br.window.span())),
+                format!("backend `{name}`: unknown breaker window {other:?}"),
+                "window is \"count\" (the last window_size calls) or \"time\" (the last window_duration)",
+            );
+            crate::plan::resilience::WindowKind::Count(br.window_size.max(1))
+        }
+    };
+    if !br.enabled {
+        return None;
+    }
+    let probe = (!br.probe_interval.0.is_zero()).then_some(br.probe_interval.0);
+    Some((
+        crate::plan::resilience::BreakerSettings {
+            window,
+            failure_rate: br.failure_rate,
+            slow_call_rate: br.slow_call_rate,
+            slow_call_duration: br.slow_call_duration.0,
+            minimum_calls: br.minimum_calls,
+            wait_in_open: br.wait_in_open.0,
+            half_open_calls: br.half_open_calls.max(1),
+        },
+        probe,
+    ))
 }
 
 /// `${VAR}` and `${VAR:-default}` from the environment (for URLs and secrets in headers).
@@ -380,6 +506,7 @@ fn field_defs(
                 ty: f.node.ty.node.clone(),
                 // Placeholder until the binder decides.
                 source: FieldSource::Parent(JsonPath::key(&name)),
+                fallback: None,
                 location: Some(site.loc(f.pos)),
             },
         );

@@ -220,6 +220,35 @@ pub fn short(value: &Value) -> String {
     }
 }
 
+/// Whether a JSON value (read as backend JSON) fits an output type: null only where nullable,
+/// leaves coercible, lists as arrays, objects as objects (their fields are read like a backend's).
+pub fn check_output(types: &IndexMap<String, TypeDef>, ty: &Type, value: &Value) -> Result<(), String> {
+    if value.is_null() {
+        return if ty.nullable {
+            Ok(())
+        } else {
+            Err("null for a non-null type".into())
+        };
+    }
+    match &ty.base {
+        BaseType::List(inner) => match value {
+            Value::Array(items) => items.iter().try_for_each(|v| check_output(types, inner, v)),
+            _ => Err(format!("{} is not a list", short(value))),
+        },
+        BaseType::Named(name) => match types.get(name.as_str()) {
+            Some(def @ (TypeDef::Scalar(_) | TypeDef::Enum(_))) => match LeafKind::of(def) {
+                Some(kind) => coerce_leaf(&kind, value).map(|_| ()).map_err(|e| e.0),
+                None => Ok(()),
+            },
+            Some(TypeDef::Object(_) | TypeDef::Interface(_) | TypeDef::Union(_)) => match value {
+                Value::Object(_) => Ok(()),
+                _ => Err(format!("{} is not an object", short(value))),
+            },
+            _ => Err(format!("{name} is not an output type")),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

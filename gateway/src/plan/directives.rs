@@ -16,7 +16,7 @@ use crate::config::diagnostic::{available, suggest};
 use crate::config::{Diagnostics, Location};
 
 /// The directives Mosaic understands, by where they may appear.
-pub const FIELD_DIRECTIVES: &[&str] = &["http", "from", "resolver"];
+pub const FIELD_DIRECTIVES: &[&str] = &["http", "from", "resolver", "fallback"];
 pub const ABSTRACT_TYPE_DIRECTIVES: &[&str] = &["discriminator"];
 
 /// Where a diagnostic about a directive points.
@@ -44,6 +44,8 @@ pub struct HttpArgs {
     pub select: Option<(String, Pos)>,
     pub batch: Option<BatchArgs>,
     pub singleflight: Option<bool>,
+    pub retry: Option<bool>,
+    pub timeout: Option<(String, Pos)>,
 }
 
 /// `batch: {...}` of `@http`.
@@ -64,6 +66,8 @@ pub struct FieldDirectives {
     pub http: Option<HttpArgs>,
     pub from: Option<(String, Pos)>,
     pub resolver: Option<(String, Pos)>,
+    /// `@fallback(value:)`: the value served when the field's call fails.
+    pub fallback: Option<(Value, Pos)>,
 }
 
 /// `@discriminator(field:, map:)` on an interface or union.
@@ -89,6 +93,10 @@ pub fn field_directives(dirs: &[Positioned<ConstDirective>], site: &Site, diags:
             }
             "from" => out.from = args.string("path", true, diags),
             "resolver" => out.resolver = args.string("name", true, diags),
+            "fallback" => match args.take("value") {
+                Some((v, p)) => out.fallback = Some((v.into_json().unwrap_or(Value::Null), p)),
+                None => diags.error(Some(site.loc(d.pos)), "@fallback needs the argument `value`"),
+            },
             "deprecated" => continue,
             other => {
                 unknown_directive(other, d.pos, FIELD_DIRECTIVES, site, diags);
@@ -151,7 +159,7 @@ pub fn no_directives_expected(dirs: &[Positioned<ConstDirective>], what: &str, s
         diags.error_with_hint(
             Some(site.loc(d.pos)),
             format!("unknown directive @{name} on {what}"),
-            "Mosaic's directives are @http, @from and @resolver on fields, @discriminator on interfaces and unions",
+            "Mosaic's directives are @http, @from, @resolver and @fallback on fields, @discriminator on interfaces and unions",
         );
     }
 }
@@ -189,6 +197,8 @@ fn http_args(args: &mut Args<'_>, pos: Pos, diags: &mut Diagnostics) -> HttpArgs
     let select = args.string("select", false, diags);
     let batch = args.take("batch").and_then(|(v, p)| batch_args(v, p, args.site, diags));
     let singleflight = args.bool("singleflight", diags);
+    let retry = args.bool("retry", diags);
+    let timeout = args.string("timeout", false, diags);
     HttpArgs {
         pos,
         backend,
@@ -200,6 +210,8 @@ fn http_args(args: &mut Args<'_>, pos: Pos, diags: &mut Diagnostics) -> HttpArgs
         select,
         batch,
         singleflight,
+        retry,
+        timeout,
     }
 }
 

@@ -11,6 +11,7 @@ mod build;
 pub mod coerce;
 mod directives;
 pub mod json_path;
+pub mod resilience;
 pub mod summary;
 pub mod template;
 
@@ -228,6 +229,8 @@ pub struct FieldDef {
     pub args: IndexMap<String, InputValueDef>,
     pub ty: Type,
     pub source: FieldSource,
+    /// `@fallback(value:)`: served (with an error saying so) when the field's call fails.
+    pub fallback: Option<serde_json::Value>,
     pub location: Option<Location>,
 }
 

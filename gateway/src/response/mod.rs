@@ -144,13 +144,16 @@ pub fn unknown_concrete_type(type_name: &str, field: &str, abstract_type: &str) 
     format!("the backend value for {type_name}.{field} has no known type of {abstract_type}")
 }
 
-/// The error a client sees for a failed backend call: public message and code, backend name.
+/// The error a client sees for a failed backend call: public message and code, backend name, and
+/// whether a fallback value was served in place of the answer.
 pub fn backend_error(
     e: &crate::backend::CallError,
     backend: &str,
     pos: (usize, usize),
     path: ResponsePath,
+    fallback: bool,
 ) -> FieldError {
     FieldError::new(e.public_message(backend), pos, path, e.public_code())
         .with_extension("backend", Value::String(backend.to_string()))
+        .with_extension("fallback", Value::Bool(fallback))
 }

@@ -116,7 +116,9 @@ impl Runtime {
     pub async fn execute_compiled_only(&self, req: &GraphQLRequest, headers: &http::HeaderMap) -> Option<Vec<u8>> {
         let prepared = self.prepare(req).await.ok()?;
         let op = self.compiled_plan(&prepared, &req.variables)?;
-        exec::run(&self.engine.plan, &self.engine.clients, &op, &req.variables, headers).await.ok()
+        exec::run(&self.engine.plan, &self.engine.clients, &op, &req.variables, headers)
+            .await
+            .ok()
     }
 
     /// First sight of a document: parse and validate it (async-graphql), then compile it.

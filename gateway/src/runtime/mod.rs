@@ -86,7 +86,10 @@ impl Runtime {
         request: async_graphql::Request,
         headers: http::HeaderMap,
     ) -> async_graphql::Response {
-        let state = Arc::new(RequestState::new(headers.clone()));
+        let state = Arc::new(RequestState::new(
+            headers.clone(),
+            self.engine.plan.limits.request_timeout.0,
+        ));
         let loader = DataLoader::new(
             batch_loader::BatchLoader::new(
                 self.engine.plan.clone(),

@@ -26,9 +26,9 @@ struct Recorded {
 }
 
 impl RequestState {
-    pub fn new(headers: http::HeaderMap) -> Self {
+    pub fn new(headers: http::HeaderMap, timeout: std::time::Duration) -> Self {
         Self {
-            memo: Arc::new(CallMemo::default()),
+            memo: Arc::new(CallMemo::with_deadline(tokio::time::Instant::now() + timeout)),
             headers,
             recorded: Mutex::new(Recorded::default()),
         }
@@ -46,6 +46,11 @@ impl RequestState {
         let mut r = self.recorded();
         r.errors.push(error);
         r.nulls.push(null_at);
+    }
+
+    /// Records an error whose field still has a value (a fallback): no null.
+    pub fn note(&self, error: FieldError) {
+        self.recorded().errors.push(error);
     }
 
     /// Records a null without an error (a null item in a list of nullable objects).

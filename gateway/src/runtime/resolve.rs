@@ -116,6 +116,7 @@ struct Shape<'c> {
     state: &'c RequestState,
     pos: (usize, usize),
     owner: (&'c str, &'c str),
+    fallback: Option<&'c Value>,
 }
 
 async fn resolve<'a>(ctx: ResolverContext<'a>, info: &FieldInfo) -> async_graphql::Result<Option<FieldValue<'a>>> {
@@ -133,6 +134,7 @@ async fn resolve<'a>(ctx: ResolverContext<'a>, info: &FieldInfo) -> async_graphq
         state,
         pos: (item_pos.line, item_pos.column),
         owner: (&info.type_name, &info.field.name),
+        fallback: info.field.fallback.as_ref(),
     };
     let parent_json = parent.and_then(|p| p.json.clone());
     let ty = &info.field.ty;
@@ -149,11 +151,19 @@ async fn resolve<'a>(ctx: ResolverContext<'a>, info: &FieldInfo) -> async_graphq
         }
     };
     match fetched {
-        Err(e) => {
-            let target = if ty.nullable { Some(path.clone()) } else { inherited };
-            state.error(e, target);
-            Ok(Some(placeholder(&info.plan, ty)))
-        }
+        Err(e) => match (&info.field.fallback, matches!(info.field.source, FieldSource::Call(_))) {
+            (Some(value), true) => {
+                // The declared fallback stands in for the failed answer, read like one.
+                state.note(e);
+                let payload = Arc::new(Payload::new(value.clone()));
+                Ok(shape.complete(ty, Some(JsonRef::new(payload, &[])), &path, inherited, true))
+            }
+            _ => {
+                let target = if ty.nullable { Some(path.clone()) } else { inherited };
+                state.error(e, target);
+                Ok(Some(placeholder(&info.plan, ty)))
+            }
+        },
         Ok(None) => Ok(shape.complete_missing(ty, &path, inherited, true)),
         Ok(Some(Fetched::One(j))) => Ok(shape.complete(ty, Some(j), &path, inherited, true)),
         Ok(Some(Fetched::Many(items))) => {
@@ -206,7 +216,7 @@ fn call_error(
 ) -> FieldError {
     let name = &plan.backend(backend).name;
     tracing::warn!(backend = %name, field = %format!("{}.{}", shape.owner.0, shape.owner.1), error = %e, "backend call failed");
-    crate::response::backend_error(e, name, shape.pos, path.to_vec())
+    crate::response::backend_error(e, name, shape.pos, path.to_vec(), shape.fallback.is_some())
 }
 
 #[allow(clippy::too_many_arguments)]

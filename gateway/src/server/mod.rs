@@ -24,6 +24,7 @@ pub struct AppState {
     runtime: ArcSwap<Runtime>,
     ready: AtomicBool,
     default_query: String,
+    started: std::time::Instant,
 }
 
 impl AppState {
@@ -32,6 +33,7 @@ impl AppState {
             runtime: ArcSwap::new(runtime),
             ready: AtomicBool::new(false),
             default_query: String::new(),
+            started: std::time::Instant::now(),
         }
     }
 
@@ -64,7 +66,8 @@ pub fn router(state: Arc<AppState>) -> Router {
     let mut router = Router::new()
         .route(&path, get(graphql::get).post(graphql::post))
         .route("/livez", get(|| async { "ok" }))
-        .route("/readyz", get(readyz));
+        .route("/readyz", get(readyz))
+        .route("/healthz", get(healthz));
     if plan.server.playground {
         router = router
             .route("/", get(playground_page))
@@ -86,6 +89,18 @@ async fn readyz(State(app): State<Arc<AppState>>) -> Response {
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response()
     }
+}
+
+/// `/healthz`: version, uptime, and each backend's breaker, bulkhead and instances.
+async fn healthz(State(app): State<Arc<AppState>>) -> Response {
+    let runtime = app.runtime();
+    let body = serde_json::json!({
+        "status": if app.ready.load(Ordering::SeqCst) { "ready" } else { "not ready" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": app.started.elapsed().as_secs(),
+        "backends": runtime.engine.clients.status(),
+    });
+    axum::Json(body).into_response()
 }
 
 /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests finish.

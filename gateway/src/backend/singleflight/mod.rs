@@ -110,15 +110,9 @@ mod tests {
     }
 
     fn req(url: &str, coalesce: bool) -> BackendRequest {
-        BackendRequest {
-            binding: crate::plan::BindingId(0),
-            backend: crate::plan::BackendId(0),
-            method: http::Method::GET,
-            url: url.into(),
-            headers: vec![],
-            body: None,
-            coalesce,
-        }
+        let mut r = BackendRequest::for_test(url);
+        r.coalesce = coalesce;
+        r
     }
 
     #[tokio::test(start_paused = true)]
