@@ -15,4 +15,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "unit and integration tests"
 cargo test --workspace --all-targets
 
+step "end-to-end: real clients, the graphql-http audit, the playground in Chromium"
+tests/e2e/run.sh
+
 step "all tests passed"
