@@ -9,23 +9,25 @@ use serde_json::{Map, Value};
 
 use super::payload::key_text;
 use super::request::render;
-use super::{BackendClients, CallError, CallMemo, Payload};
+use super::{BackendClients, CallError, CallFailure, CallMemo, Payload};
 use crate::plan::template::RenderContext;
 use crate::plan::{Binding, Plan};
 
 /// The answers of one batched field for a set of keys.
 pub struct BatchAnswers {
     /// One entry per chunk of keys, in order.
-    pub chunks: Vec<Result<Arc<Payload>, CallError>>,
+    pub chunks: Vec<Result<Arc<Payload>, CallFailure>>,
     /// Keys per chunk.
     pub chunk_size: usize,
 }
 
 /// Where one key's items are.
 pub enum KeyItems<'a> {
+    /// The key's items; `stale_after` when they come from a stale answer served after a failure.
     Found {
         payload: &'a Arc<Payload>,
         indices: Vec<u32>,
+        stale_after: Option<&'a CallError>,
     },
     Failed(&'a CallError),
 }
@@ -33,31 +35,25 @@ pub enum KeyItems<'a> {
 impl BatchAnswers {
     /// The items for the key at position `pos` of the key list the batch was made with.
     pub fn items_for(&self, binding: &Binding, pos: usize, key: &str) -> KeyItems<'_> {
-        let Some(rule) = &binding.batch else {
-            return KeyItems::Found {
-                payload: match self.chunks.first() {
-                    Some(Ok(p)) => p,
-                    Some(Err(e)) => return KeyItems::Failed(e),
-                    None => {
-                        return KeyItems::Found {
-                            payload: empty(),
-                            indices: Vec::new(),
-                        }
-                    }
-                },
-                indices: Vec::new(),
-            };
+        let none = KeyItems::Found {
+            payload: empty(),
+            indices: Vec::new(),
+            stale_after: None,
         };
-        match self.chunks.get(pos / self.chunk_size.max(1)) {
-            Some(Ok(p)) => KeyItems::Found {
-                payload: p,
-                indices: p.index(&binding.select, &rule.item_key).get(key).to_vec(),
-            },
-            Some(Err(e)) => KeyItems::Failed(e),
-            None => KeyItems::Found {
-                payload: empty(),
-                indices: Vec::new(),
-            },
+        let Some(rule) = &binding.batch else { return none };
+        let (payload, stale_after) = match self.chunks.get(pos / self.chunk_size.max(1)) {
+            Some(Ok(p)) => (p, None),
+            Some(Err(CallFailure {
+                error,
+                stale: Some(stale),
+            })) => (stale, Some(error)),
+            Some(Err(f)) => return KeyItems::Failed(&f.error),
+            None => return none,
+        };
+        KeyItems::Found {
+            payload,
+            indices: payload.index(&binding.select, &rule.item_key).get(key).to_vec(),
+            stale_after,
         }
     }
 }
@@ -89,7 +85,7 @@ pub async fn call_batch(
         async move {
             match req {
                 Ok(req) => memo.call(clients, req).await,
-                Err(e) => Err(CallError::Request(e.to_string())),
+                Err(e) => Err(CallError::Request(e.to_string()).into()),
             }
         }
     });

@@ -71,3 +71,17 @@ impl CallError {
         }
     }
 }
+
+/// A failed call as the executors see it: the error, and the last good answer within its
+/// stale-if-error window if the cache has one (served in its place, with the error saying so).
+#[derive(Debug, Clone)]
+pub struct CallFailure {
+    pub error: CallError,
+    pub stale: Option<std::sync::Arc<super::payload::Payload>>,
+}
+
+impl From<CallError> for CallFailure {
+    fn from(error: CallError) -> Self {
+        Self { error, stale: None }
+    }
+}

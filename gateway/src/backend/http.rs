@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 use serde_json::Value;
 
 use super::error::CallError;
-use super::payload::Payload;
+use super::payload::{CacheControl, Payload};
 use super::request::BackendRequest;
 use crate::plan::BackendPlan;
 
@@ -70,8 +70,13 @@ async fn send(client: reqwest::Client, req: BackendRequest, max: usize) -> Resul
     }
     let mut resp = builder.send().await.map_err(classify)?;
     let status = resp.status();
+    let cache_control = resp
+        .headers()
+        .get(reqwest::header::CACHE_CONTROL)
+        .and_then(|v| v.to_str().ok())
+        .map(CacheControl::parse);
     if status == reqwest::StatusCode::NOT_FOUND {
-        return Ok(Arc::new(Payload::new(Value::Null)));
+        return Ok(Arc::new(Payload::received(Value::Null, 0, cache_control)));
     }
     if !status.is_success() {
         let retry_after = resp
@@ -96,10 +101,10 @@ async fn send(client: reqwest::Client, req: BackendRequest, max: usize) -> Resul
         body.extend_from_slice(&chunk);
     }
     if body.is_empty() {
-        return Ok(Arc::new(Payload::new(Value::Null)));
+        return Ok(Arc::new(Payload::received(Value::Null, 0, cache_control)));
     }
     let value: Value = serde_json::from_slice(&body).map_err(|e| CallError::InvalidBody(e.to_string()))?;
-    Ok(Arc::new(Payload::new(value)))
+    Ok(Arc::new(Payload::received(value, body.len(), cache_control)))
 }
 
 fn classify(e: reqwest::Error) -> CallError {

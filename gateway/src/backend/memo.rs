@@ -10,26 +10,45 @@ use std::sync::{Arc, Mutex};
 use futures::future::{FutureExt, Shared};
 
 use super::http::CallFuture;
-use super::{BackendClients, BackendRequest, CallError, CallKey, Payload};
+use super::{BackendClients, BackendRequest, CallError, CallFailure, CallKey, Payload};
 
-/// Calls made so far by one request, and the request's deadline (which every call carries).
+/// Calls made so far by one request, with what every call of the request carries: its deadline
+/// and its principal (for private cache entries).
 #[derive(Default)]
 pub struct CallMemo {
     calls: Mutex<HashMap<CallKey, Shared<CallFuture>>>,
     deadline: Option<tokio::time::Instant>,
+    principal: Option<Arc<str>>,
 }
 
 impl CallMemo {
-    /// A memo for a request that must finish by `deadline`.
-    pub fn with_deadline(deadline: tokio::time::Instant) -> Self {
+    /// A memo for a request that must finish by `deadline`, made by `principal` (if known).
+    pub fn new(deadline: tokio::time::Instant, principal: Option<Arc<str>>) -> Self {
         Self {
             calls: Mutex::default(),
             deadline: Some(deadline),
+            principal,
         }
     }
 
-    pub async fn call(&self, clients: &BackendClients, mut req: BackendRequest) -> Result<Arc<Payload>, CallError> {
+    /// Makes (or joins) the call; a failure carries the stale answer the cache may still have.
+    pub async fn call(&self, clients: &BackendClients, req: BackendRequest) -> Result<Arc<Payload>, CallFailure> {
+        let probe = req.cache.is_some().then(|| req.clone());
+        match self.call_inner(clients, req).await {
+            Ok(p) => Ok(p),
+            Err(error) => {
+                let stale = probe.and_then(|mut r| {
+                    r.principal = self.principal.clone();
+                    clients.stale(&r)
+                });
+                Err(CallFailure { error, stale })
+            }
+        }
+    }
+
+    async fn call_inner(&self, clients: &BackendClients, mut req: BackendRequest) -> Result<Arc<Payload>, CallError> {
         req.deadline = self.deadline;
+        req.principal = self.principal.clone();
         let idempotent = matches!(req.method, http::Method::GET | http::Method::HEAD);
         if !idempotent {
             return clients.call(req).await;

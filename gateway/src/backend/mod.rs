@@ -8,8 +8,10 @@ pub mod balance;
 pub mod batch;
 pub mod breaker;
 pub mod bulkhead;
+pub mod cache;
 pub mod error;
 pub mod http;
+pub mod invalidate;
 pub mod memo;
 pub mod payload;
 pub mod request;
@@ -24,7 +26,7 @@ use tower::util::BoxCloneSyncService;
 
 use tower::{ServiceBuilder, ServiceExt};
 
-pub use error::CallError;
+pub use error::{CallError, CallFailure};
 pub use memo::CallMemo;
 pub use payload::Payload;
 pub use request::{BackendRequest, CallKey};
@@ -58,10 +60,12 @@ pub struct BackendStatus {
     pub instances: Vec<balance::InstanceStatus>,
 }
 
-/// The clients of all backends, indexed by [`BackendId`](crate::plan::BackendId).
+/// The clients of all backends, indexed by [`BackendId`](crate::plan::BackendId), and the cache
+/// they share.
 #[derive(Clone)]
 pub struct BackendClients {
     clients: Arc<[BackendClient]>,
+    cache: Option<Arc<cache::CacheStore>>,
 }
 
 /// A client could not be built (TLS setup, invalid settings).
@@ -75,8 +79,27 @@ pub struct ClientError {
 
 impl BackendClients {
     /// Builds each backend's layer stack. The order, outermost first, is the architecture:
-    /// coalescing → bulkhead → circuit breaker → retry → timeout → load balancer → HTTP.
+    /// cache → coalescing → bulkhead → circuit breaker → retry → timeout → load balancer → HTTP.
     pub fn new(plan: &Plan) -> Result<Self, ClientError> {
+        let cache = plan.cache.enabled.then(|| {
+            let shared = (!plan.cache.redis.url.is_empty())
+                .then(|| {
+                    cache::redis::SharedLevel::start(
+                        &plan.cache.redis.url,
+                        &plan.cache.redis.key_prefix,
+                        plan.cache.redis.timeout.0,
+                    )
+                })
+                .and_then(|r| {
+                    r.map_err(|e| tracing::error!(error = %e, "invalid Redis URL; caching in memory only"))
+                        .ok()
+                });
+            let store = cache::CacheStore::new(plan.cache.max_bytes, shared.clone());
+            if let Some(shared) = shared {
+                shared.subscribe(Arc::downgrade(&store));
+            }
+            store
+        });
         let mut clients = Vec::with_capacity(plan.backends.len());
         for b in &plan.backends {
             let err = |source| ClientError {
@@ -122,6 +145,7 @@ impl BackendClients {
             let bulkhead = bulkhead::Compartment::new(b.bulkhead);
             let retries = Arc::new(AtomicU64::new(0));
             let svc = ServiceBuilder::new()
+                .option_layer(cache.clone().map(|store| cache::CacheLayer::new(store, &b.name)))
                 .layer(singleflight::SingleFlightLayer)
                 .layer(bulkhead::BulkheadLayer::new(bulkhead.clone()))
                 .layer(breaker::CircuitBreakerLayer::new(breaker.clone()))
@@ -144,7 +168,29 @@ impl BackendClients {
         }
         Ok(Self {
             clients: clients.into(),
+            cache,
         })
+    }
+
+    /// The last good answer to `req` within its stale-if-error window, for the fallback chain.
+    pub fn stale(&self, req: &BackendRequest) -> Option<Arc<Payload>> {
+        let store = self.cache.as_ref()?;
+        let key = cache::cache_key(&self.clients[req.backend.0].name, req)?;
+        store.stale_if_error(&key)
+    }
+
+    /// Evicts the cached answers of GET calls to `backend` whose path starts with `path`, on this
+    /// replica and (through Redis) on all.
+    pub async fn invalidate(&self, backend: crate::plan::BackendId, path: &str) {
+        if let Some(store) = &self.cache {
+            store
+                .invalidate_prefix(&cache::entry_prefix(&self.clients[backend.0].name, path))
+                .await;
+        }
+    }
+
+    pub fn cache(&self) -> Option<&Arc<cache::CacheStore>> {
+        self.cache.as_ref()
     }
 
     /// Sends one call through its backend's stack.

@@ -14,7 +14,51 @@ use crate::plan::JsonPath;
 #[derive(Debug)]
 pub struct Payload {
     pub value: Value,
+    /// Size of the body as received (what a cache entry weighs).
+    pub bytes: usize,
+    /// The backend's `Cache-Control`, if it sent one.
+    pub cache_control: Option<CacheControl>,
     index: OnceLock<BatchIndex>,
+}
+
+/// The parts of `Cache-Control` a gateway cache obeys.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheControl {
+    pub max_age: Option<u64>,
+    pub s_maxage: Option<u64>,
+    pub no_store: bool,
+    pub no_cache: bool,
+    pub private: bool,
+}
+
+impl CacheControl {
+    pub fn parse(header: &str) -> Self {
+        let mut cc = Self::default();
+        for part in header.split(',') {
+            let part = part.trim().to_ascii_lowercase();
+            let (name, value) = match part.split_once('=') {
+                Some((n, v)) => (n.trim().to_string(), Some(v.trim().trim_matches('"').to_string())),
+                None => (part.clone(), None),
+            };
+            match name.as_str() {
+                "max-age" => cc.max_age = value.and_then(|v| v.parse().ok()),
+                "s-maxage" => cc.s_maxage = value.and_then(|v| v.parse().ok()),
+                "no-store" => cc.no_store = true,
+                "no-cache" => cc.no_cache = true,
+                "private" => cc.private = true,
+                _ => {}
+            }
+        }
+        cc
+    }
+
+    /// How long a shared cache may keep the answer (`s-maxage` first), if the backend says.
+    pub fn shared_ttl(&self) -> Option<std::time::Duration> {
+        if self.no_store || self.no_cache {
+            return Some(std::time::Duration::ZERO);
+        }
+        self.s_maxage.or(self.max_age).map(std::time::Duration::from_secs)
+    }
 }
 
 /// Key → positions of the matching items in the selected list.
@@ -35,6 +79,18 @@ impl Payload {
     pub fn new(value: Value) -> Self {
         Self {
             value,
+            bytes: 0,
+            cache_control: None,
+            index: OnceLock::new(),
+        }
+    }
+
+    /// A payload as received: its size and caching headers.
+    pub fn received(value: Value, bytes: usize, cache_control: Option<CacheControl>) -> Self {
+        Self {
+            value,
+            bytes,
+            cache_control,
             index: OnceLock::new(),
         }
     }
@@ -98,6 +154,18 @@ pub fn key_text(v: &Value) -> Option<std::borrow::Cow<'_, str>> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn cache_control_parses_the_directives_a_cache_obeys() {
+        let cc = CacheControl::parse("public, max-age=60, s-maxage=\"30\"");
+        assert_eq!(cc.shared_ttl(), Some(std::time::Duration::from_secs(30)));
+        assert_eq!(
+            CacheControl::parse("no-store").shared_ttl(),
+            Some(std::time::Duration::ZERO)
+        );
+        assert!(CacheControl::parse("Private, max-age=5").private);
+        assert_eq!(CacheControl::parse("").shared_ttl(), None);
+    }
 
     #[test]
     fn index_groups_items_by_key_and_matches_numbers_to_strings() {

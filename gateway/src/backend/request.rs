@@ -29,15 +29,25 @@ pub struct BackendRequest {
     pub timeout: Option<std::time::Duration>,
     /// The GraphQL request's deadline, shared by all its calls.
     pub deadline: Option<tokio::time::Instant>,
+    /// How the answer may be cached (`None`: never).
+    pub cache: Option<std::sync::Arc<crate::plan::resilience::CachePolicy>>,
+    /// Who is asking, for private cache entries.
+    pub principal: Option<std::sync::Arc<str>>,
 }
 
 impl BackendRequest {
-    /// What makes two calls identical (method, URL, headers and body).
+    /// What makes two calls identical (backend, method, URL, headers and body).
     pub fn call_key(&self) -> CallKey {
+        let mut key = self.backend.0.to_string();
+        key.push(' ');
+        key.push_str(&self.identity());
+        CallKey(key.into())
+    }
+
+    /// Method, target, headers and body: `"GET /path?query\nheader:value..."`.
+    pub fn identity(&self) -> String {
         let mut key = String::with_capacity(self.target.len() + 16);
         key.push_str(self.method.as_str());
-        key.push(' ');
-        key.push_str(&self.backend.0.to_string());
         key.push(' ');
         key.push_str(&self.target);
         for (k, v) in &self.headers {
@@ -50,7 +60,7 @@ impl BackendRequest {
             key.push_str("\n\n");
             key.push_str(&String::from_utf8_lossy(b));
         }
-        CallKey(key.into())
+        key
     }
 }
 
@@ -70,6 +80,8 @@ impl BackendRequest {
             retryable: true,
             timeout: None,
             deadline: None,
+            cache: None,
+            principal: None,
         }
     }
 }
@@ -175,6 +187,8 @@ pub fn render(
         retryable: idempotent || binding.retryable,
         timeout: binding.timeout,
         deadline: None,
+        cache: binding.cache.clone(),
+        principal: None,
     })
 }
 
@@ -288,6 +302,8 @@ mod tests {
             singleflight: true,
             retryable: false,
             timeout: None,
+            cache: None,
+            invalidates: vec![],
             owner: "Query.x".into(),
         }
     }

@@ -19,7 +19,55 @@ pub struct Settings {
     pub server: ServerSettings,
     pub limits: LimitSettings,
     pub request: RequestSettings,
+    pub cache: CacheToml,
     pub backends: BTreeMap<String, Spanned<BackendSettings>>,
+}
+
+/// `[cache]`: the response cache (in memory, optionally shared through Redis).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheToml {
+    pub enabled: bool,
+    /// Memory the cached answers may take, in bytes of backend JSON.
+    pub max_bytes: u64,
+    /// For fields without `@cache`: serve an expired answer this long when the backend fails.
+    pub stale_if_error: HumanDuration,
+    /// Request header naming the user, for `@cache(scope: PRIVATE)` entries (until JWT auth).
+    pub principal_header: Option<String>,
+    pub redis: RedisToml,
+}
+
+impl Default for CacheToml {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_bytes: 64 << 20,
+            stale_if_error: HumanDuration(Duration::ZERO),
+            principal_header: None,
+            redis: RedisToml::default(),
+        }
+    }
+}
+
+/// `[cache.redis]`: a second level shared by all replicas, and invalidations fanned out to them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisToml {
+    /// `redis://host:6379/0`; empty: no Redis (the default).
+    pub url: String,
+    pub key_prefix: String,
+    /// The longest a cache read or write may wait for Redis before going on without it.
+    pub timeout: HumanDuration,
+}
+
+impl Default for RedisToml {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            key_prefix: "mosaic:".into(),
+            timeout: HumanDuration(Duration::from_millis(50)),
+        }
+    }
 }
 
 impl Default for Settings {
@@ -29,6 +77,7 @@ impl Default for Settings {
             server: ServerSettings::default(),
             limits: LimitSettings::default(),
             request: RequestSettings::default(),
+            cache: CacheToml::default(),
             backends: BTreeMap::new(),
         }
     }

@@ -15,24 +15,35 @@ use super::compile::{FieldPlan, OpPlan, Output, SelectionPlan, Src};
 use crate::backend::batch::{call_batch, BatchAnswers, KeyItems};
 use crate::backend::payload::key_text;
 use crate::backend::request::{render, RenderError};
-use crate::backend::{BackendClients, CallError, CallMemo, Payload};
+use crate::backend::{BackendClients, CallError, CallFailure, CallMemo, Payload};
 use crate::plan::template::RenderContext;
 use crate::plan::{Binding, Plan};
 
 /// The answers of one bound field, for all its parents.
 pub enum SlotData {
     /// The call does not depend on the parent: one answer for all.
-    Single(Result<Option<Arc<Payload>>, CallError>),
+    Single(Result<Option<Arc<Payload>>, CallFailure>),
     /// One call per distinct request; parents (by address) point at their call.
     PerParent {
         by_parent: HashMap<usize, usize>,
-        calls: Vec<Result<Option<Arc<Payload>>, CallError>>,
+        calls: Vec<Result<Option<Arc<Payload>>, CallFailure>>,
     },
     /// A batch: key → position in the key list, and the answers by chunk.
     Batched {
         positions: HashMap<Box<str>, usize>,
         answers: BatchAnswers,
     },
+}
+
+impl SlotData {
+    /// Whether at least one call of the slot succeeded.
+    fn any_success(&self) -> bool {
+        match self {
+            SlotData::Single(r) => r.is_ok(),
+            SlotData::PerParent { calls, .. } => calls.iter().any(Result::is_ok),
+            SlotData::Batched { answers, .. } => answers.chunks.iter().any(Result::is_ok),
+        }
+    }
 }
 
 /// What a bound field resolves to for one parent.
@@ -61,11 +72,17 @@ fn addr(v: &Value) -> usize {
 }
 
 impl Fetched {
-    /// The value of bound field `f` (slot `slot`) under `parent`.
-    pub fn resolve<'a>(&'a self, binding: &Binding, slot: usize, parent: Option<&Value>) -> Resolved<'a> {
+    /// The value of bound field `f` (slot `slot`) under `parent`, and the error of the failed
+    /// call when the value is a stale answer served in its place.
+    pub fn resolve<'a>(
+        &'a self,
+        binding: &Binding,
+        slot: usize,
+        parent: Option<&Value>,
+    ) -> (Resolved<'a>, Option<&'a CallError>) {
         match self.slots.get(slot) {
             Some(Some(data)) => resolve_slot(data, binding, parent),
-            _ => Resolved::Value(None),
+            _ => (Resolved::Value(None), None),
         }
     }
 }
@@ -148,12 +165,15 @@ async fn fetch_field_or_descend<'b>(
             };
             let args = args.evaluate(cx.plan, def, cx.vars);
             let data = call_field(cx, binding, &args, &parents).await;
+            if !binding.invalidates.is_empty() && data.any_success() {
+                crate::backend::invalidate::after_success(cx.clients, binding, &args).await;
+            }
             let mut out = Vec::new();
             if let Output::Composite(_, sub) = &f.output {
                 if sub.has_calls {
                     let mut children = Vec::new();
                     for p in &parents {
-                        match resolve_slot(&data, binding, Some(p)) {
+                        match resolve_slot(&data, binding, Some(p)).0 {
                             Resolved::Value(Some(v)) => flatten_objects(v, &mut children),
                             Resolved::Items(items) => items.into_iter().for_each(|v| flatten_objects(v, &mut children)),
                             Resolved::Error(_) => {
@@ -186,39 +206,46 @@ async fn fetch_field_or_descend<'b>(
     }
 }
 
-fn resolve_slot<'a>(data: &'a SlotData, binding: &Binding, parent: Option<&Value>) -> Resolved<'a> {
-    let one = |r: &'a Result<Option<Arc<Payload>>, CallError>| match r {
-        Ok(Some(p)) => Resolved::Value(binding.select.get(&p.value)),
-        Ok(None) => Resolved::Value(None),
-        Err(e) => Resolved::Error(e),
+fn resolve_slot<'a>(
+    data: &'a SlotData,
+    binding: &Binding,
+    parent: Option<&Value>,
+) -> (Resolved<'a>, Option<&'a CallError>) {
+    let one = |r: &'a Result<Option<Arc<Payload>>, CallFailure>| match r {
+        Ok(Some(p)) => (Resolved::Value(binding.select.get(&p.value)), None),
+        Ok(None) => (Resolved::Value(None), None),
+        Err(CallFailure { error, stale: Some(p) }) => (Resolved::Value(binding.select.get(&p.value)), Some(error)),
+        Err(f) => (Resolved::Error(&f.error), None),
     };
     match data {
         SlotData::Single(r) => one(r),
         SlotData::PerParent { by_parent, calls } => {
             match parent.and_then(|p| by_parent.get(&addr(p))).and_then(|i| calls.get(*i)) {
                 Some(r) => one(r),
-                None => Resolved::Value(None),
+                None => (Resolved::Value(None), None),
             }
         }
         SlotData::Batched { positions, answers } => {
-            let Some(rule) = &binding.batch else {
-                return Resolved::Value(None);
-            };
+            let none = (Resolved::Value(None), None);
+            let Some(rule) = &binding.batch else { return none };
             let Some(key) = parent.and_then(|p| rule.parent_key.get(p)).and_then(key_text) else {
-                return Resolved::Value(None);
+                return none;
             };
-            let Some(pos) = positions.get(&*key) else {
-                return Resolved::Value(None);
-            };
+            let Some(pos) = positions.get(&*key) else { return none };
             match answers.items_for(binding, *pos, &key) {
-                KeyItems::Failed(e) => Resolved::Error(e),
-                KeyItems::Found { payload, indices } => {
+                KeyItems::Failed(e) => (Resolved::Error(e), None),
+                KeyItems::Found {
+                    payload,
+                    indices,
+                    stale_after,
+                } => {
                     let items = payload.items(&binding.select);
-                    if rule.many {
+                    let resolved = if rule.many {
                         Resolved::Items(indices.iter().filter_map(|i| items.get(*i as usize)).collect())
                     } else {
                         Resolved::Value(indices.first().and_then(|i| items.get(*i as usize)))
-                    }
+                    };
+                    (resolved, stale_after)
                 }
             }
         }
@@ -307,7 +334,7 @@ async fn call_field(
         let err = render_errors.remove(&i);
         async move {
             match (r, err) {
-                (_, Some(e)) => Err(e),
+                (_, Some(e)) => Err(e.into()),
                 (Some(req), None) => cx.memo.call(cx.clients, req).await.map(Some),
                 (None, None) => Ok(None),
             }
@@ -322,10 +349,10 @@ async fn call_one(
     binding: &Binding,
     backend: &crate::plan::BackendPlan,
     ctx: &RenderContext<'_>,
-) -> Result<Option<Arc<Payload>>, CallError> {
+) -> Result<Option<Arc<Payload>>, CallFailure> {
     match render(binding, backend, ctx, None) {
         Ok(req) => cx.memo.call(cx.clients, req).await.map(Some),
         Err(RenderError::MissingPathValue(_)) => Ok(None),
-        Err(e) => Err(CallError::Request(e.to_string())),
+        Err(e) => Err(CallError::Request(e.to_string()).into()),
     }
 }

@@ -31,6 +31,13 @@ pub fn operation_kind(doc: &ExecutableDocument, name: Option<&str>) -> Option<Op
     compile::find_operation(doc, name).map(|op| op.node.ty)
 }
 
+/// Who is asking, for private cache entries: the configured principal header's value.
+pub fn principal(plan: &Plan, headers: &http::HeaderMap) -> Option<std::sync::Arc<str>> {
+    let name = plan.cache.principal_header.as_deref()?;
+    let value = headers.get(name)?.to_str().ok()?;
+    (!value.is_empty()).then(|| std::sync::Arc::from(value))
+}
+
 /// Runs a compiled operation.
 pub async fn run(
     plan: &Plan,
@@ -40,7 +47,10 @@ pub async fn run(
     headers: &http::HeaderMap,
 ) -> Result<Vec<u8>, RunError> {
     let vars = vars::coerce_variables(plan, op, variables).ok_or(RunError::InvalidVariables)?;
-    let memo = CallMemo::with_deadline(tokio::time::Instant::now() + plan.limits.request_timeout.0);
+    let memo = CallMemo::new(
+        tokio::time::Instant::now() + plan.limits.request_timeout.0,
+        principal(plan, headers),
+    );
     let cx = fetch::FetchContext {
         plan,
         clients,

@@ -112,7 +112,14 @@ impl<'a> Writer<'a> {
             Src::Parent(path) => self.value(f, &f.ty, parent.and_then(|p| path.get(p))),
             Src::Call { binding, slot, .. } => {
                 let binding = self.plan.binding(*binding);
-                match self.fetched.resolve(binding, *slot, parent) {
+                let (resolved, stale_after) = self.fetched.resolve(binding, *slot, parent);
+                if let Some(e) = stale_after {
+                    // A stale answer stands in for the failed call: the error says so.
+                    let name = &self.plan.backend(binding.backend).name;
+                    let err = backend_error(e, name, f.pos, self.response_path(), true);
+                    self.errors.push(err);
+                }
+                match resolved {
                     Resolved::Value(v) => self.value(f, &f.ty, v),
                     Resolved::Items(items) => self.nullable(&f.ty, |w| {
                         let inner = match &f.ty.base {

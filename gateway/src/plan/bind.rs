@@ -19,6 +19,8 @@ use crate::config::{Diagnostics, Location};
 /// What the binder checks bindings against.
 pub(super) struct BindContext<'a> {
     pub backends: &'a [BackendPlan],
+    /// Cache policy of GET fields without `@cache`; `None` when caching is off.
+    pub default_cache: Option<super::resilience::CachePolicy>,
     pub request_headers: Vec<String>,
     pub root_types: Vec<String>,
     pub resolvers: &'a [&'a str],
@@ -97,7 +99,7 @@ impl<'a> Binder<'a> {
                 let Some(fdef) = object_field(field, &fname) else {
                     continue;
                 };
-                self.bind_http(types, &tname, fdef, http, &site, is_root, diags)
+                self.bind_http(types, &tname, fdef, http, &dirs, &site, is_root, diags)
                     .map(FieldSource::Call)
             } else if let Some((name, pos)) = &dirs.resolver {
                 if self.ctx.resolvers.contains(&name.as_str()) {
@@ -127,6 +129,15 @@ impl<'a> Binder<'a> {
                 }
                 None
             };
+            if dirs.cache.is_some() && dirs.http.is_none() {
+                if let Some(c) = &dirs.cache {
+                    diags.error_with_hint(
+                        Some(site.loc(c.pos)),
+                        format!("@cache on `{tname}.{fname}`, which makes no backend call"),
+                        "put @cache on a field bound with @http",
+                    );
+                }
+            }
             if let Some((value, pos)) = &dirs.fallback {
                 self.check_fallback(types, &tname, &fname, value, &site, *pos, dirs.http.is_some(), diags);
             }
@@ -148,6 +159,7 @@ impl<'a> Binder<'a> {
         tname: &str,
         field: &FieldDef,
         http: &HttpArgs,
+        dirs: &FieldDirectives,
         site: &Site,
         is_root: bool,
         diags: &mut Diagnostics,
@@ -238,8 +250,46 @@ impl<'a> Binder<'a> {
                         None
                     }
                 }),
+            cache: None,
+            invalidates: Vec::new(),
             owner,
         };
+        binding.cache = self
+            .cache_policy(&binding.method, dirs.cache.as_ref(), site, diags)
+            .map(std::sync::Arc::new);
+        for (backend_name, path, pos) in &dirs.invalidates {
+            let Some(b) = self.ctx.backends.iter().find(|b| &b.name == backend_name) else {
+                let names: Vec<&str> = self.ctx.backends.iter().map(|b| b.name.as_str()).collect();
+                diags.error_with_hint(
+                    Some(site.loc(*pos)),
+                    format!("@invalidates names unknown backend {backend_name:?}"),
+                    available("backends", &names),
+                );
+                continue;
+            };
+            if let Some(mut t) = parse_template(path, *pos, site, diags) {
+                for e in t.exprs_mut() {
+                    if let Expr::Arg { name, .. } = e {
+                        if !field.args.contains_key(name.as_str()) {
+                            diags.error(
+                                Some(site.loc(*pos)),
+                                format!(
+                                    "@invalidates path refers to args.{name}, which `{tname}.{}` does not have",
+                                    field.name
+                                ),
+                            );
+                        }
+                    } else {
+                        diags.error_with_hint(
+                            Some(site.loc(*pos)),
+                            "@invalidates paths may only use {{args...}}",
+                            "name the path prefix the mutation makes stale, e.g. \"/accounts/{{args.input.fromAccount}}\"",
+                        );
+                    }
+                }
+                binding.invalidates.push((b.id, t));
+            }
+        }
         self.check_exprs(types, tname, field, &mut binding, http, site, is_root, diags);
         let idempotent = matches!(binding.method, http::Method::GET | http::Method::HEAD);
         let backend_default = backend.is_some_and(|b| self.ctx.backends[b.0].singleflight);
@@ -249,6 +299,52 @@ impl<'a> Binder<'a> {
         }
         self.bindings.push(binding);
         Some(BindingId(self.bindings.len() - 1))
+    }
+
+    /// The field's cache policy: its `@cache`, or the default for GET calls.
+    fn cache_policy(
+        &self,
+        method: &http::Method,
+        args: Option<&directives::CacheArgs>,
+        site: &Site,
+        diags: &mut Diagnostics,
+    ) -> Option<super::resilience::CachePolicy> {
+        let cacheable = matches!(*method, http::Method::GET | http::Method::HEAD);
+        let Some(args) = args else {
+            return if cacheable {
+                self.ctx.default_cache.clone()
+            } else {
+                None
+            };
+        };
+        if !cacheable {
+            diags.error_with_hint(
+                Some(site.loc(args.pos)),
+                format!("@cache on a {method} call: only GET answers are cached"),
+                "remove @cache, or bind the field with method GET",
+            );
+            return None;
+        }
+        let default = self.ctx.default_cache.clone()?;
+        let mut duration = |v: &Option<(String, async_graphql_parser::Pos)>| {
+            v.as_ref().and_then(|(t, pos)| match humantime::parse_duration(t) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    diags.error_with_hint(
+                        Some(site.loc(*pos)),
+                        format!("invalid duration {t:?} in @cache: {e}"),
+                        "write a duration such as \"30s\" or \"5m\"",
+                    );
+                    None
+                }
+            })
+        };
+        Some(super::resilience::CachePolicy {
+            ttl: duration(&args.ttl).or(default.ttl),
+            stale_while_revalidate: duration(&args.stale_while_revalidate).unwrap_or(default.stale_while_revalidate),
+            stale_if_error: duration(&args.stale_if_error).unwrap_or(default.stale_if_error),
+            private: args.private,
+        })
     }
 
     /// A fallback must sit on a bound field and fit the field's type.

@@ -96,6 +96,10 @@ pub struct Binding {
     pub retryable: bool,
     /// Per-field timeout (`@http(timeout: "500ms")`), overriding the backend's.
     pub timeout: Option<Duration>,
+    /// How answers are cached; `None` for calls that are never cached (not GET, cache off).
+    pub cache: Option<std::sync::Arc<super::resilience::CachePolicy>>,
+    /// Cached GET answers a successful call makes stale: (backend, path prefix template).
+    pub invalidates: Vec<(BackendId, Template)>,
     /// `Type.field` this binding belongs to, for diagnostics, logs and metrics.
     pub owner: String,
 }

@@ -150,8 +150,15 @@ pub fn build(src: &ConfigSource, resolvers: &[&str]) -> Result<Plan, Diagnostics
     link_abstract_types(&mut types, &defs, &mut diags);
 
     // 4. Field sources: bindings, @from paths and resolvers.
+    let cache = &src.settings.cache;
     let mut binder = Binder::new(BindContext {
         backends: &backends,
+        default_cache: cache.enabled.then_some(super::resilience::CachePolicy {
+            ttl: None,
+            stale_while_revalidate: std::time::Duration::ZERO,
+            stale_if_error: cache.stale_if_error.0,
+            private: false,
+        }),
         request_headers: src
             .settings
             .request
@@ -177,6 +184,7 @@ pub fn build(src: &ConfigSource, resolvers: &[&str]) -> Result<Plan, Diagnostics
         backends,
         server: src.settings.server.clone(),
         limits: src.settings.limits.clone(),
+        cache: src.settings.cache.clone(),
         request_headers: src
             .settings
             .request

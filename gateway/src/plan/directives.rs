@@ -16,7 +16,7 @@ use crate::config::diagnostic::{available, suggest};
 use crate::config::{Diagnostics, Location};
 
 /// The directives Mosaic understands, by where they may appear.
-pub const FIELD_DIRECTIVES: &[&str] = &["http", "from", "resolver", "fallback"];
+pub const FIELD_DIRECTIVES: &[&str] = &["http", "from", "resolver", "fallback", "cache", "invalidates"];
 pub const ABSTRACT_TYPE_DIRECTIVES: &[&str] = &["discriminator"];
 
 /// Where a diagnostic about a directive points.
@@ -68,6 +68,20 @@ pub struct FieldDirectives {
     pub resolver: Option<(String, Pos)>,
     /// `@fallback(value:)`: the value served when the field's call fails.
     pub fallback: Option<(Value, Pos)>,
+    pub cache: Option<CacheArgs>,
+    /// `@invalidates`: (backend, path template) pairs whose cached GET answers a successful call
+    /// makes stale.
+    pub invalidates: Vec<(String, String, Pos)>,
+}
+
+/// `@cache(ttl:, staleWhileRevalidate:, staleIfError:, scope:)` as written.
+#[derive(Debug, Clone)]
+pub struct CacheArgs {
+    pub pos: Pos,
+    pub ttl: Option<(String, Pos)>,
+    pub stale_while_revalidate: Option<(String, Pos)>,
+    pub stale_if_error: Option<(String, Pos)>,
+    pub private: bool,
 }
 
 /// `@discriminator(field:, map:)` on an interface or union.
@@ -93,6 +107,56 @@ pub fn field_directives(dirs: &[Positioned<ConstDirective>], site: &Site, diags:
             }
             "from" => out.from = args.string("path", true, diags),
             "resolver" => out.resolver = args.string("name", true, diags),
+            "cache" => {
+                let ttl = args.string("ttl", false, diags);
+                let stale_while_revalidate = args.string("staleWhileRevalidate", false, diags);
+                let stale_if_error = args.string("staleIfError", false, diags);
+                let private = match args.take("scope") {
+                    None => false,
+                    Some((ConstValue::Enum(e), _)) if e.as_str() == "PRIVATE" => true,
+                    Some((ConstValue::Enum(e), _)) if e.as_str() == "PUBLIC" => false,
+                    Some((_, p)) => {
+                        args.wrong_type("scope", p, "PUBLIC or PRIVATE", diags);
+                        false
+                    }
+                };
+                out.cache = Some(CacheArgs {
+                    pos: d.pos,
+                    ttl,
+                    stale_while_revalidate,
+                    stale_if_error,
+                    private,
+                });
+            }
+            "invalidates" => {
+                let single = (args.string("backend", false, diags), args.string("path", false, diags));
+                if let (Some((b, pos)), Some((p, _))) = single {
+                    out.invalidates.push((b, p, pos));
+                }
+                if let Some((v, pos)) = args.take("targets") {
+                    let items = match v {
+                        ConstValue::List(items) => items,
+                        other => vec![other],
+                    };
+                    for item in items {
+                        match item {
+                            ConstValue::Object(m) => match (m.get("backend"), m.get("path")) {
+                                (Some(ConstValue::String(b)), Some(ConstValue::String(p))) => {
+                                    out.invalidates.push((b.clone(), p.clone(), pos))
+                                }
+                                _ => diags.error(
+                                    Some(site.loc(pos)),
+                                    "each @invalidates target needs `backend` and `path` strings",
+                                ),
+                            },
+                            _ => diags.error(
+                                Some(site.loc(pos)),
+                                "@invalidates targets are objects {backend: \"...\", path: \"/...\"}",
+                            ),
+                        }
+                    }
+                }
+            }
             "fallback" => match args.take("value") {
                 Some((v, p)) => out.fallback = Some((v.into_json().unwrap_or(Value::Null), p)),
                 None => diags.error(Some(site.loc(d.pos)), "@fallback needs the argument `value`"),
@@ -159,7 +223,7 @@ pub fn no_directives_expected(dirs: &[Positioned<ConstDirective>], what: &str, s
         diags.error_with_hint(
             Some(site.loc(d.pos)),
             format!("unknown directive @{name} on {what}"),
-            "Mosaic's directives are @http, @from, @resolver and @fallback on fields, @discriminator on interfaces and unions",
+            "Mosaic's directives are @http, @from, @resolver, @fallback, @cache and @invalidates on fields, @discriminator on interfaces and unions",
         );
     }
 }

@@ -38,6 +38,7 @@ pub struct Plan {
     pub backends: Vec<BackendPlan>,
     pub server: ServerSettings,
     pub limits: LimitSettings,
+    pub cache: crate::config::settings::CacheToml,
     /// Client headers templates may read.
     pub request_headers: Vec<String>,
     /// Names of the Rust resolvers the schema refers to (`@resolver(name:)`).

@@ -109,3 +109,17 @@ impl Default for OutlierSettings {
         }
     }
 }
+
+/// How a field's answers are cached (`@cache`, or the defaults of `[cache]`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CachePolicy {
+    /// The field's own time to live; `None` leaves it to the backend's `Cache-Control`. With both,
+    /// the shorter wins.
+    pub ttl: Option<Duration>,
+    /// After the TTL, serve the old answer this long while it is refreshed in the background.
+    pub stale_while_revalidate: Duration,
+    /// After the TTL, keep the old answer this long to serve when the backend fails.
+    pub stale_if_error: Duration,
+    /// Entries belong to one user (keyed by the principal; not cached without one).
+    pub private: bool,
+}

@@ -23,7 +23,12 @@ pub struct BatchKey {
 /// What a key resolved to.
 #[derive(Clone)]
 pub enum BatchHit {
-    Items { payload: Arc<Payload>, indices: Vec<u32> },
+    /// The key's items; `stale_after` when a stale answer was served after the call failed.
+    Items {
+        payload: Arc<Payload>,
+        indices: Vec<u32>,
+        stale_after: Option<CallError>,
+    },
     Failed(CallError),
 }
 
@@ -100,7 +105,12 @@ impl async_graphql::dataloader::Loader<BatchKey> for BatchLoader {
                             .map(|c| c.into_owned())
                             .unwrap_or_default();
                         let hit = match answers.items_for(binding, pos, &text) {
-                            KeyItems::Found { payload, indices } => BatchHit::Items {
+                            KeyItems::Found {
+                                payload,
+                                indices,
+                                stale_after,
+                            } => BatchHit::Items {
+                                stale_after: stale_after.cloned(),
                                 payload: payload.clone(),
                                 indices,
                             },

@@ -86,9 +86,11 @@ impl Runtime {
         request: async_graphql::Request,
         headers: http::HeaderMap,
     ) -> async_graphql::Response {
+        let principal = crate::exec::principal(&self.engine.plan, &headers);
         let state = Arc::new(RequestState::new(
             headers.clone(),
             self.engine.plan.limits.request_timeout.0,
+            principal,
         ));
         let loader = DataLoader::new(
             batch_loader::BatchLoader::new(

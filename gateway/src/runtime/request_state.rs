@@ -26,9 +26,9 @@ struct Recorded {
 }
 
 impl RequestState {
-    pub fn new(headers: http::HeaderMap, timeout: std::time::Duration) -> Self {
+    pub fn new(headers: http::HeaderMap, timeout: std::time::Duration, principal: Option<Arc<str>>) -> Self {
         Self {
-            memo: Arc::new(CallMemo::with_deadline(tokio::time::Instant::now() + timeout)),
+            memo: Arc::new(CallMemo::new(tokio::time::Instant::now() + timeout, principal)),
             headers,
             recorded: Mutex::new(Recorded::default()),
         }

@@ -18,7 +18,7 @@ use super::request_state::RequestState;
 use super::resolvers::ResolverInput;
 use super::Engine;
 use crate::backend::request::{render, RenderError};
-use crate::backend::{CallError, Payload};
+use crate::backend::{CallError, CallFailure, Payload};
 use crate::plan::coerce::{coerce_input, coerce_leaf, LeafKind};
 use crate::plan::json_path::Segment;
 use crate::plan::template::RenderContext;
@@ -213,10 +213,11 @@ fn call_error(
     backend: crate::plan::BackendId,
     path: &[PathSegment],
     shape: &Shape<'_>,
+    served: bool,
 ) -> FieldError {
     let name = &plan.backend(backend).name;
     tracing::warn!(backend = %name, field = %format!("{}.{}", shape.owner.0, shape.owner.1), error = %e, "backend call failed");
-    crate::response::backend_error(e, name, shape.pos, path.to_vec(), shape.fallback.is_some())
+    crate::response::backend_error(e, name, shape.pos, path.to_vec(), served || shape.fallback.is_some())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -252,8 +253,15 @@ async fn fetch_call(
         let hit = loader.load_one(bkey).await.ok().flatten();
         return match hit {
             None => Ok(None),
-            Some(BatchHit::Failed(e)) => Err(call_error(&e, plan, binding.backend, path, shape)),
-            Some(BatchHit::Items { payload, indices }) => {
+            Some(BatchHit::Failed(e)) => Err(call_error(&e, plan, binding.backend, path, shape, false)),
+            Some(BatchHit::Items {
+                payload,
+                indices,
+                stale_after,
+            }) => {
+                if let Some(e) = &stale_after {
+                    state.note(call_error(e, plan, binding.backend, path, shape, true));
+                }
                 let base = binding.select.segments();
                 let item = |i: u32| {
                     let mut steps = base.to_vec();
@@ -284,12 +292,24 @@ async fn fetch_call(
                 binding.backend,
                 path,
                 shape,
+                false,
             ));
         }
     };
     match state.memo.call(&engine.clients, req).await {
-        Ok(payload) => Ok(Some(Fetched::One(JsonRef::new(payload, binding.select.segments())))),
-        Err(e) => Err(call_error(&e, plan, binding.backend, path, shape)),
+        Ok(payload) => {
+            crate::backend::invalidate::after_success(&engine.clients, binding, args).await;
+            Ok(Some(Fetched::One(JsonRef::new(payload, binding.select.segments()))))
+        }
+        Err(CallFailure {
+            error,
+            stale: Some(payload),
+        }) => {
+            // A stale answer stands in for the failed call: the error says so.
+            state.note(call_error(&error, plan, binding.backend, path, shape, true));
+            Ok(Some(Fetched::One(JsonRef::new(payload, binding.select.segments()))))
+        }
+        Err(f) => Err(call_error(&f.error, plan, binding.backend, path, shape, false)),
     }
 }
 

@@ -1,0 +1,251 @@
+//! The shared second level: cached answers in Redis for every replica, and invalidations fanned
+//! out over Redis pub/sub so a mutation on one replica evicts the entry on all.
+//!
+//! Redis is never on the critical path: every operation is bounded by a short timeout, a failure
+//! sets Redis aside for a second (requests go on from memory and backends), failures are logged,
+//! and the connection is re-established in the background.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwapOption;
+use futures::StreamExt;
+use redis::aio::ConnectionManager;
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::store::{CacheStore, Entry};
+use crate::backend::payload::Payload;
+
+pub struct SharedLevel {
+    client: redis::Client,
+    conn: ArcSwapOption<ConnectionManager>,
+    prefix: String,
+    timeout: Duration,
+    set_aside_until: Mutex<Option<Instant>>,
+    pub errors: AtomicU64,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl Drop for SharedLevel {
+    fn drop(&mut self) {
+        if let Ok(tasks) = self.tasks.lock() {
+            tasks.iter().for_each(tokio::task::JoinHandle::abort);
+        }
+    }
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Escapes a key prefix for Redis' SCAN MATCH glob.
+fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl SharedLevel {
+    /// Connects in the background (retrying until Redis answers); usable at once (as a miss).
+    pub fn start(url: &str, prefix: &str, timeout: Duration) -> Result<Arc<Self>, redis::RedisError> {
+        let client = redis::Client::open(url)?;
+        let level = Arc::new(Self {
+            client,
+            conn: ArcSwapOption::empty(),
+            prefix: prefix.to_string(),
+            timeout,
+            set_aside_until: Mutex::new(None),
+            errors: AtomicU64::new(0),
+            tasks: Mutex::new(Vec::new()),
+        });
+        let weak = Arc::downgrade(&level);
+        let task = tokio::spawn(async move {
+            let mut wait = Duration::from_millis(100);
+            loop {
+                let Some(level) = weak.upgrade() else { return };
+                match ConnectionManager::new(level.client.clone()).await {
+                    Ok(c) => {
+                        level.conn.store(Some(Arc::new(c)));
+                        tracing::info!("connected to Redis for the shared cache");
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "Redis unavailable; caching in memory only until it answers");
+                    }
+                }
+                drop(level);
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+        });
+        if let Ok(mut t) = level.tasks.lock() {
+            t.push(task);
+        }
+        Ok(level)
+    }
+
+    /// Listens for invalidations from other replicas and applies them to `store`'s memory.
+    pub fn subscribe(self: &Arc<Self>, store: Weak<CacheStore>) {
+        let client = self.client.clone();
+        let channel = format!("{}invalidate", self.prefix);
+        let task = tokio::spawn(async move {
+            let mut wait = Duration::from_millis(100);
+            loop {
+                match client.get_async_pubsub().await {
+                    Ok(mut pubsub) => {
+                        if pubsub.subscribe(&channel).await.is_ok() {
+                            wait = Duration::from_millis(100);
+                            let mut messages = pubsub.on_message();
+                            while let Some(msg) = messages.next().await {
+                                let Some(store) = store.upgrade() else { return };
+                                if let Ok(prefix) = msg.get_payload::<String>() {
+                                    store.invalidate_local(&prefix);
+                                }
+                            }
+                        }
+                        tracing::warn!("Redis invalidation channel closed; reconnecting");
+                    }
+                    Err(e) => tracing::debug!(error = %e, "Redis pub/sub unavailable; retrying"),
+                }
+                if store.strong_count() == 0 {
+                    return;
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+        });
+        if let Ok(mut t) = self.tasks.lock() {
+            t.push(task);
+        }
+    }
+
+    fn connection(&self) -> Option<ConnectionManager> {
+        if let Ok(until) = self.set_aside_until.lock() {
+            if until.is_some_and(|u| Instant::now() < u) {
+                return None;
+            }
+        }
+        self.conn.load().as_deref().cloned()
+    }
+
+    fn failed(&self, what: &str, e: impl std::fmt::Display) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(operation = what, error = %e, "Redis cache operation failed; going on without it for a second");
+        if let Ok(mut until) = self.set_aside_until.lock() {
+            *until = Some(Instant::now() + Duration::from_secs(1));
+        }
+    }
+
+    async fn run<T: redis::FromRedisValue>(&self, what: &str, cmd: redis::Cmd) -> Option<T> {
+        let mut conn = self.connection()?;
+        match tokio::time::timeout(self.timeout, cmd.query_async::<T>(&mut conn)).await {
+            Ok(Ok(v)) => Some(v),
+            Ok(Err(e)) => {
+                self.failed(what, e);
+                None
+            }
+            Err(_) => {
+                self.failed(what, "timed out");
+                None
+            }
+        }
+    }
+
+    fn entry_key(&self, key: &str) -> String {
+        format!("{}c:{key}", self.prefix)
+    }
+
+    pub async fn get(&self, key: &str) -> Option<Entry> {
+        let raw: Option<String> = self
+            .run("get", redis::cmd("GET").arg(self.entry_key(key)).clone())
+            .await?;
+        let v: Value = serde_json::from_str(&raw?).ok()?;
+        let ms = |k: &str| Duration::from_millis(v.get(k).and_then(Value::as_u64).unwrap_or(0));
+        let age = Duration::from_millis(unix_ms().saturating_sub(v.get("stored").and_then(Value::as_u64)?));
+        let stored = Instant::now().checked_sub(age)?;
+        Some(Entry {
+            payload: Arc::new(Payload::received(
+                v.get("value").cloned().unwrap_or(Value::Null),
+                v.get("bytes").and_then(Value::as_u64).unwrap_or(0) as usize,
+                None,
+            )),
+            stored,
+            fresh_for: ms("fresh"),
+            stale_while_revalidate: ms("swr"),
+            stale_if_error: ms("sie"),
+        })
+    }
+
+    pub async fn put(&self, key: &str, entry: &Entry) {
+        let keep = entry.fresh_for + entry.stale_while_revalidate.max(entry.stale_if_error);
+        let doc = serde_json::json!({
+            "value": entry.payload.value,
+            "bytes": entry.payload.bytes,
+            "stored": unix_ms().saturating_sub(entry.stored.elapsed().as_millis() as u64),
+            "fresh": entry.fresh_for.as_millis() as u64,
+            "swr": entry.stale_while_revalidate.as_millis() as u64,
+            "sie": entry.stale_if_error.as_millis() as u64,
+        });
+        let cmd = redis::cmd("SET")
+            .arg(self.entry_key(key))
+            .arg(doc.to_string())
+            .arg("PX")
+            .arg(keep.as_millis().max(1) as u64)
+            .clone();
+        let _: Option<()> = self.run("set", cmd).await;
+    }
+
+    /// Deletes the matching entries in Redis and tells every replica to evict them.
+    pub async fn invalidate(&self, prefix: &str) {
+        let pattern = format!("{}*", glob_escape(&self.entry_key(prefix)));
+        let mut cursor: u64 = 0;
+        loop {
+            let cmd = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(500)
+                .clone();
+            let Some((next, keys)): Option<(u64, Vec<String>)> = self.run("scan", cmd).await else {
+                break;
+            };
+            if !keys.is_empty() {
+                let _: Option<u64> = self.run("del", redis::cmd("DEL").arg(keys).clone()).await;
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        let channel = format!("{}invalidate", self.prefix);
+        let _: Option<u64> = self
+            .run("publish", redis::cmd("PUBLISH").arg(channel).arg(prefix).clone())
+            .await;
+    }
+
+    /// Whether a connection is established (for `/healthz`).
+    pub fn connected(&self) -> bool {
+        self.conn.load().is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_escape;
+
+    #[test]
+    fn glob_characters_are_escaped() {
+        assert_eq!(glob_escape("GET /a?x=[1]*"), "GET /a\\?x=\\[1\\]\\*");
+    }
+}

@@ -1,0 +1,157 @@
+//! The cache store: answers in memory (moka, bounded by bytes), optionally backed by Redis, with
+//! the timestamps that tell fresh from stale.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use moka::sync::Cache;
+use tokio::time::Instant;
+
+use super::redis::SharedLevel;
+use crate::backend::payload::Payload;
+
+/// One cached answer.
+#[derive(Debug)]
+pub struct Entry {
+    pub payload: Arc<Payload>,
+    pub stored: Instant,
+    pub fresh_for: Duration,
+    pub stale_while_revalidate: Duration,
+    pub stale_if_error: Duration,
+}
+
+impl Entry {
+    fn kept_for(&self) -> Duration {
+        self.fresh_for + self.stale_while_revalidate.max(self.stale_if_error)
+    }
+}
+
+/// What a lookup found.
+pub enum Lookup {
+    Fresh(Arc<Payload>),
+    /// Past its TTL but within stale-while-revalidate: serve it and refresh.
+    Stale(Arc<Payload>),
+    Miss,
+}
+
+/// Hit and miss counters.
+#[derive(Default, Debug)]
+pub struct CacheStats {
+    pub hits: AtomicU64,
+    pub stale_hits: AtomicU64,
+    pub misses: AtomicU64,
+    pub stores: AtomicU64,
+    pub stale_if_error: AtomicU64,
+    pub invalidations: AtomicU64,
+}
+
+/// Per-entry expiry in moka: how long past `stored` the entry is kept at all.
+struct KeepFor;
+
+impl moka::Expiry<Arc<str>, Arc<Entry>> for KeepFor {
+    fn expire_after_create(&self, _: &Arc<str>, entry: &Arc<Entry>, _: std::time::Instant) -> Option<Duration> {
+        Some(entry.kept_for())
+    }
+}
+
+pub struct CacheStore {
+    memory: Cache<Arc<str>, Arc<Entry>>,
+    shared: Option<Arc<SharedLevel>>,
+    pub stats: CacheStats,
+}
+
+impl CacheStore {
+    pub fn new(max_bytes: u64, shared: Option<Arc<SharedLevel>>) -> Arc<Self> {
+        let memory = Cache::builder()
+            .max_capacity(max_bytes)
+            .weigher(|k: &Arc<str>, e: &Arc<Entry>| (k.len() + e.payload.bytes + 64).min(u32::MAX as usize) as u32)
+            .expire_after(KeepFor)
+            .support_invalidation_closures()
+            .build();
+        Arc::new(Self {
+            memory,
+            shared,
+            stats: CacheStats::default(),
+        })
+    }
+
+    /// Looks `key` up in memory, then in Redis.
+    pub async fn lookup(&self, key: &Arc<str>) -> Lookup {
+        let entry = match self.memory.get(key) {
+            Some(e) => Some(e),
+            None => match &self.shared {
+                Some(shared) => match shared.get(key).await {
+                    Some(e) => {
+                        let e = Arc::new(e);
+                        self.memory.insert(key.clone(), e.clone());
+                        Some(e)
+                    }
+                    None => None,
+                },
+                None => None,
+            },
+        };
+        let Some(e) = entry else {
+            self.stats.misses.fetch_add(1, Ordering::Relaxed);
+            return Lookup::Miss;
+        };
+        let age = e.stored.elapsed();
+        if age < e.fresh_for {
+            self.stats.hits.fetch_add(1, Ordering::Relaxed);
+            Lookup::Fresh(e.payload.clone())
+        } else if age < e.fresh_for + e.stale_while_revalidate {
+            self.stats.stale_hits.fetch_add(1, Ordering::Relaxed);
+            Lookup::Stale(e.payload.clone())
+        } else {
+            self.stats.misses.fetch_add(1, Ordering::Relaxed);
+            Lookup::Miss
+        }
+    }
+
+    /// An answer past its TTL but within stale-if-error, to serve when the backend fails.
+    pub fn stale_if_error(&self, key: &Arc<str>) -> Option<Arc<Payload>> {
+        let e = self.memory.get(key)?;
+        let age = e.stored.elapsed();
+        (age < e.fresh_for + e.stale_if_error.max(e.stale_while_revalidate)).then(|| {
+            self.stats.stale_if_error.fetch_add(1, Ordering::Relaxed);
+            e.payload.clone()
+        })
+    }
+
+    pub async fn store(&self, key: Arc<str>, entry: Entry) {
+        self.stats.stores.fetch_add(1, Ordering::Relaxed);
+        let entry = Arc::new(entry);
+        self.memory.insert(key.clone(), entry.clone());
+        if let Some(shared) = &self.shared {
+            shared.put(&key, &entry).await;
+        }
+    }
+
+    /// Evicts every entry whose key starts with `prefix`, here and (through Redis) everywhere.
+    pub async fn invalidate_prefix(&self, prefix: &str) {
+        self.invalidate_local(prefix);
+        if let Some(shared) = &self.shared {
+            shared.invalidate(prefix).await;
+        }
+    }
+
+    /// Evicts matching entries from memory only (an invalidation received from another replica).
+    pub fn invalidate_local(&self, prefix: &str) {
+        self.stats.invalidations.fetch_add(1, Ordering::Relaxed);
+        let prefix: Arc<str> = Arc::from(prefix);
+        if self
+            .memory
+            .invalidate_entries_if(move |k, _| k.starts_with(&*prefix))
+            .is_err()
+        {
+            self.memory.invalidate_all();
+        }
+    }
+
+    /// Entries and bytes in memory.
+    pub fn size(&self) -> (u64, u64) {
+        self.memory.run_pending_tasks();
+        (self.memory.entry_count(), self.memory.weighted_size())
+    }
+}
