@@ -36,6 +36,11 @@ impl HttpCall {
             max_bytes: plan.max_response_bytes,
         })
     }
+
+    /// The underlying client (its connection pool), for calls outside the stack (streams).
+    pub fn client(&self) -> reqwest::Client {
+        self.client.clone()
+    }
 }
 
 pub type CallFuture = Pin<Box<dyn Future<Output = Result<Arc<Payload>, CallError>> + Send>>;

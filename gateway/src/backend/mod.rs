@@ -17,6 +17,7 @@ pub mod payload;
 pub mod request;
 pub mod retry;
 pub mod singleflight;
+pub mod stream;
 pub mod timeout;
 
 use std::sync::Arc;
@@ -40,6 +41,8 @@ pub type BackendService = BoxCloneSyncService<BackendRequest, Arc<Payload>, Call
 pub struct BackendClient {
     pub name: String,
     service: BackendService,
+    /// The backend's HTTP client (its connection pool), for event streams.
+    pub http: reqwest::Client,
     pub breaker: Option<Arc<breaker::Breaker>>,
     pub bulkhead: Arc<bulkhead::Compartment>,
     pub instances: Arc<balance::InstanceSet>,
@@ -107,6 +110,7 @@ impl BackendClients {
                 source,
             };
             let http = http::HttpCall::new(b).map_err(err)?;
+            let http_client = http.client();
             let instances = balance::InstanceSet::new(&b.name, &b.instances, b.outlier);
             let dns = match (
                 b.dns_refresh,
@@ -158,6 +162,7 @@ impl BackendClients {
                 .service(http);
             clients.push(BackendClient {
                 name: b.name.clone(),
+                http: http_client,
                 service: BoxCloneSyncService::new(svc),
                 breaker,
                 bulkhead,

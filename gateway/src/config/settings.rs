@@ -120,6 +120,16 @@ pub struct LimitSettings {
     pub max_depth: usize,
     /// The deadline of one GraphQL request, shared by all its backend calls.
     pub request_timeout: HumanDuration,
+    /// Subscriptions served at once, over all connections.
+    pub max_subscriptions: usize,
+    /// Operations one WebSocket connection may run at once.
+    pub max_subscriptions_per_connection: usize,
+    /// Time a WebSocket client has to send `connection_init`.
+    pub ws_init_timeout: HumanDuration,
+    /// A subscriber that does not read for this long is disconnected.
+    pub slow_subscriber_timeout: HumanDuration,
+    /// Largest WebSocket message accepted.
+    pub max_ws_message_bytes: usize,
 }
 
 impl Default for LimitSettings {
@@ -130,6 +140,11 @@ impl Default for LimitSettings {
             plan_cache_size: 1024,
             max_depth: 32,
             request_timeout: HumanDuration(Duration::from_secs(15)),
+            max_subscriptions: 10_000,
+            max_subscriptions_per_connection: 32,
+            ws_init_timeout: HumanDuration(Duration::from_secs(10)),
+            slow_subscriber_timeout: HumanDuration(Duration::from_secs(5)),
+            max_ws_message_bytes: 64 << 10,
         }
     }
 }

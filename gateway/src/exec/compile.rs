@@ -328,6 +328,10 @@ impl<'a> Compiler<'a> {
                 self.error = Some(NotCompilable::RustResolver);
                 return None;
             }
+            FieldSource::Stream(_) => {
+                self.error = Some(NotCompilable::Subscription);
+                return None;
+            }
         };
         let named = crate::plan::named_type(&def.ty);
         let output = match self.plan.types.get(named)? {

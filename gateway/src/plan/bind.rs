@@ -23,6 +23,7 @@ pub(super) struct BindContext<'a> {
     pub default_cache: Option<super::resilience::CachePolicy>,
     pub request_headers: Vec<String>,
     pub root_types: Vec<String>,
+    pub subscription_type: Option<String>,
     pub resolvers: &'a [&'a str],
 }
 
@@ -94,7 +95,38 @@ impl<'a> Binder<'a> {
         // Pass 2: bindings and resolvers.
         for (tname, fname, dirs, site, loc) in pending {
             let is_root = self.ctx.root_types.contains(&tname);
-            let source = if let Some(http) = &dirs.http {
+            let is_subscription = self.ctx.subscription_type.as_deref() == Some(tname.as_str());
+            if let (Some(s), false) = (&dirs.stream, is_subscription) {
+                diags.error_with_hint(
+                    Some(site.loc(s.pos)),
+                    format!("@stream on `{tname}.{fname}`: only Subscription fields stream"),
+                    "use @http for queries and mutations",
+                );
+                continue;
+            }
+            let source = if is_subscription {
+                match &dirs.stream {
+                    Some(stream) => {
+                        let field = &types[&tname];
+                        let Some(fdef) = object_field(field, &fname) else {
+                            continue;
+                        };
+                        if stream.method.0 != "GET" || stream.batch.is_some() {
+                            diags.error(Some(site.loc(stream.pos)), "@stream is a GET without batch");
+                        }
+                        self.bind_http(types, &tname, fdef, stream, &dirs, &site, is_root, diags)
+                            .map(FieldSource::Stream)
+                    }
+                    None => {
+                        diags.error_with_hint(
+                            Some(loc),
+                            format!("subscription field `{tname}.{fname}` has no @stream"),
+                            "bind it to a backend's Server-Sent Events endpoint: @stream(backend: \"...\", path: \"/...\")",
+                        );
+                        None
+                    }
+                }
+            } else if let Some(http) = &dirs.http {
                 let field = &types[&tname];
                 let Some(fdef) = object_field(field, &fname) else {
                     continue;

@@ -108,13 +108,7 @@ pub fn build(src: &ConfigSource, resolvers: &[&str]) -> Result<Plan, Diagnostics
         defs.get("Subscription")
             .map(|r| ("Subscription".to_string(), r.site.loc(r.pos)))
     });
-    if let Some((name, loc)) = subscription {
-        diags.error_with_hint(
-            Some(loc),
-            format!("subscription type `{name}` is not supported yet"),
-            "remove the Subscription type; live updates are on the roadmap",
-        );
-    }
+    let subscription_type = subscription.map(|(name, _)| name);
     if !defs.contains_key(&query_type) {
         diags.error_with_hint(
             None,
@@ -166,10 +160,15 @@ pub fn build(src: &ConfigSource, resolvers: &[&str]) -> Result<Plan, Diagnostics
             .iter()
             .map(|h| h.get_ref().to_ascii_lowercase())
             .collect(),
-        root_types: [Some(query_type.clone()), mutation_type.clone()]
-            .into_iter()
-            .flatten()
-            .collect(),
+        root_types: [
+            Some(query_type.clone()),
+            mutation_type.clone(),
+            subscription_type.clone(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
+        subscription_type: subscription_type.clone(),
         resolvers,
     });
     binder.bind_all(&mut types, &field_sites, &mut diags);
@@ -180,6 +179,7 @@ pub fn build(src: &ConfigSource, resolvers: &[&str]) -> Result<Plan, Diagnostics
         types,
         query_type,
         mutation_type,
+        subscription_type,
         bindings,
         backends,
         server: src.settings.server.clone(),

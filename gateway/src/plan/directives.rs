@@ -16,7 +16,7 @@ use crate::config::diagnostic::{available, suggest};
 use crate::config::{Diagnostics, Location};
 
 /// The directives Mosaic understands, by where they may appear.
-pub const FIELD_DIRECTIVES: &[&str] = &["http", "from", "resolver", "fallback", "cache", "invalidates"];
+pub const FIELD_DIRECTIVES: &[&str] = &["http", "stream", "from", "resolver", "fallback", "cache", "invalidates"];
 pub const ABSTRACT_TYPE_DIRECTIVES: &[&str] = &["discriminator"];
 
 /// Where a diagnostic about a directive points.
@@ -64,6 +64,8 @@ pub struct BatchArgs {
 #[derive(Debug, Default)]
 pub struct FieldDirectives {
     pub http: Option<HttpArgs>,
+    /// `@stream(...)`: the same arguments as `@http`, for a Server-Sent Events endpoint.
+    pub stream: Option<HttpArgs>,
     pub from: Option<(String, Pos)>,
     pub resolver: Option<(String, Pos)>,
     /// `@fallback(value:)`: the value served when the field's call fails.
@@ -105,6 +107,7 @@ pub fn field_directives(dirs: &[Positioned<ConstDirective>], site: &Site, diags:
                 }
                 out.http = Some(http_args(&mut args, d.pos, diags));
             }
+            "stream" => out.stream = Some(http_args(&mut args, d.pos, diags)),
             "from" => out.from = args.string("path", true, diags),
             "resolver" => out.resolver = args.string("name", true, diags),
             "cache" => {
@@ -223,7 +226,7 @@ pub fn no_directives_expected(dirs: &[Positioned<ConstDirective>], what: &str, s
         diags.error_with_hint(
             Some(site.loc(d.pos)),
             format!("unknown directive @{name} on {what}"),
-            "Mosaic's directives are @http, @from, @resolver, @fallback, @cache and @invalidates on fields, @discriminator on interfaces and unions",
+            "Mosaic's directives are @http, @stream, @from, @resolver, @fallback, @cache and @invalidates on fields, @discriminator on interfaces and unions",
         );
     }
 }

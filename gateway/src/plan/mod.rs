@@ -34,6 +34,7 @@ pub struct Plan {
     pub types: IndexMap<String, TypeDef>,
     pub query_type: String,
     pub mutation_type: Option<String>,
+    pub subscription_type: Option<String>,
     pub bindings: Vec<Binding>,
     pub backends: Vec<BackendPlan>,
     pub server: ServerSettings,
@@ -244,6 +245,8 @@ pub enum FieldSource {
     Call(BindingId),
     /// A Rust resolver registered under this name.
     Resolver(Arc<str>),
+    /// A backend's Server-Sent Events stream (subscription fields): each event is a value.
+    Stream(BindingId),
 }
 
 /// An argument or input-object field.

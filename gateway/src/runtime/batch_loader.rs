@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Map, Value};
 
 use crate::backend::batch::{call_batch, KeyItems};
-use crate::backend::{BackendClients, CallError, CallMemo, Payload};
+use crate::backend::{BackendClients, CallError, Payload};
 use crate::plan::{BindingId, Plan};
 
 /// One parent's request for a batched field.
@@ -35,17 +35,22 @@ pub enum BatchHit {
 pub struct BatchLoader {
     pub plan: Arc<Plan>,
     pub clients: BackendClients,
-    pub memo: Arc<CallMemo>,
+    pub state: Arc<super::request_state::RequestState>,
     pub headers: http::HeaderMap,
     args: Mutex<HashMap<Arc<str>, Map<String, Value>>>,
 }
 
 impl BatchLoader {
-    pub fn new(plan: Arc<Plan>, clients: BackendClients, memo: Arc<CallMemo>, headers: http::HeaderMap) -> Self {
+    pub fn new(
+        plan: Arc<Plan>,
+        clients: BackendClients,
+        state: Arc<super::request_state::RequestState>,
+        headers: http::HeaderMap,
+    ) -> Self {
         Self {
             plan,
             clients,
-            memo,
+            state,
             headers,
             args: Mutex::new(HashMap::new()),
         }
@@ -90,7 +95,7 @@ impl async_graphql::dataloader::Loader<BatchKey> for BatchLoader {
                 let answers = call_batch(
                     &self.plan,
                     &self.clients,
-                    &self.memo,
+                    &self.state.memo(),
                     binding,
                     args,
                     &self.headers,

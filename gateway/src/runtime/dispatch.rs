@@ -187,10 +187,7 @@ impl Runtime {
 
     async fn execute_dynamic_bytes(&self, req: GraphQLRequest, headers: &http::HeaderMap) -> Executed {
         let response = self.execute_dynamic(to_async_graphql(&req), headers.clone()).await;
-        let request_error = response.data == async_graphql::Value::Null
-            && !response.errors.is_empty()
-            && response.errors.iter().all(|e| e.path.is_empty());
-        if request_error {
+        if is_request_error(&response) {
             return self::request_error(&response);
         }
         Executed {
@@ -199,6 +196,34 @@ impl Runtime {
             not_allowed: false,
         }
     }
+}
+
+impl Runtime {
+    /// Runs an operation as a stream of responses: a subscription's events, or the single response
+    /// of a query or mutation (graphql-transport-ws and SSE clients send those too). Runs on
+    /// async-graphql's executor; each response gets its nulls and errors applied.
+    pub fn subscribe(
+        &self,
+        req: &GraphQLRequest,
+        headers: &http::HeaderMap,
+    ) -> futures::stream::BoxStream<'static, async_graphql::Response> {
+        use futures::StreamExt;
+        let (request, state) = self.dynamic_request(to_async_graphql(req), headers.clone());
+        self.schema
+            .execute_stream(request)
+            .map(move |mut resp| {
+                state.finish(&mut resp);
+                resp
+            })
+            .boxed()
+    }
+}
+
+/// Whether a response failed before execution (parse, validation, variables): no `data`.
+pub fn is_request_error(response: &async_graphql::Response) -> bool {
+    response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty())
 }
 
 fn to_async_graphql(req: &GraphQLRequest) -> async_graphql::Request {

@@ -11,12 +11,13 @@ mod request_state;
 mod resolve;
 pub mod resolvers;
 pub mod schema;
+mod subscription;
 
 use std::sync::Arc;
 
 use async_graphql::dataloader::DataLoader;
 
-pub use dispatch::{Executed, GraphQLRequest, OperationFilter};
+pub use dispatch::{is_request_error, Executed, GraphQLRequest, OperationFilter};
 pub use request_state::RequestState;
 pub use resolvers::{ResolverError, ResolverInput, ResolverRegistry};
 
@@ -86,6 +87,18 @@ impl Runtime {
         request: async_graphql::Request,
         headers: http::HeaderMap,
     ) -> async_graphql::Response {
+        let (request, state) = self.dynamic_request(request, headers);
+        let mut response = self.schema.execute(request).await;
+        state.finish(&mut response);
+        response
+    }
+
+    /// Attaches the per-request state (call memo, batch loader, recorded errors) to a request.
+    fn dynamic_request(
+        &self,
+        request: async_graphql::Request,
+        headers: http::HeaderMap,
+    ) -> (async_graphql::Request, Arc<RequestState>) {
         let principal = crate::exec::principal(&self.engine.plan, &headers);
         let state = Arc::new(RequestState::new(
             headers.clone(),
@@ -96,15 +109,12 @@ impl Runtime {
             batch_loader::BatchLoader::new(
                 self.engine.plan.clone(),
                 self.engine.clients.clone(),
-                state.memo.clone(),
+                state.clone(),
                 headers,
             ),
             tokio::spawn,
         );
-        let request = request.data(state.clone()).data(loader);
-        let mut response = self.schema.execute(request).await;
-        state.finish(&mut response);
-        response
+        (request.data(state.clone()).data(loader), state)
     }
 
     /// The public SDL: types only, no directive, backend or binding detail.

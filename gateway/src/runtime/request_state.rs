@@ -7,6 +7,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use arc_swap::ArcSwap;
 use async_graphql::{ErrorExtensionValues, Name, Pos, ServerError, Value as GqlValue};
 
 use crate::backend::CallMemo;
@@ -14,8 +15,10 @@ use crate::response::{FieldError, NullTarget, PathSegment};
 
 /// Stored in each async-graphql request's data.
 pub struct RequestState {
-    pub memo: Arc<CallMemo>,
+    memo: ArcSwap<CallMemo>,
     pub headers: http::HeaderMap,
+    timeout: std::time::Duration,
+    principal: Option<Arc<str>>,
     recorded: Mutex<Recorded>,
 }
 
@@ -28,10 +31,25 @@ struct Recorded {
 impl RequestState {
     pub fn new(headers: http::HeaderMap, timeout: std::time::Duration, principal: Option<Arc<str>>) -> Self {
         Self {
-            memo: Arc::new(CallMemo::new(tokio::time::Instant::now() + timeout, principal)),
+            memo: ArcSwap::from_pointee(CallMemo::new(tokio::time::Instant::now() + timeout, principal.clone())),
             headers,
+            timeout,
+            principal,
             recorded: Mutex::new(Recorded::default()),
         }
+    }
+
+    /// The calls made so far (and the deadline they share).
+    pub fn memo(&self) -> Arc<CallMemo> {
+        self.memo.load_full()
+    }
+
+    /// Starts afresh: no call remembered, a new deadline (each event of a subscription).
+    pub fn renew(&self) {
+        self.memo.store(Arc::new(CallMemo::new(
+            tokio::time::Instant::now() + self.timeout,
+            self.principal.clone(),
+        )));
     }
 
     fn recorded(&self) -> std::sync::MutexGuard<'_, Recorded> {

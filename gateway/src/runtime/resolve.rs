@@ -33,7 +33,7 @@ pub struct JsonRef {
 }
 
 impl JsonRef {
-    fn new(root: Arc<Payload>, steps: &[Segment]) -> Self {
+    pub(super) fn new(root: Arc<Payload>, steps: &[Segment]) -> Self {
         Self {
             root,
             steps: steps.into(),
@@ -73,9 +73,9 @@ pub struct SlowObject {
 
 /// What a field's resolver needs, computed once at schema build.
 pub struct FieldInfo {
-    plan: Arc<Plan>,
-    type_name: String,
-    field: FieldDef,
+    pub(super) plan: Arc<Plan>,
+    pub(super) type_name: String,
+    pub(super) field: FieldDef,
 }
 
 impl FieldInfo {
@@ -111,12 +111,12 @@ fn response_path(ctx: &ResolverContext<'_>) -> ResponsePath {
 }
 
 /// Per-resolution context shared by the shaping helpers.
-struct Shape<'c> {
-    plan: &'c Plan,
-    state: &'c RequestState,
-    pos: (usize, usize),
-    owner: (&'c str, &'c str),
-    fallback: Option<&'c Value>,
+pub(super) struct Shape<'c> {
+    pub(super) plan: &'c Plan,
+    pub(super) state: &'c RequestState,
+    pub(super) pos: (usize, usize),
+    pub(super) owner: (&'c str, &'c str),
+    pub(super) fallback: Option<&'c Value>,
 }
 
 async fn resolve<'a>(ctx: ResolverContext<'a>, info: &FieldInfo) -> async_graphql::Result<Option<FieldValue<'a>>> {
@@ -149,6 +149,8 @@ async fn resolve<'a>(ctx: ResolverContext<'a>, info: &FieldInfo) -> async_graphq
             let args = coerced_args(&ctx, &info.plan, &info.field);
             run_resolver(engine, state, name, args, parent_json.as_ref(), &path, &shape).await
         }
+        // Stream fields are subscription fields, resolved by `subscription`.
+        FieldSource::Stream(_) => Ok(None),
     };
     match fetched {
         Err(e) => match (&info.field.fallback, matches!(info.field.source, FieldSource::Call(_))) {
@@ -194,7 +196,7 @@ enum Fetched {
     Many(Vec<JsonRef>),
 }
 
-fn coerced_args(ctx: &ResolverContext<'_>, plan: &Plan, field: &FieldDef) -> Map<String, Value> {
+pub(super) fn coerced_args(ctx: &ResolverContext<'_>, plan: &Plan, field: &FieldDef) -> Map<String, Value> {
     let mut out = Map::new();
     for (name, value) in ctx.args.iter() {
         let json = value.as_value().clone().into_json().unwrap_or(Value::Null);
@@ -296,7 +298,7 @@ async fn fetch_call(
             ));
         }
     };
-    match state.memo.call(&engine.clients, req).await {
+    match state.memo().call(&engine.clients, req).await {
         Ok(payload) => {
             crate::backend::invalidate::after_success(&engine.clients, binding, args).await;
             Ok(Some(Fetched::One(JsonRef::new(payload, binding.select.segments()))))
@@ -395,7 +397,7 @@ impl Shape<'_> {
         Some(placeholder(self.plan, ty))
     }
 
-    fn complete<'a>(
+    pub(super) fn complete<'a>(
         &self,
         ty: &Type,
         json: Option<JsonRef>,

@@ -5,11 +5,12 @@ use std::sync::Arc;
 
 use async_graphql::dynamic::{
     Enum, EnumItem, Field, InputObject, InputValue, Interface, InterfaceField, Object, Scalar, Schema, SchemaBuilder,
-    SchemaError, TypeRef, Union,
+    SchemaError, Subscription, SubscriptionField, TypeRef, Union,
 };
 use async_graphql_parser::types::{BaseType, Type};
 
 use super::resolve::{field_resolver, FieldInfo};
+use super::subscription::stream_resolver;
 use crate::plan::{Plan, TypeDef};
 
 /// Builds the schema. `data` is added as schema data (the engine handles resolvers need).
@@ -17,7 +18,11 @@ pub fn build_schema(
     plan: &Arc<Plan>,
     configure: impl FnOnce(SchemaBuilder) -> SchemaBuilder,
 ) -> Result<Schema, SchemaError> {
-    let mut builder = Schema::build(plan.query_type.as_str(), plan.mutation_type.as_deref(), None);
+    let mut builder = Schema::build(
+        plan.query_type.as_str(),
+        plan.mutation_type.as_deref(),
+        plan.subscription_type.as_deref(),
+    );
     for def in plan.types.values() {
         builder = match def {
             TypeDef::Scalar(s) => {
@@ -57,6 +62,24 @@ pub fn build_schema(
                     obj = obj.description(d);
                 }
                 builder.register(obj)
+            }
+            TypeDef::Object(o) if plan.subscription_type.as_deref() == Some(o.name.as_str()) => {
+                let mut sub = Subscription::new(o.name.as_str());
+                for f in o.fields.values() {
+                    let info = Arc::new(FieldInfo::new(plan.clone(), &o.name, f));
+                    let mut field = SubscriptionField::new(f.name.as_str(), type_ref(&f.ty), stream_resolver(info));
+                    for a in f.args.values() {
+                        field = field.argument(input_value(a));
+                    }
+                    if let Some(d) = &f.description {
+                        field = field.description(d);
+                    }
+                    sub = sub.field(field);
+                }
+                if let Some(d) = &o.description {
+                    sub = sub.description(d);
+                }
+                builder.register(sub)
             }
             TypeDef::Object(o) => {
                 let mut obj = Object::new(o.name.as_str());

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{RawQuery, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -136,7 +136,16 @@ fn respond(media: MediaType, executed: Executed) -> Response {
 
 /// `POST /graphql`.
 pub async fn post(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
-    let Some(media) = negotiate(&headers) else {
+    let wants_sse = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"));
+    let negotiated = if wants_sse {
+        Some(MediaType::Json)
+    } else {
+        negotiate(&headers)
+    };
+    let Some(media) = negotiated else {
         return reject(
             MediaType::Json,
             Reject(
@@ -228,13 +237,31 @@ pub async fn post(State(app): State<Arc<AppState>>, headers: HeaderMap, body: By
         }
     };
     match raw.into_request() {
+        Ok(req) if wants_sse => super::subscriptions::sse(app.clone(), req, headers).await,
         Ok(req) => respond(media, runtime.execute(req, &headers, OperationFilter::Any).await),
         Err(e) => reject(media, e),
     }
 }
 
-/// `GET /graphql?query=...`: queries only.
-pub async fn get(State(app): State<Arc<AppState>>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+/// `GET /graphql`: a WebSocket upgrade (subscriptions), or `?query=...` (queries only).
+pub async fn get(State(app): State<Arc<AppState>>, request: axum::extract::Request) -> Response {
+    let (mut parts, _) = request.into_parts();
+    let upgrade = parts
+        .headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if upgrade {
+        return match axum::extract::ws::WebSocketUpgrade::from_request_parts(&mut parts, &app).await {
+            Ok(ws) => super::subscriptions::upgrade(app, ws, parts.headers),
+            Err(rejection) => rejection.into_response(),
+        };
+    }
+    let query = parts.uri.query().map(str::to_string);
+    get_query(app, parts.headers, query).await
+}
+
+async fn get_query(app: Arc<AppState>, headers: HeaderMap, query: Option<String>) -> Response {
     let Some(media) = negotiate(&headers) else {
         return reject(
             MediaType::Json,

@@ -5,6 +5,7 @@
 
 pub mod graphql;
 pub mod playground;
+pub mod subscriptions;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,11 +26,23 @@ pub struct AppState {
     ready: AtomicBool,
     default_query: String,
     started: std::time::Instant,
+    subscriptions: subscriptions::SubscriptionLimits,
+    websockets: std::sync::atomic::AtomicI64,
 }
 
 impl AppState {
     pub fn new(runtime: Arc<Runtime>) -> Self {
+        let l = &runtime.plan().limits;
+        let subscriptions = subscriptions::SubscriptionLimits {
+            max_total: Arc::new(tokio::sync::Semaphore::new(l.max_subscriptions.max(1))),
+            per_connection: l.max_subscriptions_per_connection.max(1),
+            init_timeout: l.ws_init_timeout.0,
+            slow_subscriber_timeout: l.slow_subscriber_timeout.0,
+            max_message_bytes: l.max_ws_message_bytes,
+        };
         Self {
+            subscriptions,
+            websockets: std::sync::atomic::AtomicI64::new(0),
             runtime: ArcSwap::new(runtime),
             ready: AtomicBool::new(false),
             default_query: String::new(),
@@ -51,6 +64,15 @@ impl AppState {
     /// Swaps in a new runtime; requests in flight finish on the old one.
     pub fn replace_runtime(&self, runtime: Arc<Runtime>) {
         self.runtime.store(runtime);
+    }
+
+    pub fn subscription_limits(&self) -> subscriptions::SubscriptionLimits {
+        self.subscriptions.clone()
+    }
+
+    /// Counts open WebSocket connections.
+    pub fn metrics_ws(&self, delta: i64) {
+        self.websockets.fetch_add(delta, Ordering::Relaxed);
     }
 
     pub fn set_ready(&self, ready: bool) {
@@ -98,6 +120,7 @@ async fn healthz(State(app): State<Arc<AppState>>) -> Response {
         "status": if app.ready.load(Ordering::SeqCst) { "ready" } else { "not ready" },
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": app.started.elapsed().as_secs(),
+        "websocket_connections": app.websockets.load(Ordering::Relaxed),
         "backends": runtime.engine.clients.status(),
     });
     axum::Json(body).into_response()
