@@ -6,6 +6,14 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# Debian packages the tests need: Redis (the shared cache and the event streams).
+need_packages=()
+command -v redis-server >/dev/null 2>&1 || need_packages+=(redis-server)
+if [ ${#need_packages[@]} -gt 0 ]; then
+  step "installing ${need_packages[*]}"
+  apt-get update -qq && apt-get install -y -qq "${need_packages[@]}" >/dev/null
+fi
+
 step "format"
 cargo fmt --all -- --check
 

@@ -39,6 +39,9 @@ pub enum Command {
         /// Listen address, overriding [server] listen.
         #[arg(long, env = "MOSAIC_LISTEN")]
         listen: Option<SocketAddr>,
+        /// Admin listen address (/metrics, probes), overriding [server] admin_listen ("" for none).
+        #[arg(long, env = "MOSAIC_ADMIN_LISTEN")]
+        admin_listen: Option<String>,
     },
     /// Print the public SDL clients see (no directive or backend detail).
     Schema {
@@ -47,6 +50,9 @@ pub enum Command {
     },
     /// Start the demo: the mock bank's services and the gateway over them, with the playground.
     Demo {
+        /// Address the gateway listens on (0.0.0.0 in a container).
+        #[arg(long, default_value = "127.0.0.1", env = "MOSAIC_DEMO_HOST")]
+        host: std::net::IpAddr,
         /// Port of the gateway (0 picks a free one).
         #[arg(long, default_value_t = 8080, env = "MOSAIC_DEMO_PORT")]
         port: u16,
@@ -59,6 +65,7 @@ pub enum Command {
 /// The arguments of `mosaic demo`.
 #[derive(Debug, Clone, Copy)]
 pub struct DemoArgs {
+    pub host: std::net::IpAddr,
     pub port: u16,
     pub backend_base_port: u16,
 }
@@ -69,7 +76,7 @@ pub type DemoFn = fn(DemoArgs) -> Pin<Box<dyn Future<Output = Result<(), String>
 /// Parses the command line and runs it; returns the process exit code.
 pub async fn run(demo: Option<DemoFn>, resolvers: ResolverRegistry) -> i32 {
     let cli = Cli::parse();
-    init_logging();
+    let _logs = init_logging();
     match cli.command {
         Command::Check { config } => match load_plan(&config, &resolvers) {
             Ok(plan) => {
@@ -91,13 +98,32 @@ pub async fn run(demo: Option<DemoFn>, resolvers: ResolverRegistry) -> i32 {
                 Err(d) => report(&d),
             }
         }
-        Command::Serve { config, listen } => {
+        Command::Serve {
+            config,
+            listen,
+            admin_listen,
+        } => {
             let plan = match load_plan(&config, &resolvers) {
                 Ok(p) => p,
                 Err(d) => return report(&d),
             };
-            match serve_plan(plan, resolvers, listen, String::new(), shutdown_signal()).await {
-                Ok(()) => 0,
+            let mut opts = ServeOptions::new(plan, resolvers);
+            opts.warmup = warmup_documents(&config, &opts.plan);
+            opts.listen = listen;
+            opts.admin_listen = admin_listen.map(|a| (!a.is_empty()).then(|| a.parse().ok()).flatten());
+            opts.reload_from = Some(config);
+            match start(opts, shutdown_signal()).await {
+                Ok(running) => match running.task.await {
+                    Ok(Ok(())) => 0,
+                    Ok(Err(e)) => {
+                        eprintln!("error: {e}");
+                        1
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        1
+                    }
+                },
                 Err(e) => {
                     eprintln!("error: {e}");
                     1
@@ -105,10 +131,12 @@ pub async fn run(demo: Option<DemoFn>, resolvers: ResolverRegistry) -> i32 {
             }
         }
         Command::Demo {
+            host,
             port,
             backend_base_port,
         } => match demo {
             Some(d) => match d(DemoArgs {
+                host,
                 port,
                 backend_base_port,
             })
@@ -147,50 +175,102 @@ pub fn build_plan(src: &ConfigSource, resolvers: &ResolverRegistry) -> Result<Pl
 /// A running gateway.
 pub struct Running {
     pub addr: SocketAddr,
+    pub admin_addr: Option<SocketAddr>,
     pub state: Arc<AppState>,
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
-/// Binds and starts serving `plan` in the background.
-pub async fn start(
-    plan: Plan,
-    resolvers: ResolverRegistry,
-    listen: Option<SocketAddr>,
-    default_query: String,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<Running, String> {
-    let addr = match listen {
+/// How to start serving.
+pub struct ServeOptions {
+    pub plan: Plan,
+    pub resolvers: ResolverRegistry,
+    /// Overrides `[server] listen`.
+    pub listen: Option<SocketAddr>,
+    /// Overrides `[server] admin_listen` (`Some(None)`: no admin listener).
+    pub admin_listen: Option<Option<SocketAddr>>,
+    /// The query the playground opens with.
+    pub default_query: String,
+    /// Operations compiled before the gateway reports ready.
+    pub warmup: Vec<String>,
+    /// The config file to reload on SIGHUP or when it (or a schema file) changes.
+    pub reload_from: Option<PathBuf>,
+}
+
+impl ServeOptions {
+    pub fn new(plan: Plan, resolvers: ResolverRegistry) -> Self {
+        Self {
+            plan,
+            resolvers,
+            listen: None,
+            admin_listen: None,
+            default_query: String::new(),
+            warmup: Vec::new(),
+            reload_from: None,
+        }
+    }
+}
+
+fn parse_addr(what: &str, text: &str) -> Result<SocketAddr, String> {
+    text.parse()
+        .map_err(|e| format!("{what} {text:?} is not an address: {e}"))
+}
+
+/// Binds, warms up (operations compiled, backend pools opened) and starts serving in the
+/// background; the gateway reports ready once warm.
+pub async fn start(opts: ServeOptions, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<Running, String> {
+    let addr = match opts.listen {
         Some(a) => a,
-        None => plan
-            .server
-            .listen
-            .parse()
-            .map_err(|e| format!("[server] listen {:?} is not an address: {e}", plan.server.listen))?,
+        None => parse_addr("[server] listen", &opts.plan.server.listen)?,
     };
-    let runtime = Runtime::new(plan, resolvers).map_err(|e| e.to_string())?;
+    let admin = match opts.admin_listen {
+        Some(a) => a,
+        None if opts.plan.server.admin_listen.is_empty() => None,
+        None => Some(parse_addr("[server] admin_listen", &opts.plan.server.admin_listen)?),
+    };
+    let started = std::time::Instant::now();
+    let runtime = Runtime::new(opts.plan, opts.resolvers.clone()).map_err(|e| e.to_string())?;
+    runtime.warm_up(&opts.warmup).await;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let state = Arc::new(AppState::new(Arc::new(runtime)).with_default_query(default_query));
-    let task = tokio::spawn(server::serve(listener, state.clone(), shutdown));
-    Ok(Running { addr, state, task })
+    let admin_listener = match admin {
+        Some(a) => Some(
+            tokio::net::TcpListener::bind(a)
+                .await
+                .map_err(|e| format!("cannot listen on {a} (admin): {e}"))?,
+        ),
+        None => None,
+    };
+    let admin_addr = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
+    let state = Arc::new(AppState::new(Arc::new(runtime)).with_default_query(opts.default_query));
+    if let Some(path) = opts.reload_from {
+        server::reload::watch(state.clone(), path, opts.resolvers, opts.warmup);
+    }
+    let task = tokio::spawn(server::serve(listener, admin_listener, state.clone(), shutdown));
+    tracing::info!(%addr, admin = ?admin_addr, ready_in_ms = started.elapsed().as_millis() as u64, "mosaic is serving");
+    Ok(Running {
+        addr,
+        admin_addr,
+        state,
+        task,
+    })
 }
 
-async fn serve_plan(
-    plan: Plan,
-    resolvers: ResolverRegistry,
-    listen: Option<SocketAddr>,
-    default_query: String,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), String> {
-    let running = start(plan, resolvers, listen, default_query, shutdown).await?;
-    tracing::info!(addr = %running.addr, "mosaic is serving");
-    running
-        .task
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
+/// Reads the documents named by `[server] warmup` (files relative to the config file).
+pub fn warmup_documents(config: &Path, plan: &Plan) -> Vec<String> {
+    let base = config.parent().unwrap_or(Path::new("."));
+    plan.server
+        .warmup
+        .iter()
+        .filter_map(|f| match std::fs::read_to_string(base.join(f)) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::warn!(file = %f, error = %e, "cannot read a warm-up document");
+                None
+            }
+        })
+        .collect()
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -216,16 +296,6 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-fn init_logging() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("MOSAIC_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = std::env::var("MOSAIC_LOG_FORMAT").is_ok_and(|v| v == "json");
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if json {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
+fn init_logging() -> Option<crate::telemetry::logging::LogGuard> {
+    crate::telemetry::logging::init(crate::telemetry::logging::Format::from_env())
 }

@@ -11,3 +11,4 @@ pub mod plan;
 pub mod response;
 pub mod runtime;
 pub mod server;
+pub mod telemetry;

@@ -1,6 +1,12 @@
 //! Mosaic's mock bank: five small HTTP services (customers, accounts,
 //! transfers, external bank, ledger) on loopback ports, built from one
 //! deterministic seed, each with fault injection and request statistics.
+//! The transfers service (command side) publishes an event per finished
+//! transfer; the ledger (query side) applies each exactly once to live
+//! aggregates it serves as JSON and Server-Sent Events. The events travel
+//! in process by default, or through a Redis stream
+//! ([`BankConfig::redis_url`]), and the ledger can be restarted on its own
+//! ([`Bank::restart_ledger`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), mock_bank::BankError> {
@@ -21,14 +27,18 @@ mod ledger;
 mod transfers;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::common::bus::EventBus;
 use crate::common::seed;
 use crate::common::service::serve;
+use crate::ledger::runtime::{self as ledger_runtime, LedgerSpec, Running};
+use crate::ledger::state::Baseline;
 
 /// How long [`Bank::shutdown`] waits for in-flight requests before aborting.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -42,6 +52,16 @@ pub struct BankConfig {
     pub ports: ServicePorts,
     /// Seed of the deterministic data (default 42).
     pub seed: u64,
+    /// When set (`redis://127.0.0.1:6379`), transfer events travel through
+    /// a Redis stream and the ledger keeps its aggregates in Redis; the
+    /// bank's keys there are reset at start. Default: in process.
+    pub redis_url: Option<String>,
+    /// Prefix of the bank's Redis keys (default `bank`: `bank:events`,
+    /// `bank:ledger:*`).
+    pub redis_prefix: String,
+    /// Events queued per SSE client before it is disconnected as too slow
+    /// (default 1024).
+    pub sse_buffer: usize,
 }
 
 impl Default for BankConfig {
@@ -50,6 +70,9 @@ impl Default for BankConfig {
             host: IpAddr::V4(Ipv4Addr::LOCALHOST),
             ports: ServicePorts::default(),
             seed: 42,
+            redis_url: None,
+            redis_prefix: "bank".to_owned(),
+            sse_buffer: 1024,
         }
     }
 }
@@ -125,6 +148,8 @@ pub enum BankError {
     },
     #[error("cannot build the HTTP client of the transfers service: {0}")]
     HttpClient(#[from] reqwest::Error),
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
 }
 
 /// A running bank. Dropping it also tells the servers to stop, but only
@@ -133,7 +158,18 @@ pub enum BankError {
 pub struct Bank {
     addrs: [SocketAddr; 5],
     shutdown: watch::Sender<bool>,
+    /// The servers of every service but the ledger.
     tasks: Vec<(Service, JoinHandle<std::io::Result<()>>)>,
+    /// The relay from the event log to Redis, in distributed mode.
+    relay: Option<JoinHandle<()>>,
+    ledger: tokio::sync::Mutex<LedgerSlot>,
+}
+
+/// The ledger, restartable on its own.
+#[derive(Debug)]
+struct LedgerSlot {
+    spec: LedgerSpec,
+    running: Option<Running>,
 }
 
 impl Bank {
@@ -148,10 +184,53 @@ impl Bank {
         format!("http://{}", reachable(self.addr(service)))
     }
 
+    /// Stops the ledger as a crash would: its consumer is aborted wherever
+    /// it is (maybe between applying an event and acknowledging it), its
+    /// SSE clients are cut and its port closes. Events published meanwhile
+    /// wait in the log or the Redis stream. A no-op if already stopped.
+    pub async fn stop_ledger(&self) {
+        let mut slot = self.ledger.lock().await;
+        if let Some(running) = slot.running.take() {
+            running.stop().await;
+        }
+    }
+
+    /// Starts a stopped ledger again on the same address, with fresh
+    /// in-memory state: the seed plus a replay of the in-process log, or
+    /// the aggregates kept in Redis plus the consumer group's pending then
+    /// new entries. Returns once it listens; a no-op if already running.
+    pub async fn start_ledger(&self) -> Result<(), BankError> {
+        let mut slot = self.ledger.lock().await;
+        if slot.running.is_some() {
+            return Ok(());
+        }
+        let addr = self.addr(Service::Ledger);
+        let listener = ledger_runtime::bind(addr).await.map_err(|source| BankError::Bind {
+            service: Service::Ledger.name(),
+            addr,
+            source,
+        })?;
+        slot.running = Some(ledger_runtime::launch(&slot.spec, listener).await?);
+        Ok(())
+    }
+
+    /// [`Bank::stop_ledger`] then [`Bank::start_ledger`].
+    pub async fn restart_ledger(&self) -> Result<(), BankError> {
+        self.stop_ledger().await;
+        self.start_ledger().await
+    }
+
     /// Stops all servers gracefully: in-flight requests (including hung
     /// ones) are released, then each server gets a few seconds to finish.
     pub async fn shutdown(mut self) {
+        self.stop_ledger().await;
         self.shutdown.send_replace(true);
+        if let Some(mut relay) = self.relay.take() {
+            if tokio::time::timeout(SHUTDOWN_GRACE, &mut relay).await.is_err() {
+                tracing::warn!("the event relay did not stop in time; aborting");
+                relay.abort();
+            }
+        }
         for (service, mut task) in std::mem::take(&mut self.tasks) {
             match tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await {
                 Ok(Ok(Ok(()))) => tracing::debug!(service = service.name(), "stopped"),
@@ -169,6 +248,9 @@ impl Bank {
 impl Drop for Bank {
     fn drop(&mut self) {
         self.shutdown.send_replace(true);
+        if let Some(running) = &self.ledger.get_mut().running {
+            running.signal_stop();
+        }
     }
 }
 
@@ -183,8 +265,8 @@ fn reachable(addr: SocketAddr) -> SocketAddr {
     }
 }
 
-/// Binds all five listeners, spawns the servers and returns once all are
-/// listening.
+/// Binds all five listeners, spawns the servers (the ledger once it has
+/// loaded its state) and returns once all are listening.
 pub async fn start(config: BankConfig) -> Result<Bank, BankError> {
     let mut listeners = Vec::with_capacity(Service::ALL.len());
     let mut addrs = [SocketAddr::new(config.host, 0); 5];
@@ -201,8 +283,33 @@ pub async fn start(config: BankConfig) -> Result<Bank, BankError> {
     }
     let url = |service: Service| format!("http://{}", reachable(addrs[service.index()]));
 
+    let bus = match &config.redis_url {
+        None => EventBus::in_process(),
+        Some(url) => {
+            let bus = EventBus::redis(url, &config.redis_prefix)?;
+            if let Some(client) = bus.redis_client() {
+                ledger::reset_redis(client, &config.redis_prefix).await?;
+            }
+            bus
+        }
+    };
     let data = seed::generate(config.seed);
+    let spec = LedgerSpec {
+        baseline: Arc::new(Baseline::from_seed(&data)),
+        bus: bus.clone(),
+        redis_prefix: config.redis_prefix.clone(),
+        sse_buffer: config.sse_buffer,
+    };
+    let ledger_listener = listeners.pop().ok_or(BankError::Bind {
+        service: Service::Ledger.name(),
+        addr: addrs[Service::Ledger.index()],
+        source: std::io::ErrorKind::NotFound.into(),
+    })?;
+    let ledger = ledger_runtime::launch(&spec, ledger_listener).await?;
+    tracing::info!(service = Service::Ledger.name(), url = %url(Service::Ledger), "listening");
+
     let (shutdown, rx) = watch::channel(false);
+    let relay = bus.spawn_relay(rx.clone()).await?;
     let upstreams = transfers::Upstreams {
         accounts: url(Service::Accounts),
         external_bank: url(Service::ExternalBank),
@@ -210,9 +317,8 @@ pub async fn start(config: BankConfig) -> Result<Bank, BankError> {
     let apps = [
         customers::router(&data, rx.clone()),
         accounts::router(&data, rx.clone()),
-        transfers::router(&data, rx.clone(), upstreams)?,
+        transfers::router(&data, rx.clone(), upstreams, bus)?,
         external_bank::router(&data, rx.clone()),
-        ledger::router(&data, rx.clone()),
     ];
 
     let mut tasks = Vec::with_capacity(Service::ALL.len());
@@ -220,5 +326,14 @@ pub async fn start(config: BankConfig) -> Result<Bank, BankError> {
         tracing::info!(service = service.name(), url = %url(service), "listening");
         tasks.push((service, tokio::spawn(serve(listener, app, rx.clone()))));
     }
-    Ok(Bank { addrs, shutdown, tasks })
+    Ok(Bank {
+        addrs,
+        shutdown,
+        tasks,
+        relay,
+        ledger: tokio::sync::Mutex::new(LedgerSlot {
+            spec,
+            running: Some(ledger),
+        }),
+    })
 }

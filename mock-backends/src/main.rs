@@ -1,4 +1,5 @@
-//! `mock-bank`: runs the five mock services until SIGINT/SIGTERM.
+//! `mock-bank`: runs the five mock services until SIGINT/SIGTERM (transfer
+//! events in process, or through Redis with `--redis-url`).
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::ExitCode;
@@ -20,6 +21,14 @@ struct Args {
     /// Seed of the generated data.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Carry transfer events through this Redis (a stream read by the
+    /// ledger's consumer group) instead of in process, e.g.
+    /// redis://127.0.0.1:6379. The bank's keys there are reset at start.
+    #[arg(long, env = "MOCK_BANK_REDIS_URL")]
+    redis_url: Option<String>,
+    /// Prefix of the bank's Redis keys.
+    #[arg(long, default_value = "bank")]
+    redis_prefix: String,
 }
 
 /// Ports `base..base+4` in service order, or all ephemeral for 0.
@@ -78,6 +87,9 @@ async fn main() -> ExitCode {
         host: args.host,
         ports,
         seed: args.seed,
+        redis_url: args.redis_url,
+        redis_prefix: args.redis_prefix,
+        ..BankConfig::default()
     };
     let bank = match start(config).await {
         Ok(bank) => bank,

@@ -1,6 +1,7 @@
-//! The transfers service: the command side. Owns transfers and their event
-//! log; executing a transfer calls the external bank (for external
-//! destinations) and the accounts service (debit, credit).
+//! The transfers service: the command side. Owns transfers and publishes an
+//! event for every transfer it finishes on the event bus (whose log also
+//! answers `GET /events`); executing a transfer calls the external bank (for
+//! external destinations) and the accounts service (debit, credit).
 
 mod execute;
 
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use utoipa::{OpenApi, ToSchema};
 
+use crate::common::bus::EventBus;
 use crate::common::error::{number, repeated, single, ApiError, ApiJson, ApiQuery, ErrorBody};
 use crate::common::events::{event_id, parse_event_id, TransferEvent, TransferEventType};
 use crate::common::models::{paginate, Page, Transfer, TransferStatus};
@@ -41,12 +43,11 @@ pub(crate) struct Upstreams {
     pub external_bank: String,
 }
 
-/// The transfers and the event log, keyed by sequence number (`T00012` → 12).
+/// The transfers, keyed by sequence number (`T00012` → 12).
 #[derive(Default)]
 struct Store {
     transfers: BTreeMap<u64, Transfer>,
     next_seq: u64,
-    events: Vec<TransferEvent>,
 }
 
 struct Transfers {
@@ -56,6 +57,7 @@ struct Transfers {
     idempotency: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<u64>>>>>,
     client: reqwest::Client,
     upstreams: Upstreams,
+    bus: EventBus,
 }
 
 impl Transfers {
@@ -74,17 +76,18 @@ impl Transfers {
         store.next_seq
     }
 
-    /// Stores a finished transfer and appends its event.
-    fn finish(&self, seq: u64, transfer: Transfer) {
+    /// Stores a finished transfer and publishes its event (under the store
+    /// lock, so a reader never sees an event before its transfer).
+    fn finish(&self, seq: u64, transfer: Transfer, external_calls: u32) {
         let mut store = self.write();
-        let event = TransferEvent {
-            event_id: event_id(store.events.len() as u64 + 1),
+        store.transfers.insert(seq, transfer.clone());
+        self.bus.publish(|n| TransferEvent {
+            event_id: event_id(n),
             event_type: TransferEventType::for_status(transfer.status),
-            transfer: transfer.clone(),
+            transfer,
             at: now_rfc3339(),
-        };
-        store.events.push(event);
-        store.transfers.insert(seq, transfer);
+            external_calls,
+        });
     }
 
     fn idempotency_slot(&self, key: &str) -> Arc<tokio::sync::Mutex<Option<u64>>> {
@@ -117,6 +120,7 @@ pub(crate) fn router(
     data: &SeedData,
     shutdown: watch::Receiver<bool>,
     upstreams: Upstreams,
+    bus: EventBus,
 ) -> Result<Router, BankError> {
     let client = reqwest::Client::builder()
         .no_proxy()
@@ -127,13 +131,13 @@ pub(crate) fn router(
     let store = Store {
         next_seq: transfers.len() as u64,
         transfers,
-        events: Vec::new(),
     };
     let state = Arc::new(Transfers {
         store: RwLock::new(store),
         idempotency: Mutex::new(HashMap::new()),
         client,
         upstreams,
+        bus,
     });
     let business = Router::new()
         .route("/transfers", get(list_transfers).post(create_transfer))
@@ -302,9 +306,8 @@ async fn list_events(
         None | Some("") => 0,
         Some(raw) => parse_event_id(raw).ok_or_else(|| ApiError::bad_request(format!("malformed event id: {raw}")))?,
     };
-    let store = state.read();
     let skip = usize::try_from(after).unwrap_or(usize::MAX);
-    Ok(Json(store.events.iter().skip(skip).cloned().collect()))
+    Ok(Json(state.bus.log().since(skip, usize::MAX)))
 }
 
 /// The id of sequence number `seq`.

@@ -72,19 +72,21 @@ async fn run_demo(args: DemoArgs) -> Result<(), String> {
     }
     let resolvers = ResolverRegistry::new();
     let plan = cli::build_plan(&src, &resolvers).map_err(|d| d.to_string())?;
-    let listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], args.port)));
-    let running = cli::start(
-        plan,
-        resolvers,
-        listen,
-        EXAMPLES[0].1.to_string(),
-        cli::shutdown_signal(),
-    )
-    .await?;
+    let mut opts = cli::ServeOptions::new(plan, resolvers);
+    opts.listen = Some(std::net::SocketAddr::new(args.host, args.port));
+    // Metrics on an admin port only when asked (MOSAIC_ADMIN_LISTEN), so two demos never collide.
+    opts.admin_listen = Some(std::env::var("MOSAIC_ADMIN_LISTEN").ok().and_then(|a| a.parse().ok()));
+    opts.default_query = EXAMPLES[0].1.to_string();
+    opts.warmup = EXAMPLES.iter().map(|(_, q)| q.to_string()).collect();
+    let running = cli::start(opts, cli::shutdown_signal()).await?;
 
     println!("Mosaic demo is running.\n");
     println!("  playground  http://{}/", running.addr);
-    println!("  GraphQL     http://{}/graphql\n", running.addr);
+    println!("  GraphQL     http://{}/graphql", running.addr);
+    if let Some(admin) = running.admin_addr {
+        println!("  metrics     http://{admin}/metrics");
+    }
+    println!();
     println!("Mock bank services (fault injection: PUT <service>/_faults, counters: GET <service>/_stats):");
     for s in Service::ALL {
         println!("  {:<14}{}", s.name(), bank.url(s));

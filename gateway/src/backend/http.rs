@@ -70,6 +70,12 @@ async fn send(client: reqwest::Client, req: BackendRequest, max: usize) -> Resul
     for (k, v) in req.headers {
         builder = builder.header(k, v);
     }
+    if let Some(t) = &req.trace {
+        builder = builder.header("traceparent", t.traceparent.clone());
+        if let Some(state) = &t.tracestate {
+            builder = builder.header("tracestate", state.clone());
+        }
+    }
     if let Some(body) = req.body {
         builder = builder.body(body);
     }

@@ -11,6 +11,7 @@ use futures::future::{FutureExt, Shared};
 
 use super::http::CallFuture;
 use super::{BackendClients, BackendRequest, CallError, CallFailure, CallKey, Payload};
+use crate::telemetry::trace_context::TraceHeaders;
 
 /// Calls made so far by one request, with what every call of the request carries: its deadline
 /// and its principal (for private cache entries).
@@ -19,15 +20,18 @@ pub struct CallMemo {
     calls: Mutex<HashMap<CallKey, Shared<CallFuture>>>,
     deadline: Option<tokio::time::Instant>,
     principal: Option<Arc<str>>,
+    trace: Option<Arc<TraceHeaders>>,
 }
 
 impl CallMemo {
-    /// A memo for a request that must finish by `deadline`, made by `principal` (if known).
+    /// A memo for a request that must finish by `deadline`, made by `principal` (if known), in
+    /// the trace of the request being served by this task (if any).
     pub fn new(deadline: tokio::time::Instant, principal: Option<Arc<str>>) -> Self {
         Self {
             calls: Mutex::default(),
             deadline: Some(deadline),
             principal,
+            trace: crate::telemetry::trace_context::current().and_then(|c| TraceHeaders::of(&c)),
         }
     }
 
@@ -49,6 +53,7 @@ impl CallMemo {
     async fn call_inner(&self, clients: &BackendClients, mut req: BackendRequest) -> Result<Arc<Payload>, CallError> {
         req.deadline = self.deadline;
         req.principal = self.principal.clone();
+        req.trace = self.trace.clone();
         let idempotent = matches!(req.method, http::Method::GET | http::Method::HEAD);
         if !idempotent {
             return clients.call(req).await;

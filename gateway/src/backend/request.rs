@@ -33,6 +33,8 @@ pub struct BackendRequest {
     pub cache: Option<std::sync::Arc<crate::plan::resilience::CachePolicy>>,
     /// Who is asking, for private cache entries.
     pub principal: Option<std::sync::Arc<str>>,
+    /// The trace to continue (`traceparent`); not part of the call's identity.
+    pub trace: Option<std::sync::Arc<crate::telemetry::trace_context::TraceHeaders>>,
 }
 
 impl BackendRequest {
@@ -82,6 +84,7 @@ impl BackendRequest {
             deadline: None,
             cache: None,
             principal: None,
+            trace: None,
         }
     }
 }
@@ -189,6 +192,7 @@ pub fn render(
         deadline: None,
         cache: binding.cache.clone(),
         principal: None,
+        trace: None,
     })
 }
 

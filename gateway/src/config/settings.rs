@@ -94,6 +94,16 @@ pub struct ServerSettings {
     pub playground: bool,
     /// Answer introspection queries.
     pub introspection: bool,
+    /// Address of the admin listener (`/metrics` and the probes); empty: no admin listener.
+    pub admin_listen: String,
+    /// On SIGTERM, readiness turns 503 at once and requests are still served this long, so the
+    /// load balancer stops sending before the listener closes.
+    pub drain_delay: HumanDuration,
+    /// After the drain delay, in-flight requests have this long to finish.
+    pub shutdown_timeout: HumanDuration,
+    /// Operations compiled before the gateway reports ready (files of GraphQL documents,
+    /// relative to the config file).
+    pub warmup: Vec<String>,
 }
 
 impl Default for ServerSettings {
@@ -103,6 +113,10 @@ impl Default for ServerSettings {
             graphql_path: "/graphql".into(),
             playground: true,
             introspection: true,
+            admin_listen: "127.0.0.1:9090".into(),
+            drain_delay: HumanDuration(Duration::from_secs(5)),
+            shutdown_timeout: HumanDuration(Duration::from_secs(20)),
+            warmup: Vec::new(),
         }
     }
 }

@@ -199,6 +199,51 @@ impl Runtime {
 }
 
 impl Runtime {
+    /// Before reporting ready: compiles the given documents' operations (so the first real
+    /// requests find their plans) and opens a connection to every backend instance.
+    pub async fn warm_up(&self, documents: &[String]) {
+        for doc in documents {
+            let Ok(parsed) = async_graphql::parser::parse_query(doc) else {
+                tracing::warn!("a warm-up document does not parse; skipped");
+                continue;
+            };
+            let names: Vec<Option<String>> = match &parsed.operations {
+                async_graphql::parser::types::DocumentOperations::Single(_) => vec![None],
+                async_graphql::parser::types::DocumentOperations::Multiple(ops) => {
+                    ops.keys().map(|n| Some(n.to_string())).collect()
+                }
+            };
+            for name in names {
+                let req = GraphQLRequest {
+                    query: doc.clone(),
+                    operation_name: name,
+                    ..GraphQLRequest::default()
+                };
+                match self.prepare(&req).await {
+                    Ok(p) => {
+                        let key = cache_key(&req.query, req.operation_name.as_deref());
+                        let _ = self.compiled_plan(&p, &Map::new());
+                        self.plans.insert(key, p);
+                    }
+                    Err(_) => {
+                        tracing::warn!(operation = ?req.operation_name, "a warm-up operation is invalid; skipped")
+                    }
+                }
+            }
+        }
+        let probes = self.engine.plan.backends.iter().flat_map(|b| {
+            let client = self.engine.clients.client(b.id).http.clone();
+            b.instances.iter().map(move |base| {
+                let url = format!("{base}{}", b.health_path);
+                let client = client.clone();
+                async move {
+                    let _ = client.get(url).timeout(std::time::Duration::from_secs(1)).send().await;
+                }
+            })
+        });
+        futures::future::join_all(probes).await;
+    }
+
     /// Runs an operation as a stream of responses: a subscription's events, or the single response
     /// of a query or mutation (graphql-transport-ws and SSE clients send those too). Runs on
     /// async-graphql's executor; each response gets its nulls and errors applied.

@@ -5,6 +5,7 @@
 
 pub mod graphql;
 pub mod playground;
+pub mod reload;
 pub mod subscriptions;
 
 use std::future::Future;
@@ -18,7 +19,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
+use tracing::Instrument;
+
 use crate::runtime::Runtime;
+use crate::telemetry::{
+    self,
+    trace_context::{self, TraceContext},
+};
 
 /// Shared by every handler.
 pub struct AppState {
@@ -28,6 +35,8 @@ pub struct AppState {
     started: std::time::Instant,
     subscriptions: subscriptions::SubscriptionLimits,
     websockets: std::sync::atomic::AtomicI64,
+    /// Turns true when the listeners close: WebSocket connections are told to go away.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl AppState {
@@ -43,6 +52,7 @@ impl AppState {
         Self {
             subscriptions,
             websockets: std::sync::atomic::AtomicI64::new(0),
+            closing: tokio::sync::watch::channel(false).0,
             runtime: ArcSwap::new(runtime),
             ready: AtomicBool::new(false),
             default_query: String::new(),
@@ -73,11 +83,36 @@ impl AppState {
     /// Counts open WebSocket connections.
     pub fn metrics_ws(&self, delta: i64) {
         self.websockets.fetch_add(delta, Ordering::Relaxed);
+        telemetry::metrics::websockets(delta as f64);
+    }
+
+    /// Resolves when the gateway stops serving (WebSocket connections close then).
+    pub fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.closing.subscribe()
+    }
+
+    fn begin_shutdown(&self) {
+        let _ = self.closing.send(true);
     }
 
     pub fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::SeqCst);
     }
+}
+
+/// Per request: the trace context (its ids on every log line, the request id in a response
+/// header, the trace passed on to backends), the in-flight gauge.
+async fn observe(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let ctx = Arc::new(TraceContext::from_headers(request.headers()));
+    let span = tracing::info_span!("request", request_id = %ctx.request_id, trace_id = %ctx.trace_id, path = %request.uri().path());
+    telemetry::metrics::in_flight(1.0);
+    let request_id = ctx.request_id.clone();
+    let mut response = trace_context::scope(ctx, next.run(request).instrument(span)).await;
+    telemetry::metrics::in_flight(-1.0);
+    if let Ok(v) = axum::http::HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    response
 }
 
 /// All routes.
@@ -97,7 +132,35 @@ pub fn router(state: Arc<AppState>) -> Router {
     }
     router
         .layer(DefaultBodyLimit::max(plan.limits.max_body_bytes))
+        .layer(axum::middleware::from_fn(observe))
         .with_state(state)
+}
+
+/// The admin routes: `/metrics` and the probes.
+pub fn admin_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/livez", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/healthz", get(healthz))
+        .with_state(state)
+}
+
+async fn metrics(State(app): State<Arc<AppState>>) -> Response {
+    match telemetry::metrics::install() {
+        Some(handle) => {
+            let body = telemetry::metrics::render(&handle, &app.runtime().engine.clients);
+            (
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                )],
+                body,
+            )
+                .into_response()
+        }
+        None => (StatusCode::SERVICE_UNAVAILABLE, "metrics recorder unavailable").into_response(),
+    }
 }
 
 async fn playground_page(State(app): State<Arc<AppState>>) -> Response {
@@ -126,15 +189,60 @@ async fn healthz(State(app): State<Arc<AppState>>) -> Response {
     axum::Json(body).into_response()
 }
 
-/// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests finish.
+/// Serves until `shutdown` resolves, then shuts down gracefully: readiness turns 503 at once,
+/// requests are still served for the drain delay, then the listeners close and in-flight requests
+/// (and WebSocket connections, told to go away) get the shutdown timeout to finish.
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    admin: Option<tokio::net::TcpListener>,
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    telemetry::metrics::install();
     let app = router(state.clone());
+    let (drain_delay, shutdown_timeout) = {
+        let rt = state.runtime();
+        (rt.plan().server.drain_delay.0, rt.plan().server.shutdown_timeout.0)
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let draining = {
+        let state = state.clone();
+        async move {
+            shutdown.await;
+            state.set_ready(false);
+            tracing::info!(drain_delay = ?drain_delay, "shutting down: not ready any more, draining");
+            tokio::time::sleep(drain_delay).await;
+            state.begin_shutdown();
+            let _ = stop_tx.send(true);
+        }
+    };
+    tokio::spawn(draining);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let admin_task = admin.map(|l| {
+        let app = admin_router(state.clone());
+        let stop = stopped(stop_rx.clone());
+        tokio::spawn(async move { axum::serve(l, app).with_graceful_shutdown(stop).await })
+    });
     state.set_ready(true);
-    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let server = axum::serve(listener, app).with_graceful_shutdown(stopped(stop_rx.clone()));
+    let server = tokio::spawn(async move { server.await });
+    let mut stop_rx = stop_rx;
+    let result = tokio::select! {
+        r = server => r.unwrap_or_else(|e| Err(std::io::Error::other(e))),
+        _ = async {
+            let _ = stop_rx.wait_for(|s| *s).await;
+            tokio::time::sleep(shutdown_timeout).await;
+        } => {
+            tracing::warn!("in-flight requests did not finish within the shutdown timeout; exiting anyway");
+            Ok(())
+        }
+    };
+    if let Some(t) = admin_task {
+        t.abort();
+    }
     state.set_ready(false);
+    tracing::info!("stopped");
     result
 }

@@ -93,8 +93,19 @@ async fn connection(app: Arc<AppState>, socket: WebSocket, headers: HeaderMap) {
         _ => false,
     };
     let mut running: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
+    let mut closing = app.closing();
     if acknowledged {
-        while let Some(Ok(msg)) = source.next().await {
+        loop {
+            let msg = tokio::select! {
+                m = source.next() => match m {
+                    Some(Ok(m)) => m,
+                    _ => break,
+                },
+                _ = wait_true(&mut closing) => {
+                    let _ = out.send(close(1001, "the gateway is shutting down")).await;
+                    break;
+                }
+            };
             let text_msg = match msg {
                 Message::Text(t) => t,
                 Message::Close(_) => break,
@@ -207,6 +218,8 @@ async fn run_operation(
     _permit: OwnedSemaphorePermit,
     slow: Duration,
 ) {
+    crate::telemetry::metrics::subscriptions(1.0);
+    let _gauge = scopeguard(|| crate::telemetry::metrics::subscriptions(-1.0));
     let runtime = app.runtime();
     let mut responses = runtime.subscribe(&request, &headers);
     let mut first = true;
@@ -270,4 +283,22 @@ pub async fn sse(app: Arc<AppState>, request: GraphQLRequest, headers: HeaderMap
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     resp
+}
+
+/// Runs `f` when dropped (also when the task is aborted).
+fn scopeguard(f: impl FnOnce()) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
+}
+
+/// Resolves when the watched flag turns true (never holding the watch's lock across an await).
+async fn wait_true(rx: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|c| *c).await;
 }

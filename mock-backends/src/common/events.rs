@@ -1,5 +1,5 @@
-//! Domain events the transfers service appends for every transfer created at
-//! run time (consumed by the ledger in a later step).
+//! Domain events the transfers service publishes for every transfer created
+//! at run time; the ledger consumes them (see [`super::bus`]).
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -33,6 +33,11 @@ pub struct TransferEvent {
     pub transfer: Transfer,
     #[schema(example = "2025-01-01T12:00:00.123Z")]
     pub at: String,
+    /// Calls made to the external bank's `POST /verify` for this transfer
+    /// (attempts, whatever their outcome); 0 for an internal transfer.
+    #[serde(default)]
+    #[schema(example = 1)]
+    pub external_calls: u32,
 }
 
 /// Formats the n-th event id (1-based): `E000001`.

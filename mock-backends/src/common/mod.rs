@@ -1,6 +1,9 @@
 //! Pieces shared by every mock service: wire models, the deterministic seed,
-//! fault injection, request statistics, JSON errors and the admin router.
+//! fault injection, request statistics, JSON errors, the admin router, the
+//! event bus and cuttable connections.
 
+pub mod bus;
+pub mod conn;
 pub mod error;
 pub mod events;
 pub mod faults;

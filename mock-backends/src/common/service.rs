@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use utoipa::{OpenApi, ToSchema};
 
+use super::conn::{ConnHandle, KillableListener};
 use super::error::{self, ApiError, ApiJson, ErrorBody};
 use super::faults::{self, FaultState, Faults, FaultsPatch};
 use super::stats::{Stats, StatsSnapshot};
@@ -88,6 +89,21 @@ async fn count_and_fault(State(control): State<Arc<Control>>, req: Request, next
 /// Serves `app` on `listener` until the shutdown flag is raised.
 pub async fn serve(listener: TcpListener, app: Router, shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
     axum::serve(listener, app)
+        .with_graceful_shutdown(faults::shutdown_signalled(shutdown))
+        .await
+}
+
+/// Like [`serve`], but every connection carries a
+/// [`ConnHandle`](super::conn::ConnHandle) (as `ConnectInfo`) that a
+/// handler can use to cut it, and has `send_buffer` as `SO_SNDBUF` if set.
+pub async fn serve_killable(
+    listener: TcpListener,
+    send_buffer: Option<usize>,
+    app: Router,
+    shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let app = app.into_make_service_with_connect_info::<ConnHandle>();
+    axum::serve(KillableListener { listener, send_buffer }, app)
         .with_graceful_shutdown(faults::shutdown_signalled(shutdown))
         .await
 }

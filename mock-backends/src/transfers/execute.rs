@@ -70,7 +70,8 @@ pub(super) async fn run(state: &Transfers, order: Order) -> Transfer {
     let seq = state.allocate();
     let id = id_of(seq);
     let created_at = now_rfc3339();
-    let outcome = execute(state, &order, &id).await;
+    let mut external_calls = 0;
+    let outcome = execute(state, &order, &id, &mut external_calls).await;
     let transfer = Transfer {
         id,
         from_account: order.from_account,
@@ -86,14 +87,15 @@ pub(super) async fn run(state: &Transfers, order: Order) -> Transfer {
         failure_reason: outcome.err(),
     };
     tracing::info!(id = %transfer.id, status = ?transfer.status, "transfer executed");
-    state.finish(seq, transfer.clone());
+    state.finish(seq, transfer.clone(), external_calls);
     transfer
 }
 
-/// `Err` carries the failure reason.
-async fn execute(state: &Transfers, order: &Order, id: &str) -> Result<(), String> {
+/// `Err` carries the failure reason; `external_calls` counts the verify
+/// attempts made.
+async fn execute(state: &Transfers, order: &Order, id: &str, external_calls: &mut u32) -> Result<(), String> {
     if !order.is_internal() {
-        verify(state, order, id).await?;
+        verify(state, order, id, external_calls).await?;
     }
     adjust(state, &order.from_account, -order.amount, id).await?;
     if order.is_internal() {
@@ -114,11 +116,12 @@ struct Verified {
 }
 
 /// Asks the external bank to verify the destination, retrying on 5xx,
-/// connection errors and timeouts.
-async fn verify(state: &Transfers, order: &Order, id: &str) -> Result<(), String> {
+/// connection errors and timeouts. Counts every attempt in `calls`.
+async fn verify(state: &Transfers, order: &Order, id: &str, calls: &mut u32) -> Result<(), String> {
     let url = format!("{}/verify", state.upstreams.external_bank);
     let body = json!({ "account": order.to_account, "bank": order.to_bank, "transfer_id": id });
     for attempt in 1..=VERIFY_ATTEMPTS {
+        *calls += 1;
         match state.client.post(&url).json(&body).send().await {
             Ok(response) if response.status().is_success() => match response.json::<Verified>().await {
                 Ok(Verified { verified: true }) => return Ok(()),

@@ -44,6 +44,8 @@ pub struct CacheStats {
     pub stores: AtomicU64,
     pub stale_if_error: AtomicU64,
     pub invalidations: AtomicU64,
+    /// Entries removed for room or age (not by invalidation or replacement).
+    pub evictions: Arc<AtomicU64>,
 }
 
 /// Per-entry expiry in moka: how long past `stored` the entry is kept at all.
@@ -63,7 +65,17 @@ pub struct CacheStore {
 
 impl CacheStore {
     pub fn new(max_bytes: u64, shared: Option<Arc<SharedLevel>>) -> Arc<Self> {
+        let evictions = Arc::new(AtomicU64::new(0));
+        let counted = evictions.clone();
         let memory = Cache::builder()
+            .eviction_listener(move |_k, _v, cause| {
+                if matches!(
+                    cause,
+                    moka::notification::RemovalCause::Size | moka::notification::RemovalCause::Expired
+                ) {
+                    counted.fetch_add(1, Ordering::Relaxed);
+                }
+            })
             .max_capacity(max_bytes)
             .weigher(|k: &Arc<str>, e: &Arc<Entry>| (k.len() + e.payload.bytes + 64).min(u32::MAX as usize) as u32)
             .expire_after(KeepFor)
@@ -72,7 +84,10 @@ impl CacheStore {
         Arc::new(Self {
             memory,
             shared,
-            stats: CacheStats::default(),
+            stats: CacheStats {
+                evictions,
+                ..CacheStats::default()
+            },
         })
     }
 

@@ -1,0 +1,168 @@
+//! Prometheus metrics: RED metrics per operation and per backend, breaker, retry, bulkhead and
+//! cache figures, subscriptions, reloads and build info — with bounded label sets (operation names
+//! are capped; no user ids, no raw paths).
+//!
+//! Events are recorded where they happen through the `metrics` facade; figures the layers already
+//! count (breaker state, rejections, cache sizes) are read when `/metrics` is scraped.
+
+use std::collections::HashSet;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::backend::BackendClients;
+
+/// Distinct operation names kept as labels; others are counted as "other".
+const MAX_OPERATION_NAMES: usize = 200;
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+static OPERATION_NAMES: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
+
+/// Installs the Prometheus recorder (once per process); `None` if another recorder is installed.
+pub fn install() -> Option<PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let latency = [
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ];
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &latency)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("mosaic_backend_batch_size".into()),
+                        &[1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0],
+                    )
+                });
+            let handle = builder.ok()?.install_recorder().ok()?;
+            gauge!("mosaic_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+            Some(handle)
+        })
+        .clone()
+}
+
+/// The label for an operation name: itself while fewer than the cap are known, else "other".
+fn operation_label(name: Option<&str>) -> String {
+    let Some(name) = name else { return "anonymous".into() };
+    let names = OPERATION_NAMES.get_or_init(|| Mutex::new(HashSet::new()));
+    let Ok(mut names) = names.lock() else {
+        return "other".into();
+    };
+    if names.contains(name) {
+        return name.to_string();
+    }
+    if names.len() < MAX_OPERATION_NAMES && name.len() <= 64 {
+        names.insert(name.to_string());
+        return name.to_string();
+    }
+    "other".into()
+}
+
+/// One GraphQL operation served.
+pub fn operation(name: Option<&str>, kind: &'static str, elapsed: Duration, error_codes: &[String]) {
+    let op = operation_label(name);
+    counter!("mosaic_operations_total", "operation" => op.clone(), "kind" => kind).increment(1);
+    histogram!("mosaic_operation_duration_seconds", "operation" => op.clone(), "kind" => kind)
+        .record(elapsed.as_secs_f64());
+    for code in error_codes {
+        counter!("mosaic_operation_errors_total", "operation" => op.clone(), "code" => bounded_code(code)).increment(1);
+    }
+}
+
+/// Error codes are ours (a fixed set) or async-graphql's request errors; anything else is "OTHER".
+fn bounded_code(code: &str) -> &'static str {
+    const CODES: [&str; 12] = [
+        "BACKEND_UNAVAILABLE",
+        "BACKEND_TIMEOUT",
+        "BACKEND_ERROR",
+        "BACKEND_SCHEMA_MISMATCH",
+        "CIRCUIT_OPEN",
+        "BULKHEAD_FULL",
+        "RESOLVER_ERROR",
+        "STREAM_RECONNECTED",
+        "REQUEST_ERROR",
+        "UNAUTHENTICATED",
+        "FORBIDDEN",
+        "RATE_LIMITED",
+    ];
+    CODES.iter().copied().find(|c| *c == code).unwrap_or("OTHER")
+}
+
+/// One backend call (after coalescing and caching), with its outcome.
+pub fn backend_call(backend: &str, outcome: &'static str, elapsed: Duration) {
+    counter!("mosaic_backend_requests_total", "backend" => backend.to_string(), "outcome" => outcome).increment(1);
+    histogram!("mosaic_backend_duration_seconds", "backend" => backend.to_string()).record(elapsed.as_secs_f64());
+}
+
+/// A call that joined one already in flight.
+pub fn coalesced(backend: &str) {
+    counter!("mosaic_backend_coalesced_total", "backend" => backend.to_string()).increment(1);
+}
+
+/// The number of keys in one batch request.
+pub fn batch_size(backend: &str, keys: usize) {
+    histogram!("mosaic_backend_batch_size", "backend" => backend.to_string()).record(keys as f64);
+}
+
+/// A circuit breaker changed state.
+pub fn breaker_transition(backend: &str, to: &'static str) {
+    counter!("mosaic_breaker_transitions_total", "backend" => backend.to_string(), "to" => to).increment(1);
+}
+
+pub fn in_flight(delta: f64) {
+    gauge!("mosaic_requests_in_flight").increment(delta);
+}
+
+pub fn websockets(delta: f64) {
+    gauge!("mosaic_websocket_connections").increment(delta);
+}
+
+pub fn subscriptions(delta: f64) {
+    gauge!("mosaic_subscriptions_active").increment(delta);
+}
+
+pub fn reload(ok: bool) {
+    counter!("mosaic_config_reloads_total", "result" => if ok { "success" } else { "failure" }).increment(1);
+}
+
+/// Log lines that could not be written at once (kept, but counted: see `logging`).
+pub fn log_backpressure() {
+    counter!("mosaic_log_lines_delayed_total").increment(1);
+}
+
+/// Copies the layers' own counters into gauges, then renders the exposition text.
+pub fn render(handle: &PrometheusHandle, clients: &BackendClients) -> String {
+    for b in clients.status() {
+        let name = b.backend.clone();
+        let state = match b.breaker {
+            "closed" => 0.0,
+            "half_open" => 1.0,
+            "open" => 2.0,
+            _ => -1.0,
+        };
+        gauge!("mosaic_breaker_state", "backend" => name.clone()).set(state);
+        counter!("mosaic_breaker_rejections_total", "backend" => name.clone()).absolute(b.breaker_rejected);
+        counter!("mosaic_bulkhead_rejections_total", "backend" => name.clone()).absolute(b.bulkhead_rejected);
+        counter!("mosaic_backend_retries_total", "backend" => name.clone()).absolute(b.retries);
+        gauge!("mosaic_backend_in_flight", "backend" => name.clone()).set(b.in_flight as f64);
+        let ejected = b.instances.iter().filter(|i| i.ejected).count();
+        gauge!("mosaic_backend_instances", "backend" => name.clone()).set(b.instances.len() as f64);
+        gauge!("mosaic_backend_instances_ejected", "backend" => name).set(ejected as f64);
+    }
+    if let Some(cache) = clients.cache() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let s = &cache.stats;
+        counter!("mosaic_cache_hits_total").absolute(s.hits.load(Relaxed));
+        counter!("mosaic_cache_stale_hits_total").absolute(s.stale_hits.load(Relaxed));
+        counter!("mosaic_cache_misses_total").absolute(s.misses.load(Relaxed));
+        counter!("mosaic_cache_stores_total").absolute(s.stores.load(Relaxed));
+        counter!("mosaic_cache_stale_if_error_total").absolute(s.stale_if_error.load(Relaxed));
+        counter!("mosaic_cache_invalidations_total").absolute(s.invalidations.load(Relaxed));
+        counter!("mosaic_cache_evictions_total").absolute(s.evictions.load(Relaxed));
+        let (entries, bytes) = cache.size();
+        gauge!("mosaic_cache_entries").set(entries as f64);
+        gauge!("mosaic_cache_bytes").set(bytes as f64);
+    }
+    handle.render()
+}
