@@ -290,7 +290,6 @@ async fn an_operation_run_by_async_graphql_costs_the_same_calls_as_on_the_compil
 }
 
 #[tokio::test]
-#[ignore = "engine bug: on async-graphql's executor the same batched field under two aliases costs two requests"]
 async fn the_same_nested_field_under_two_aliases_is_fetched_once_on_the_async_graphql_executor() {
     let env = start().await;
     let query =

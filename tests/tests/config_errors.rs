@@ -424,7 +424,6 @@ fn problems_in_the_toml_and_in_the_schema_are_reported_together() {
 }
 
 #[test]
-#[ignore = "engine bug: \"@http needs the argument `path`\" comes without a hint, though every problem should have one"]
 fn every_problem_in_the_corpus_comes_with_a_hint() {
     let mut missing = Vec::new();
     for case in cases() {

@@ -317,7 +317,6 @@ async fn a_wrong_type_in_every_item_of_a_non_null_list_nulls_data() {
 }
 
 #[tokio::test]
-#[ignore = "engine bug: BACKEND_SCHEMA_MISMATCH errors carry no extensions.backend"]
 async fn a_schema_mismatch_error_names_the_backend_that_sent_the_value() {
     let env = TestEnv::start_with(MISMATCH_SDL, CUSTOMERS_TOML).await;
     let response = env.graphql(r#"{ customer(id: "C001") { id name } }"#, json!({})).await;

@@ -269,17 +269,25 @@ async fn call_field(
 ) -> SlotData {
     let backend = cx.plan.backend(binding.backend);
     if let Some(rule) = &binding.batch {
-        let mut positions: HashMap<Box<str>, usize> = HashMap::new();
-        let mut keys = Vec::new();
+        // Distinct keys, sorted: the same set of keys always makes the same request, so it is
+        // deduplicated, coalesced and cached whatever order the parents came in.
+        let mut distinct: Vec<(Box<str>, &Value)> = Vec::new();
+        let mut seen: std::collections::HashSet<Box<str>> = std::collections::HashSet::new();
         for p in parents {
             if let Some(v) = rule.parent_key.get(p) {
                 if let Some(k) = key_text(v) {
-                    if !positions.contains_key(&*k) {
-                        positions.insert(k.into(), keys.len());
-                        keys.push(v.clone());
+                    if seen.insert(k.clone().into()) {
+                        distinct.push((k.into(), v));
                     }
                 }
             }
+        }
+        distinct.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut positions: HashMap<Box<str>, usize> = HashMap::with_capacity(distinct.len());
+        let mut keys = Vec::with_capacity(distinct.len());
+        for (i, (k, v)) in distinct.into_iter().enumerate() {
+            positions.insert(k, i);
+            keys.push(v.clone());
         }
         let answers = if keys.is_empty() {
             BatchAnswers {

@@ -33,6 +33,8 @@ struct Writer<'a> {
     out: Vec<u8>,
     errors: Vec<FieldError>,
     path: Vec<Seg<'a>>,
+    /// The backend whose JSON is being written (named in schema mismatch errors).
+    backend: Option<&'a str>,
 }
 
 /// Writes `{"data": ..., "errors": [...]}` for a fetched operation.
@@ -43,6 +45,7 @@ pub fn write_response(plan: &Plan, op: &OpPlan, fetched: &Fetched, capacity: usi
         out: Vec::with_capacity(capacity),
         errors: Vec::new(),
         path: Vec::with_capacity(8),
+        backend: None,
     };
     w.out.extend_from_slice(b"{\"data\":");
     let start = w.out.len();
@@ -77,7 +80,12 @@ impl<'a> Writer<'a> {
     }
 
     fn error(&mut self, f: &FieldPlan, message: String) {
-        let e = FieldError::new(message, f.pos, self.response_path(), SCHEMA_MISMATCH);
+        let mut e = FieldError::new(message, f.pos, self.response_path(), SCHEMA_MISMATCH);
+        if let Some(b) = self.backend {
+            e = e
+                .with_extension("backend", serde_json::Value::String(b.to_string()))
+                .with_extension("fallback", serde_json::Value::Bool(false));
+        }
         self.errors.push(e);
     }
 
@@ -112,31 +120,44 @@ impl<'a> Writer<'a> {
             Src::Parent(path) => self.value(f, &f.ty, parent.and_then(|p| path.get(p))),
             Src::Call { binding, slot, .. } => {
                 let binding = self.plan.binding(*binding);
-                let (resolved, stale_after) = self.fetched.resolve(binding, *slot, parent);
-                if let Some(e) = stale_after {
-                    // A stale answer stands in for the failed call: the error says so.
-                    let name = &self.plan.backend(binding.backend).name;
-                    let err = backend_error(e, name, f.pos, self.response_path(), true);
-                    self.errors.push(err);
-                }
-                match resolved {
-                    Resolved::Value(v) => self.value(f, &f.ty, v),
-                    Resolved::Items(items) => self.nullable(&f.ty, |w| {
-                        let inner = match &f.ty.base {
-                            BaseType::List(inner) => inner.as_ref(),
-                            BaseType::Named(_) => &f.ty,
-                        };
-                        w.list(f, inner, items.into_iter())
-                    }),
-                    Resolved::Error(e) => {
-                        let name = &self.plan.backend(binding.backend).name;
-                        let err = backend_error(e, name, f.pos, self.response_path(), f.fallback.is_some());
-                        self.errors.push(err);
-                        match &f.fallback {
-                            Some(value) => self.value(f, &f.ty, Some(value)),
-                            None => self.null_or_bubble(&f.ty),
-                        }
-                    }
+                let outer = self.backend.replace(&self.plan.backend(binding.backend).name);
+                let written = self.call_field(f, binding, *slot, parent);
+                self.backend = outer;
+                written
+            }
+        }
+    }
+
+    fn call_field(
+        &mut self,
+        f: &'a FieldPlan,
+        binding: &'a crate::plan::Binding,
+        slot: usize,
+        parent: Option<&'a Value>,
+    ) -> Result<(), Bubble> {
+        let (resolved, stale_after) = self.fetched.resolve(binding, slot, parent);
+        if let Some(e) = stale_after {
+            // A stale answer stands in for the failed call: the error says so.
+            let name = &self.plan.backend(binding.backend).name;
+            let err = backend_error(e, name, f.pos, self.response_path(), true);
+            self.errors.push(err);
+        }
+        match resolved {
+            Resolved::Value(v) => self.value(f, &f.ty, v),
+            Resolved::Items(items) => self.nullable(&f.ty, |w| {
+                let inner = match &f.ty.base {
+                    BaseType::List(inner) => inner.as_ref(),
+                    BaseType::Named(_) => &f.ty,
+                };
+                w.list(f, inner, items.into_iter())
+            }),
+            Resolved::Error(e) => {
+                let name = &self.plan.backend(binding.backend).name;
+                let err = backend_error(e, name, f.pos, self.response_path(), f.fallback.is_some());
+                self.errors.push(err);
+                match &f.fallback {
+                    Some(value) => self.value(f, &f.ty, Some(value)),
+                    None => self.null_or_bubble(&f.ty),
                 }
             }
         }

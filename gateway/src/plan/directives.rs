@@ -162,7 +162,11 @@ pub fn field_directives(dirs: &[Positioned<ConstDirective>], site: &Site, diags:
             }
             "fallback" => match args.take("value") {
                 Some((v, p)) => out.fallback = Some((v.into_json().unwrap_or(Value::Null), p)),
-                None => diags.error(Some(site.loc(d.pos)), "@fallback needs the argument `value`"),
+                None => diags.error_with_hint(
+                    Some(site.loc(d.pos)),
+                    "@fallback needs the argument `value`",
+                    "write @fallback(value: ...) with a value of the field's type, e.g. @fallback(value: [])",
+                ),
             },
             "deprecated" => continue,
             other => {
@@ -386,9 +390,10 @@ impl<'a> Args<'a> {
                 None
             }
             None if required => {
-                diags.error(
+                diags.error_with_hint(
                     Some(self.site.loc(self.pos)),
                     format!("@{} needs the argument `{name}`", self.directive),
+                    example_for(self.directive, name),
                 );
                 None
             }
@@ -472,5 +477,19 @@ fn scalar_text(v: &ConstValue) -> String {
         ConstValue::String(s) => s.clone(),
         ConstValue::Enum(e) => e.to_string(),
         other => other.to_string(),
+    }
+}
+
+/// An example of a required argument, for the hint of its absence.
+fn example_for(directive: &str, arg: &str) -> String {
+    match (directive, arg) {
+        ("http" | "stream", "backend") => "name a [backends.NAME] of mosaic.toml: backend: \"customers\"".into(),
+        ("http" | "stream", "path") => {
+            "give the path appended to the backend's url: path: \"/customers/{{args.id}}\"".into()
+        }
+        ("from", "path") => "give where the value is in the parent's JSON: @from(path: \"customer_id\")".into(),
+        ("resolver", "name") => "name a registered Rust resolver: @resolver(name: \"myResolver\")".into(),
+        ("discriminator", "field") => "name the JSON field holding the type: @discriminator(field: \"type\")".into(),
+        _ => format!("add {arg}: ... to @{directive}"),
     }
 }

@@ -88,10 +88,21 @@ impl async_graphql::dataloader::Loader<BatchKey> for BatchLoader {
                 let binding = self.plan.binding(bid);
                 let empty = Map::new();
                 let args = table.get(&args_text).unwrap_or(&empty);
-                let values: Vec<Value> = group
+                // Sorted by key text, as the compiled executor does: one set of keys, one request.
+                let mut group = group;
+                let mut values: Vec<Value> = group
                     .iter()
                     .map(|k| serde_json::from_str(&k.key).unwrap_or(Value::Null))
                     .collect();
+                let mut order: Vec<usize> = (0..group.len()).collect();
+                let text = |v: &Value| {
+                    crate::backend::payload::key_text(v)
+                        .map(|c| c.into_owned())
+                        .unwrap_or_default()
+                };
+                order.sort_by_key(|i| text(&values[*i]));
+                group = order.iter().map(|i| group[*i]).collect();
+                values = order.iter().map(|i| values[*i].clone()).collect();
                 let answers = call_batch(
                     &self.plan,
                     &self.clients,

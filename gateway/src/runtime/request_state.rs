@@ -26,6 +26,8 @@ pub struct RequestState {
 struct Recorded {
     errors: Vec<FieldError>,
     nulls: Vec<NullTarget>,
+    /// Objects whose selection is empty: `{}` by the spec.
+    empty_objects: Vec<Vec<PathSegment>>,
 }
 
 impl RequestState {
@@ -71,6 +73,11 @@ impl RequestState {
         self.recorded().errors.push(error);
     }
 
+    /// Records an object whose selection is empty (written `{}`, not async-graphql's null).
+    pub fn empty_object(&self, at: Vec<PathSegment>) {
+        self.recorded().empty_objects.push(at);
+    }
+
     /// Records a null without an error (a null item in a list of nullable objects).
     pub fn null(&self, at: NullTarget) {
         self.recorded().nulls.push(at);
@@ -79,6 +86,9 @@ impl RequestState {
     /// Applies the recorded nulls to the response and appends the recorded errors.
     pub fn finish(&self, resp: &mut async_graphql::Response) {
         let r = std::mem::take(&mut *self.recorded());
+        for path in &r.empty_objects {
+            set_at(&mut resp.data, path, GqlValue::Object(Default::default()));
+        }
         for target in &r.nulls {
             match target {
                 None => resp.data = GqlValue::Null,
@@ -86,12 +96,20 @@ impl RequestState {
             }
         }
         resp.errors.extend(r.errors.into_iter().map(to_server_error));
+        // Every root field skipped: the spec's `data` is `{}`; async-graphql writes null.
+        if resp.data == GqlValue::Null && resp.errors.is_empty() {
+            resp.data = GqlValue::Object(Default::default());
+        }
     }
 }
 
 fn set_null(data: &mut GqlValue, path: &[PathSegment]) {
+    set_at(data, path, GqlValue::Null);
+}
+
+fn set_at(data: &mut GqlValue, path: &[PathSegment], value: GqlValue) {
     let Some((last, parents)) = path.split_last() else {
-        *data = GqlValue::Null;
+        *data = value;
         return;
     };
     let mut cur = data;
@@ -111,11 +129,11 @@ fn set_null(data: &mut GqlValue, path: &[PathSegment]) {
     }
     match (last, cur) {
         (PathSegment::Key(k), GqlValue::Object(m)) => {
-            m.insert(Name::new(&**k), GqlValue::Null);
+            m.insert(Name::new(&**k), value);
         }
         (PathSegment::Index(i), GqlValue::List(l)) => {
             if let Some(v) = l.get_mut(*i) {
-                *v = GqlValue::Null;
+                *v = value;
             }
         }
         _ => {}

@@ -65,6 +65,8 @@ impl JsonRef {
 /// An object value on the async-graphql path.
 pub struct SlowObject {
     json: Option<JsonRef>,
+    /// The backend the JSON came from (named in schema mismatch errors).
+    backend: Option<Arc<str>>,
     /// The nearest nullable position at or above this object.
     null_target: NullTarget,
     /// A placeholder standing in for a failed value: its fields do no work and report nothing.
@@ -117,6 +119,85 @@ pub(super) struct Shape<'c> {
     pub(super) pos: (usize, usize),
     pub(super) owner: (&'c str, &'c str),
     pub(super) fallback: Option<&'c Value>,
+    pub(super) selection: Option<Selection<'c>>,
+    /// The backend whose JSON is being shaped.
+    pub(super) backend: Option<Arc<str>>,
+}
+
+/// The field's selection in the document, to tell when it selects nothing for an object type:
+/// the spec's answer is then `{}`, which async-graphql writes as `null`; `finish` repairs it.
+#[derive(Clone, Copy)]
+pub(super) struct Selection<'c> {
+    field: &'c async_graphql::Positioned<async_graphql::parser::types::Field>,
+    fragments: &'c std::collections::HashMap<
+        async_graphql::Name,
+        async_graphql::Positioned<async_graphql::parser::types::FragmentDefinition>,
+    >,
+    variables: &'c async_graphql::Variables,
+}
+
+impl<'c> Selection<'c> {
+    pub(super) fn of(ctx: &'c ResolverContext<'_>) -> Self {
+        Self {
+            field: ctx.ctx.item,
+            fragments: &ctx.ctx.query_env.fragments,
+            variables: &ctx.ctx.query_env.variables,
+        }
+    }
+
+    /// Whether no field is selected for an object of type `concrete`.
+    fn is_empty_for(&self, plan: &Plan, concrete: &str) -> bool {
+        !self.selects_any(plan, concrete, &self.field.node.selection_set.node, 0)
+    }
+
+    fn skipped(&self, dirs: &[async_graphql::Positioned<async_graphql::parser::types::Directive>]) -> bool {
+        dirs.iter().any(|d| {
+            let name = d.node.name.node.as_str();
+            if name != "skip" && name != "include" {
+                return false;
+            }
+            let value = match d.node.get_argument("if").map(|v| &v.node) {
+                Some(async_graphql_value::Value::Boolean(b)) => *b,
+                Some(async_graphql_value::Value::Variable(v)) => {
+                    matches!(self.variables.get(v), Some(async_graphql::Value::Boolean(true)))
+                }
+                _ => false,
+            };
+            (name == "skip") == value
+        })
+    }
+
+    fn selects_any(
+        &self,
+        plan: &Plan,
+        concrete: &str,
+        set: &async_graphql::parser::types::SelectionSet,
+        depth: usize,
+    ) -> bool {
+        use async_graphql::parser::types::Selection as S;
+        if depth > 64 {
+            return true;
+        }
+        let applies = |cond: &str| cond == concrete || plan.possible_types(cond).contains(&concrete);
+        set.items.iter().any(|sel| match &sel.node {
+            S::Field(f) => !self.skipped(&f.node.directives),
+            S::InlineFragment(i) => {
+                !self.skipped(&i.node.directives)
+                    && i.node
+                        .type_condition
+                        .as_ref()
+                        .is_none_or(|c| applies(c.node.on.node.as_str()))
+                    && self.selects_any(plan, concrete, &i.node.selection_set.node, depth + 1)
+            }
+            S::FragmentSpread(sp) => {
+                !self.skipped(&sp.node.directives)
+                    && self.fragments.get(&sp.node.fragment_name.node).is_some_and(|f| {
+                        applies(f.node.type_condition.node.on.node.as_str())
+                            && self.selects_any(plan, concrete, &f.node.selection_set.node, depth + 1)
+                    })
+            }
+        })
+    }
 }
 
 async fn resolve<'a>(ctx: ResolverContext<'a>, info: &FieldInfo) -> async_graphql::Result<Option<FieldValue<'a>>> {
@@ -135,6 +216,13 @@ async fn resolve<'a>(ctx: ResolverContext<'a>, info: &FieldInfo) -> async_graphq
         pos: (item_pos.line, item_pos.column),
         owner: (&info.type_name, &info.field.name),
         fallback: info.field.fallback.as_ref(),
+        selection: Some(Selection::of(&ctx)),
+        backend: match &info.field.source {
+            FieldSource::Call(b) => Some(Arc::from(
+                info.plan.backend(info.plan.binding(*b).backend).name.as_str(),
+            )),
+            _ => parent.and_then(|p| p.backend.clone()),
+        },
     };
     let parent_json = parent.and_then(|p| p.json.clone());
     let ty = &info.field.ty;
@@ -357,15 +445,32 @@ impl Shape<'_> {
             return self.null_here(ty, path, field_level);
         }
         self.state.error(
-            FieldError::new(
+            self.with_backend(FieldError::new(
                 null_in_non_null(self.owner.0, self.owner.1),
                 self.pos,
                 path.to_vec(),
                 SCHEMA_MISMATCH,
-            ),
+            )),
             inherited,
         );
         Some(placeholder(self.plan, ty))
+    }
+
+    /// Names the backend whose JSON did not fit, when known.
+    fn with_backend(&self, e: FieldError) -> FieldError {
+        match &self.backend {
+            Some(b) => e
+                .with_extension("backend", Value::String(b.to_string()))
+                .with_extension("fallback", Value::Bool(false)),
+            None => e,
+        }
+    }
+
+    /// Records `{}` for an object whose selection is empty (async-graphql would write null).
+    fn note_empty(&self, concrete: &str, path: &[PathSegment]) {
+        if self.selection.is_some_and(|s| s.is_empty_for(self.plan, concrete)) {
+            self.state.empty_object(path.to_vec());
+        }
     }
 
     /// A legitimate null of a nullable type.
@@ -391,7 +496,7 @@ impl Shape<'_> {
     ) -> Option<FieldValue<'a>> {
         let target = if ty.nullable { Some(path.to_vec()) } else { inherited };
         self.state.error(
-            FieldError::new(message, self.pos, path.to_vec(), SCHEMA_MISMATCH),
+            self.with_backend(FieldError::new(message, self.pos, path.to_vec(), SCHEMA_MISMATCH)),
             target,
         );
         Some(placeholder(self.plan, ty))
@@ -454,20 +559,26 @@ impl Shape<'_> {
                         Err(e) => self.fail(ty, e.0, path, inherited),
                     }
                 }
-                Some(TypeDef::Object(_)) => Some(FieldValue::owned_any(SlowObject {
-                    json,
-                    null_target: here,
-                    poisoned: false,
-                })),
+                Some(TypeDef::Object(_)) => {
+                    self.note_empty(name, path);
+                    Some(FieldValue::owned_any(SlowObject {
+                        backend: self.backend.clone(),
+                        json,
+                        null_target: here,
+                        poisoned: false,
+                    }))
+                }
                 Some(TypeDef::Interface(_) | TypeDef::Union(_)) => match self.plan.concrete_type(name, value) {
-                    Some(concrete) => Some(
+                    Some(concrete) => Some({
+                        self.note_empty(concrete, path);
                         FieldValue::owned_any(SlowObject {
+                            backend: self.backend.clone(),
                             json,
                             null_target: here,
                             poisoned: false,
                         })
-                        .with_type(concrete.to_string()),
-                    ),
+                        .with_type(concrete.to_string())
+                    }),
                     None => self.fail(
                         ty,
                         crate::response::unknown_concrete_type(self.owner.0, self.owner.1, name),
@@ -491,6 +602,7 @@ fn placeholder<'a>(plan: &Plan, ty: &Type) -> FieldValue<'a> {
                 None => FieldValue::NULL,
             },
             Some(TypeDef::Object(_)) => FieldValue::owned_any(SlowObject {
+                backend: None,
                 json: None,
                 null_target: None,
                 poisoned: true,
@@ -502,6 +614,7 @@ fn placeholder<'a>(plan: &Plan, ty: &Type) -> FieldValue<'a> {
                     .map(|s| s.to_string())
                     .unwrap_or_default();
                 FieldValue::owned_any(SlowObject {
+                    backend: None,
                     json: None,
                     null_target: None,
                     poisoned: true,

@@ -72,6 +72,8 @@ pub fn stream_resolver(
                         pos,
                         owner: (&info.type_name, &info.field.name),
                         fallback: None,
+                        selection: None,
+                        backend: Some(Arc::from(backend.as_str())),
                     };
                     let json = JsonRef::new(Arc::new(Payload::new(v)), select.segments());
                     let path = vec![PathSegment::Key(key.clone())];
