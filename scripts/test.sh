@@ -26,4 +26,10 @@ cargo test --workspace --all-targets
 step "end-to-end: real clients, the graphql-http audit, the playground in Chromium"
 tests/e2e/run.sh
 
+step "deployment artefacts: hadolint, compose config, kubernetes-validate, manifest policy"
+scripts/check-deploy.sh
+
+step "the container image, built and run with rootful podman"
+scripts/container-test.sh
+
 step "all tests passed"
