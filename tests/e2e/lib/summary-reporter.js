@@ -1,4 +1,5 @@
-// A node:test reporter that prints, once every file has run, each check with its result, the
+// A node:test reporter that prints, once every file has run, each check with its result and what it
+// reported with t.diagnostic() (e.g. the measured subscription latencies), the
 // GraphQL-over-HTTP audit's counts (from artifacts/audit.json, written by tests/audit.test.js) and a
 // closing line "e2e: N passed, N failed, N skipped".
 
@@ -18,6 +19,13 @@ function firstLine(err) {
 export default async function* summaryReporter(source) {
   const rows = [];
   for await (const event of source) {
+    // A top-level test's t.diagnostic() comes right after its pass/fail, with its file and line.
+    if (event.type === 'test:diagnostic') {
+      const d = event.data;
+      const row = rows.at(-1);
+      if (d.nesting === 0 && d.file && row && row.path === d.file && row.line === d.line) row.diagnostics.push(d.message);
+      continue;
+    }
     if (event.type !== 'test:pass' && event.type !== 'test:fail') continue;
     const d = event.data;
     if (d.nesting !== 0 || d.details?.type === 'suite') continue;
@@ -36,7 +44,7 @@ export default async function* summaryReporter(source) {
       status = 'FAIL';
       note = firstLine(d.details?.error);
     }
-    rows.push({ file, name: d.name, status, note, ms: Math.round(d.details?.duration_ms ?? 0) });
+    rows.push({ file, path: d.file, line: d.line, name: d.name, status, note, ms: Math.round(d.details?.duration_ms ?? 0), diagnostics: [] });
   }
 
   const out = [];
@@ -49,6 +57,7 @@ export default async function* summaryReporter(source) {
     }
     out.push(`  ${r.status.padEnd(4)} ${r.name}${r.status === 'PASS' ? ` (${r.ms} ms)` : ''}`);
     if (r.note) out.push(`         ${r.note}`);
+    for (const m of r.diagnostics) out.push(`         · ${m}`);
   }
 
   const auditFile = path.join(ARTIFACTS, 'audit.json');

@@ -7,11 +7,22 @@ import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { Kind, parse } from 'graphql';
 import { ROOT, SERVICES, annotate, demo, fetchWithTimeout, postGraphQL, saw } from '../lib/demo.js';
+import { firstEventOverSse } from '../lib/subscriptions.js';
 
 const EXAMPLES_DIR = path.join(ROOT, 'schema', 'examples');
 const exampleFiles = readdirSync(EXAMPLES_DIR)
   .filter((f) => f.endsWith('.graphql'))
   .sort();
+
+/**
+ * Runs one example as its kind needs: a query or mutation as a POST; a subscription over GraphQL
+ * over SSE, taking its first event (a subscription runs until the client leaves). Either way the
+ * answer has the shape of postGraphQL's (`saw(res)` prints it).
+ */
+function runExample(query) {
+  const op = parse(query).definitions.find((d) => d.kind === Kind.OPERATION_DEFINITION);
+  return op?.operation === 'subscription' ? firstEventOverSse({ query }) : postGraphQL({ query });
+}
 
 /** The ```graphql blocks of a Markdown file. */
 function graphqlBlocks(file) {
@@ -97,6 +108,11 @@ const EXTRA = {
       else assert.ok(t.externalCalls?.count >= 1, `${t.id} (to ${t.toBank}): externalCalls.count >= 1`);
     }
   },
+  'live-district-balance.graphql': (data) => {
+    // The first event is the current figures.
+    assert.equal(data.districtBalance.district, 'Gangnam-gu');
+    assert.ok(Number(data.districtBalance.totalBalance) > 0, 'a positive total balance');
+  },
   'gangnam-total.graphql': (data) => {
     assert.equal(data.district.district, 'Gangnam-gu');
     assert.ok(Number(data.district.totalBalance) > 0, 'a positive total balance');
@@ -113,7 +129,8 @@ for (const file of exampleFiles) {
     const query = readFileSync(path.join(EXAMPLES_DIR, file), 'utf8');
     const doc = parse(query);
     const op = doc.definitions.find((d) => d.kind === Kind.OPERATION_DEFINITION);
-    const res = await postGraphQL({ query });
+    // A subscription's answer is its first event (over SSE); the checks below are the same.
+    const res = await runExample(query);
     const seen = saw(res);
     assert.equal(res.status, 200, seen);
     assert.equal(res.body?.errors, undefined, `errors:\n${seen}`);
@@ -139,9 +156,9 @@ test('demo: the README has graphql blocks to run', () => {
   assert.ok(readmeBlocks.length > 0, 'README.md has no ```graphql block');
 });
 readmeBlocks.forEach((query, i) => {
-  const name = /^\s*(?:query|mutation)\s+(\w+)/m.exec(query)?.[1] ?? `#${i + 1}`;
+  const name = /^\s*(?:query|mutation|subscription)\s+(\w+)/m.exec(query)?.[1] ?? `#${i + 1}`;
   test(`demo: README graphql block ${name} runs without errors`, { timeout: 30_000 }, async () => {
-    const res = await postGraphQL({ query });
+    const res = await runExample(query);
     const seen = saw(res);
     assert.equal(res.status, 200, seen);
     assert.equal(res.body?.errors, undefined, `errors:\n${seen}`);

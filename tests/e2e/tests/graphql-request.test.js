@@ -104,11 +104,3 @@ test('graphql-request: client.batchRequests sends several queries in one HTTP re
     assert.equal(results[1].data.transfers.length, 2);
   });
 });
-
-test(
-  'TODO(subscriptions): a subscription over GraphQL-over-SSE streams events to a plain HTTP client',
-  { skip: 'TODO: the gateway has no subscriptions yet' },
-  async () => {
-    assert.fail('write when the gateway serves subscriptions');
-  },
-);

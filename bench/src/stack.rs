@@ -1,0 +1,280 @@
+//! Starting what is measured, each as its own process: the mock bank, the Mosaic gateway and the
+//! peer gateway; and talking to their admin endpoints.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+use crate::procs::{self, Proc};
+
+/// How long Mosaic gets to exit after SIGTERM.
+const MOSAIC_GRACE: Duration = Duration::from_secs(30);
+
+/// How long a process gets to become ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The mock bank's services, in the order `mock-bank` starts and announces them.
+pub const SERVICES: [&str; 5] = ["customers", "accounts", "transfers", "external-bank", "ledger"];
+
+/// A service's `GET /_stats` document.
+#[derive(Debug, Deserialize)]
+struct StatsSnapshot {
+    total: u64,
+    endpoints: BTreeMap<String, u64>,
+}
+
+/// The running mock bank: one process, five services.
+pub struct Bank {
+    pub proc: Proc,
+    /// Service name → base URL, in service order.
+    pub services: Vec<(String, String)>,
+}
+
+impl Bank {
+    /// Starts `mock-bank` with its services on `base_port`.. (0: ephemeral ports).
+    pub fn start(bin: &Path, tmp: &Path, base_port: u16) -> Result<Bank> {
+        let mut proc = Proc::spawn(
+            "mock-bank",
+            Command::new(bin)
+                .arg("--base-port")
+                .arg(base_port.to_string())
+                .env("RUST_LOG", "warn"),
+            &tmp.join("mock-bank.log"),
+            true,
+        )?;
+        let stdout = proc.take_stdout().context("mock-bank stdout")?;
+        let want = SERVICES.len();
+        let lines = procs::read_lines(stdout, want, READY_TIMEOUT).with_context(|| {
+            format!(
+                "mock-bank did not print its {want} service URLs; its log:\n{}",
+                proc.log_tail(20)
+            )
+        })?;
+        let mut services = Vec::with_capacity(want);
+        for line in lines {
+            let (name, url) = line
+                .split_once(' ')
+                .with_context(|| format!("unexpected mock-bank line: {line:?}"))?;
+            services.push((name.to_owned(), url.trim().to_owned()));
+        }
+        for service in SERVICES {
+            if !services.iter().any(|(n, _)| n == service) {
+                bail!("mock-bank did not announce the {service} service");
+            }
+        }
+        Ok(Bank { proc, services })
+    }
+
+    /// The base URL of `service` (one of [`SERVICES`]).
+    pub fn url(&self, service: &str) -> &str {
+        self.services
+            .iter()
+            .find(|(n, _)| n == service)
+            .map(|(_, u)| u.as_str())
+            .unwrap_or_default()
+    }
+
+    /// Zeroes every service's request counters.
+    pub async fn reset_stats(&self, http: &reqwest::Client) -> Result<()> {
+        for (name, url) in &self.services {
+            let status = http.post(format!("{url}/_stats/reset")).send().await?.status();
+            if !status.is_success() {
+                bail!("{name}: POST /_stats/reset answered {status}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Requests per `service: METHOD /route` since the last reset, and their total.
+    pub async fn stats(&self, http: &reqwest::Client) -> Result<(u64, BTreeMap<String, u64>)> {
+        let mut total = 0;
+        let mut per_endpoint = BTreeMap::new();
+        for (name, url) in &self.services {
+            let snap: StatsSnapshot = http
+                .get(format!("{url}/_stats"))
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await
+                .with_context(|| format!("{name}: GET /_stats"))?;
+            total += snap.total;
+            for (endpoint, n) in snap.endpoints {
+                per_endpoint.insert(format!("{name}: {endpoint}"), n);
+            }
+        }
+        Ok((total, per_endpoint))
+    }
+}
+
+/// A gateway process listening on loopback.
+pub struct Gateway {
+    pub proc: Proc,
+    pub addr: SocketAddr,
+    /// From spawn to the first successful readiness probe.
+    pub ready_in: Duration,
+}
+
+impl Gateway {
+    pub fn url(&self) -> String {
+        format!("http://{}/graphql", self.addr)
+    }
+}
+
+/// Starts `mosaic serve` over a copy of `schema_dir`'s `mosaic.toml` and `bank.graphql`, with the
+/// backends pointed at the bank (through the `MOSAIC_*_URL` variables the config reads); with
+/// `cache_off`, the copy says `[cache] enabled = false`. `label` names its folder and log.
+pub async fn start_mosaic(
+    schema_dir: &Path,
+    bin: &Path,
+    tmp: &Path,
+    label: &str,
+    cache_off: bool,
+    bank: &Bank,
+    http: &reqwest::Client,
+) -> Result<Gateway> {
+    let dir = tmp.join(format!("mosaic-{label}"));
+    std::fs::create_dir_all(&dir)?;
+    for file in ["mosaic.toml", "bank.graphql"] {
+        let from = schema_dir.join(file);
+        std::fs::copy(&from, dir.join(file)).with_context(|| format!("copying {}", from.display()))?;
+    }
+    if cache_off {
+        let path = dir.join("mosaic.toml");
+        let mut config: toml::Table = std::fs::read_to_string(&path)?
+            .parse()
+            .with_context(|| format!("parsing {}", path.display()))?;
+        let cache = config
+            .entry("cache")
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cache
+            .as_table_mut()
+            .context("mosaic.toml: `cache` is not a table")?
+            .insert("enabled".to_owned(), toml::Value::Boolean(false));
+        std::fs::write(&path, toml::to_string(&config)?)?;
+    }
+    let port = procs::free_port()?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut cmd = Command::new(bin);
+    cmd.arg("serve")
+        .arg("--config")
+        .arg(dir.join("mosaic.toml"))
+        .arg("--listen")
+        .arg(addr.to_string())
+        .env_remove("MOSAIC_CONFIG")
+        .env_remove("MOSAIC_LISTEN")
+        .env("MOSAIC_LOG", "warn");
+    for service in SERVICES {
+        let var = format!("MOSAIC_{}_URL", service.to_uppercase().replace('-', "_"));
+        cmd.env(var, bank.url(service));
+    }
+    let started = Instant::now();
+    // Mosaic drains for `[server] drain_delay` (5 s by default) after SIGTERM, then waits up to
+    // `shutdown_timeout` for requests in flight.
+    let mut proc =
+        Proc::spawn("mosaic", &mut cmd, &tmp.join(format!("mosaic-{label}.log")), false)?.with_grace(MOSAIC_GRACE);
+    let ready = format!("http://{addr}/readyz");
+    wait_ready(&mut proc, || async {
+        matches!(http.get(&ready).send().await, Ok(r) if r.status().is_success())
+    })
+    .await?;
+    Ok(Gateway {
+        proc,
+        addr,
+        ready_in: started.elapsed(),
+    })
+}
+
+/// Starts `tailcall start` over its config (see [`crate::tailcall::config`], written into `tmp`),
+/// offline: no usage tracking, and a fresh cache dir so its update check only creates its marker
+/// file. `label` names its folder and log.
+pub async fn start_tailcall(
+    bin: &Path,
+    tmp: &Path,
+    label: &str,
+    ttls: &crate::tailcall::CacheTtls,
+    bank: &Bank,
+    http: &reqwest::Client,
+) -> Result<(Gateway, String, PathBuf)> {
+    let dir = tmp.join(format!("tailcall-{label}"));
+    let home = dir.join("home");
+    std::fs::create_dir_all(&home)?;
+    let port = procs::free_port()?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let sdl = crate::tailcall::config(
+        port,
+        &crate::tailcall::Upstreams {
+            customers: bank.url("customers"),
+            accounts: bank.url("accounts"),
+            transfers: bank.url("transfers"),
+        },
+        ttls,
+    );
+    let path = dir.join("bank.graphql");
+    std::fs::write(&path, &sdl)?;
+    let mut cmd = Command::new(bin);
+    cmd.arg("start")
+        .arg(&path)
+        .current_dir(&dir)
+        .env("TAILCALL_TRACKER", "false")
+        .env("TC_TRACKER", "false")
+        .env("TAILCALL_LOG_LEVEL", "warn")
+        .env("HOME", &home)
+        .env("XDG_CACHE_HOME", home.join(".cache"))
+        .env("XDG_CONFIG_HOME", home.join(".config"));
+    let started = Instant::now();
+    let mut proc = Proc::spawn("tailcall", &mut cmd, &tmp.join(format!("tailcall-{label}.log")), false)?;
+    let url = format!("http://{addr}/graphql");
+    wait_ready(&mut proc, || async {
+        let answer = http
+            .post(&url)
+            .json(&serde_json::json!({ "query": "{ __typename }" }))
+            .send()
+            .await;
+        matches!(answer, Ok(r) if r.status().is_success())
+    })
+    .await?;
+    Ok((
+        Gateway {
+            proc,
+            addr,
+            ready_in: started.elapsed(),
+        },
+        sdl,
+        path,
+    ))
+}
+
+async fn wait_ready<F, Fut>(proc: &mut Proc, probe: F) -> Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        proc.check_alive()?;
+        if probe().await {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "{} not ready within {READY_TIMEOUT:?}; its log:\n{}",
+                proc.name(),
+                proc.log_tail(20)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// `http://127.0.0.1:PORT` → its socket address.
+pub fn addr_of(url: &str) -> Result<SocketAddr> {
+    let host = url.trim_start_matches("http://").trim_end_matches('/');
+    host.parse()
+        .with_context(|| format!("not an http://IP:PORT URL: {url}"))
+}
