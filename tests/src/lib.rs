@@ -120,10 +120,25 @@ impl TestEnv {
     /// (`customers`, `accounts`, `transfers`, `external-bank`, `ledger`) are pointed at it, whatever
     /// URL the TOML gives them (it still needs a valid one, e.g. `http://127.0.0.1:1`).
     pub async fn start_with(schema_sdl: &str, toml: &str) -> Self {
+        Self::start_configured(schema_sdl, toml, |_| {}).await
+    }
+
+    /// The demo with some `[limits]` changed.
+    pub async fn start_with_limits(change: impl FnOnce(&mut mosaic_gateway::config::settings::LimitSettings)) -> Self {
+        Self::start_configured(&demo_sdl(), &demo_toml(), |plan| change(&mut plan.limits)).await
+    }
+
+    /// The bank and a gateway with `schema_sdl` and `toml`, its plan changed by `change`.
+    pub async fn start_configured(
+        schema_sdl: &str,
+        toml: &str,
+        change: impl FnOnce(&mut mosaic_gateway::plan::Plan),
+    ) -> Self {
         let bank = mock_bank::start(BankConfig::default())
             .await
             .expect("the mock bank starts");
-        let plan = plan_for(&bank, schema_sdl, toml);
+        let mut plan = plan_for(&bank, schema_sdl, toml);
+        change(&mut plan);
         let (tx, rx) = oneshot::channel::<()>();
         let shutdown = async move {
             let _ = rx.await;

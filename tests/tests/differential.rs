@@ -202,6 +202,10 @@ fn runtime(toml: &str, sdl: &str, urls: &[(&str, String)]) -> Runtime {
         b.cache = None;
     }
     plan.cache.enabled = false;
+    // Random operations alias every field and nest freely: the limits are not what is tested here.
+    plan.limits.max_aliases = 10_000;
+    plan.limits.max_complexity = u64::MAX;
+    plan.limits.max_root_fields = 1_000;
     Runtime::new(plan, ResolverRegistry::new()).expect("runtime")
 }
 

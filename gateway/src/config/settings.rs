@@ -132,6 +132,18 @@ pub struct LimitSettings {
     pub plan_cache_size: u64,
     /// Deepest selection nesting accepted.
     pub max_depth: usize,
+    /// Largest query document accepted, in bytes.
+    pub max_query_bytes: usize,
+    /// Most tokens in a query document.
+    pub max_tokens: usize,
+    /// Most aliases in an operation.
+    pub max_aliases: usize,
+    /// Most root fields in an operation.
+    pub max_root_fields: usize,
+    /// Highest cost of an operation (1 per field; list fields multiply by their size argument).
+    pub max_complexity: u64,
+    /// The size assumed for a list field without `first`/`last`/`limit`.
+    pub default_list_size: u64,
     /// The deadline of one GraphQL request, shared by all its backend calls.
     pub request_timeout: HumanDuration,
     /// Subscriptions served at once, over all connections.
@@ -144,6 +156,10 @@ pub struct LimitSettings {
     pub slow_subscriber_timeout: HumanDuration,
     /// Largest WebSocket message accepted.
     pub max_ws_message_bytes: usize,
+    /// WebSocket connections open at once; more are refused with 503.
+    pub max_ws_connections: usize,
+    /// Time a client has to send its whole request body.
+    pub body_timeout: HumanDuration,
 }
 
 impl Default for LimitSettings {
@@ -152,13 +168,21 @@ impl Default for LimitSettings {
             max_body_bytes: 1 << 20,
             max_batch_operations: 32,
             plan_cache_size: 1024,
-            max_depth: 32,
+            max_depth: 15,
+            max_query_bytes: 64 << 10,
+            max_tokens: 10_000,
+            max_aliases: 30,
+            max_root_fields: 20,
+            max_complexity: 50_000,
+            default_list_size: 10,
             request_timeout: HumanDuration(Duration::from_secs(15)),
             max_subscriptions: 10_000,
             max_subscriptions_per_connection: 32,
             ws_init_timeout: HumanDuration(Duration::from_secs(10)),
             slow_subscriber_timeout: HumanDuration(Duration::from_secs(5)),
             max_ws_message_bytes: 64 << 10,
+            max_ws_connections: 10_000,
+            body_timeout: HumanDuration(Duration::from_secs(10)),
         }
     }
 }

@@ -14,7 +14,7 @@ mod write;
 use async_graphql::parser::types::{ExecutableDocument, OperationType};
 use serde_json::{Map, Value};
 
-pub use compile::{compile, condition_variables, Compiled, NotCompilable, OpPlan};
+pub use compile::{compile, condition_variables, find_operation, Compiled, NotCompilable, OpPlan};
 
 use crate::backend::{BackendClients, CallMemo};
 use crate::plan::Plan;

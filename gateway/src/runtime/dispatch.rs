@@ -41,6 +41,8 @@ pub struct Executed {
 
 /// What is kept per distinct (document, operation name).
 pub(super) struct Prepared {
+    /// The document's cost depends on its variables: checked again per request.
+    variable_cost: bool,
     query: Box<str>,
     operation_name: Option<Box<str>>,
     kind: OperationType,
@@ -88,6 +90,19 @@ impl Runtime {
                 Err(executed) => return executed,
             },
         };
+        if prepared.variable_cost {
+            let limits = &self.engine.plan.limits;
+            if let Err(e) = super::limits::check_document(
+                &self.engine.plan,
+                &prepared.document,
+                req.operation_name.as_deref(),
+                &req.variables,
+                limits,
+            ) {
+                let response = async_graphql::Response::from_errors(vec![super::capture::limit_error(&e)]);
+                return request_error(&response);
+            }
+        }
         if filter == OperationFilter::QueriesOnly && prepared.kind != OperationType::Query {
             return Executed {
                 body: Vec::new(),
@@ -142,6 +157,7 @@ impl Runtime {
             _ => Route::Dynamic,
         };
         Ok(Arc::new(Prepared {
+            variable_cost: slot.variable_cost.load(std::sync::atomic::Ordering::Relaxed),
             query: req.query.as_str().into(),
             operation_name: req.operation_name.as_deref().map(Into::into),
             kind,

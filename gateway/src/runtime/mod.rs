@@ -7,6 +7,7 @@
 mod batch_loader;
 mod capture;
 mod dispatch;
+pub mod limits;
 mod request_state;
 mod resolve;
 pub mod resolvers;
@@ -61,7 +62,7 @@ impl Runtime {
         let schema = schema::build_schema(&plan, |b| {
             let b = b
                 .data(engine.clone())
-                .extension(capture::CaptureFactory)
+                .extension(capture::CaptureFactory { plan: plan.clone() })
                 .limit_depth(limits.max_depth);
             if introspection {
                 b

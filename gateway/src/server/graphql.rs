@@ -135,7 +135,35 @@ fn respond(media: MediaType, executed: Executed) -> Response {
 }
 
 /// `POST /graphql`.
-pub async fn post(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn post(State(app): State<Arc<AppState>>, request: axum::extract::Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
+    let (max, wait) = {
+        let rt = app.runtime();
+        (rt.plan().limits.max_body_bytes, rt.plan().limits.body_timeout.0)
+    };
+    // A client sending its body slowly (slowloris) gets 408 instead of holding a task forever.
+    let body: Bytes = match tokio::time::timeout(wait, axum::body::to_bytes(body, max)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => {
+            return reject(
+                MediaType::Json,
+                Reject(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("the request body exceeds {max} bytes"),
+                ),
+            )
+        }
+        Err(_) => {
+            return reject(
+                MediaType::Json,
+                Reject(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "the request body did not arrive in time".into(),
+                ),
+            )
+        }
+    };
     let wants_sse = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())

@@ -48,6 +48,7 @@ impl AppState {
             init_timeout: l.ws_init_timeout.0,
             slow_subscriber_timeout: l.slow_subscriber_timeout.0,
             max_message_bytes: l.max_ws_message_bytes,
+            max_connections: l.max_ws_connections,
         };
         Self {
             subscriptions,
@@ -84,6 +85,11 @@ impl AppState {
     pub fn metrics_ws(&self, delta: i64) {
         self.websockets.fetch_add(delta, Ordering::Relaxed);
         telemetry::metrics::websockets(delta as f64);
+    }
+
+    /// Open WebSocket connections.
+    pub fn websocket_count(&self) -> i64 {
+        self.websockets.load(Ordering::Relaxed)
     }
 
     /// Resolves when the gateway stops serving (WebSocket connections close then).

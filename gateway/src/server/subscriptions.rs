@@ -31,11 +31,15 @@ pub struct SubscriptionLimits {
     pub init_timeout: Duration,
     pub slow_subscriber_timeout: Duration,
     pub max_message_bytes: usize,
+    pub max_connections: usize,
 }
 
 /// `GET /graphql` with `Upgrade: websocket`.
 pub fn upgrade(app: Arc<AppState>, ws: WebSocketUpgrade, headers: HeaderMap) -> Response {
     let limits = app.subscription_limits();
+    if app.websocket_count() >= limits.max_connections as i64 {
+        return (StatusCode::SERVICE_UNAVAILABLE, "too many WebSocket connections").into_response();
+    }
     ws.protocols(["graphql-transport-ws"])
         .max_message_size(limits.max_message_bytes)
         .on_upgrade(move |socket| connection(app, socket, headers))

@@ -1,0 +1,278 @@
+//! Hostile input: every case gets a clear error (or a closed connection, for transport abuse)
+//! within a bounded time, the gateway never panics, no backend is called for a rejected query,
+//! and memory stays bounded (RSS measured before and after the whole suite).
+
+use std::time::{Duration, Instant};
+
+use mosaic_tests::TestEnv;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+/// POSTs `query` and returns (status, body) within 10 s.
+async fn post(env: &TestEnv, body: &str) -> (u16, Value) {
+    let started = Instant::now();
+    let resp = env
+        .post_raw(
+            body,
+            &[
+                ("content-type", "application/json"),
+                ("accept", "application/graphql-response+json"),
+            ],
+        )
+        .await;
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    assert!(started.elapsed() < Duration::from_secs(10), "answered in bounded time");
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+fn code(body: &Value) -> String {
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_documents_get_clear_errors_without_reaching_any_backend() {
+    let env = TestEnv::start().await;
+    let before = rss_kib();
+    env.reset_stats().await;
+
+    // A 1 MiB nesting bomb: refused for its size before parsing.
+    let bomb = format!("{}{}", "{customers{accounts".repeat(40_000), "}".repeat(80_000));
+    let started = Instant::now();
+    let (status, body) = post(&env, &json!({"query": &bomb[..bomb.len().min(1 << 20)]}).to_string()).await;
+    assert_eq!((status, code(&body).as_str()), (400, "QUERY_TOO_LARGE"), "{body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "rejected fast: {:?}",
+        started.elapsed()
+    );
+
+    // Deep nesting within the size limit.
+    let deep = format!(
+        "{{ customers {{ {} id {} }} }}",
+        "accounts { owner { ".repeat(12),
+        "} } ".repeat(12)
+    );
+    let (status, body) = post(&env, &json!({ "query": deep }).to_string()).await;
+    assert_eq!((status, code(&body).as_str()), (400, "QUERY_TOO_DEEP"), "{body}");
+
+    // An alias bomb.
+    let aliases: String = (0..500).map(|i| format!("a{i}: districts {{ district }} ")).collect();
+    let (status, body) = post(&env, &json!({ "query": format!("{{ {aliases} }}") }).to_string()).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        matches!(code(&body).as_str(), "TOO_MANY_ALIASES" | "TOO_MANY_ROOT_FIELDS"),
+        "{body}"
+    );
+
+    // Thousands of root fields (no alias, same field): refused for their number.
+    let roots = "transferStats { completed } ".repeat(500);
+    let (status, body) = post(&env, &json!({ "query": format!("{{ {roots} }}") }).to_string()).await;
+    assert_eq!((status, code(&body).as_str()), (400, "TOO_MANY_ROOT_FIELDS"), "{body}");
+
+    // A fragment bomb: each fragment spreads the previous one twice (2^30 fields if expanded).
+    let mut frags = String::from("fragment F0 on Customer { id }\n");
+    for i in 1..30 {
+        frags.push_str(&format!(
+            "fragment F{i} on Customer {{ ...F{} ...F{} }}\n",
+            i - 1,
+            i - 1
+        ));
+    }
+    let started = Instant::now();
+    let (status, body) = post(
+        &env,
+        &json!({ "query": format!("{{ customers {{ ...F29 }} }}\n{frags}") }).to_string(),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "a fragment bomb is rejected in linear time"
+    );
+
+    // A fragment cycle: a validation error.
+    let cycle = "{ customers { ...A } } fragment A on Customer { ...B } fragment B on Customer { ...A }";
+    let (status, body) = post(&env, &json!({ "query": cycle }).to_string()).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(code(&body), "FRAGMENT_CYCLE", "{body}");
+
+    // A costly query: the cost multiplies list sizes.
+    let costly = "{ customers(limit: 500) { accounts { transfers(last: 100) { source { owner { id } } } } } }";
+    let (status, body) = post(&env, &json!({ "query": costly }).to_string()).await;
+    assert_eq!((status, code(&body).as_str()), (400, "QUERY_TOO_COMPLEX"), "{body}");
+
+    // The same cost through a variable is checked per request, after the document is cached.
+    let q = "query Q($n: Int) { customers(limit: $n) { accounts { transfers(last: 100) { id } } } }";
+    let (status, _) = post(&env, &json!({ "query": q, "variables": {"n": 2} }).to_string()).await;
+    assert_eq!(status, 200);
+    let (status, body) = post(&env, &json!({ "query": q, "variables": {"n": 100000} }).to_string()).await;
+    assert_eq!((status, code(&body).as_str()), (400, "QUERY_TOO_COMPLEX"), "{body}");
+
+    // Wrong variable types: a request error, no backend call.
+    let q = "query Q($id: ID!) { customer(id: $id) { name } }";
+    let (status, body) = post(
+        &env,
+        &json!({ "query": q, "variables": {"id": {"nested": [1, 2]}} }).to_string(),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+
+    // A huge string variable and a huge list variable, within the body limit.
+    let big = "x".repeat(900_000);
+    let (status, body) = post(&env, &json!({ "query": "query Q($d: String) { customers(district: $d, limit: 1) { id } }", "variables": {"d": big} }).to_string()).await;
+    assert!(status == 200 || status == 400, "{status} {body}");
+    let list: Vec<u32> = (0..100_000).collect();
+    let (status, body) = post(&env, &json!({ "query": "query Q($d: String) { customers(district: $d, limit: 1) { id } }", "variables": {"d": list} }).to_string()).await;
+    assert_eq!(status, 400, "a list for a String is refused: {body}");
+
+    // Nothing above reached a backend except the accepted queries (one call per level each).
+    let calls = env.calls().await;
+    for service in ["external-bank", "ledger"] {
+        assert!(!calls.contains_key(service), "{service} was called: {calls:?}");
+    }
+    for service in ["accounts", "transfers"] {
+        let n: u64 = calls.get(service).map(|e| e.values().sum()).unwrap_or(0);
+        assert!(n <= 1, "only the accepted query called {service}: {calls:?}");
+    }
+
+    let after = rss_kib();
+    env.stop().await;
+    assert!(after < before + 200 * 1024, "RSS grew from {before} KiB to {after} KiB");
+    println!("RSS before {before} KiB, after the hostile documents {after} KiB");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_http_requests_are_refused_with_the_right_status() {
+    let env = TestEnv::start().await;
+    // Invalid UTF-8 and malformed JSON.
+    let resp = env
+        .http
+        .post(env.graphql_url())
+        .header("content-type", "application/json")
+        .body(vec![b'{', 0xff, 0xfe, b'}'])
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(resp.status(), 400);
+    let (status, _) = post(&env, "{\"query\": ").await;
+    assert_eq!(status, 400);
+    // Wrong content type.
+    let resp = env
+        .post_raw(
+            "{\"query\":\"{ transferStats { completed } }\"}",
+            &[("content-type", "text/plain")],
+        )
+        .await;
+    assert_eq!(resp.status(), 415);
+    // An oversized body.
+    let huge = format!("{{\"query\": \"{}\"}}", "a".repeat(2 << 20));
+    let resp = env.post_raw(&huge, &[("content-type", "application/json")]).await;
+    assert_eq!(resp.status(), 413);
+    // A batch of 10,000 operations.
+    let batch: Vec<Value> = (0..10_000)
+        .map(|_| json!({"query": "{ transferStats { completed } }"}))
+        .collect();
+    let resp = env
+        .post_raw(
+            &Value::Array(batch).to_string(),
+            &[("content-type", "application/json")],
+        )
+        .await;
+    assert_eq!(resp.status(), 400);
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slowloris_body_is_cut_off() {
+    let env = TestEnv::start_with_limits(|l| {
+        l.body_timeout = mosaic_gateway::config::HumanDuration(Duration::from_millis(500))
+    })
+    .await;
+    let mut conn = tokio::net::TcpStream::connect(env.gateway).await.expect("connect");
+    let head = format!(
+        "POST /graphql HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{{\"qu",
+        env.gateway
+    );
+    conn.write_all(head.as_bytes()).await.expect("write");
+    let started = Instant::now();
+    let mut answer = vec![0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut answer))
+        .await
+        .expect("the gateway answers within the body timeout")
+        .expect("read");
+    let text = String::from_utf8_lossy(&answer[..n]);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_init_floods_are_closed() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+    let env = TestEnv::start_with_limits(|l| {
+        l.ws_init_timeout = mosaic_gateway::config::HumanDuration(Duration::from_millis(300))
+    })
+    .await;
+    let url = format!("ws://{}/graphql", env.gateway);
+    let request = || {
+        let mut r = url.clone().into_client_request().expect("request");
+        r.headers_mut().insert(
+            "sec-websocket-protocol",
+            "graphql-transport-ws".parse().expect("header"),
+        );
+        r
+    };
+    // 50 connections that never send connection_init: all closed after the init timeout.
+    let mut idle = Vec::new();
+    for _ in 0..50 {
+        let (ws, _) = tokio_tungstenite::connect_async(request()).await.expect("upgrade");
+        idle.push(ws);
+    }
+    for mut ws in idle {
+        let msg = tokio::time::timeout(Duration::from_secs(3), ws.next())
+            .await
+            .expect("closed in time");
+        assert!(
+            matches!(msg, Some(Ok(Message::Close(Some(ref f)))) if u16::from(f.code) == 4408),
+            "{msg:?}"
+        );
+    }
+    // A second connection_init on one connection closes it with 4429.
+    let (mut ws, _) = tokio_tungstenite::connect_async(request()).await.expect("upgrade");
+    ws.send(Message::Text(r#"{"type":"connection_init"}"#.into()))
+        .await
+        .expect("send");
+    let ack = ws.next().await;
+    assert!(
+        matches!(ack, Some(Ok(Message::Text(ref t))) if t.contains("connection_ack")),
+        "{ack:?}"
+    );
+    ws.send(Message::Text(r#"{"type":"connection_init"}"#.into()))
+        .await
+        .expect("send");
+    let msg = tokio::time::timeout(Duration::from_secs(3), ws.next())
+        .await
+        .expect("closed in time");
+    assert!(
+        matches!(msg, Some(Ok(Message::Close(Some(ref f)))) if u16::from(f.code) == 4429),
+        "{msg:?}"
+    );
+    env.stop().await;
+}
