@@ -21,12 +21,23 @@ pub struct BatchAnswers {
     pub chunk_size: usize,
 }
 
+impl BatchAnswers {
+    /// The number of chunks (requests) the batch was sent as.
+    pub fn len(&self) -> usize {
+        self.chunks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.chunks.is_empty()
+    }
+}
+
 /// Where one key's items are.
 pub enum KeyItems<'a> {
     /// The key's items; `stale_after` when they come from a stale answer served after a failure.
     Found {
         payload: &'a Arc<Payload>,
-        indices: Vec<u32>,
+        indices: std::borrow::Cow<'a, [u32]>,
         stale_after: Option<&'a CallError>,
     },
     Failed(&'a CallError),
@@ -37,10 +48,12 @@ impl BatchAnswers {
     pub fn items_for(&self, binding: &Binding, pos: usize, key: &str) -> KeyItems<'_> {
         let none = KeyItems::Found {
             payload: empty(),
-            indices: Vec::new(),
+            indices: std::borrow::Cow::Borrowed(&[]),
             stale_after: None,
         };
-        let Some(rule) = &binding.batch else { return none };
+        if binding.batch.is_none() {
+            return none;
+        }
         let (payload, stale_after) = match self.chunks.get(pos / self.chunk_size.max(1)) {
             Some(Ok(p)) => (p, None),
             Some(Err(CallFailure {
@@ -52,7 +65,7 @@ impl BatchAnswers {
         };
         KeyItems::Found {
             payload,
-            indices: payload.index(&binding.select, &rule.item_key).get(key).to_vec(),
+            indices: payload.key_indices(binding, key),
             stale_after,
         }
     }
@@ -71,7 +84,7 @@ pub async fn call_batch(
     binding: &Binding,
     args: &Map<String, Value>,
     headers: &http::HeaderMap,
-    keys: &[Value],
+    keys: &[&Value],
 ) -> BatchAnswers {
     let chunk_size = binding.batch.as_ref().map_or(usize::MAX, |r| r.max_size.max(1));
     let backend = plan.backend(binding.backend);

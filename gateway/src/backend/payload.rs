@@ -3,12 +3,13 @@
 //! Parsed once; a batch answer also keeps, built once on first use, the index from key to the
 //! items matching it, so a hundred concurrent requests sharing one batch answer index it once.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::Value;
 
-use crate::plan::JsonPath;
+use crate::plan::{Binding, BindingId, JsonPath};
 
 /// A parsed backend response body.
 #[derive(Debug)]
@@ -18,7 +19,10 @@ pub struct Payload {
     pub bytes: usize,
     /// The backend's `Cache-Control`, if it sent one.
     pub cache_control: Option<CacheControl>,
-    index: OnceLock<BatchIndex>,
+    /// The index for the first batched binding that reads this answer (nearly always the only one).
+    index: OnceLock<(BindingId, BatchIndex)>,
+    /// Indexes for other bindings reading the same answer through other rules (rare).
+    other_indexes: Mutex<Vec<(BindingId, Arc<BatchIndex>)>>,
 }
 
 /// The parts of `Cache-Control` a gateway cache obeys.
@@ -64,8 +68,6 @@ impl CacheControl {
 /// Key → positions of the matching items in the selected list.
 #[derive(Debug, Default)]
 pub struct BatchIndex {
-    /// The select and item-key paths the index was built for.
-    built_for: (JsonPath, JsonPath),
     by_key: HashMap<Box<str>, Vec<u32>>,
 }
 
@@ -82,6 +84,7 @@ impl Payload {
             bytes: 0,
             cache_control: None,
             index: OnceLock::new(),
+            other_indexes: Mutex::new(Vec::new()),
         }
     }
 
@@ -92,6 +95,7 @@ impl Payload {
             bytes,
             cache_control,
             index: OnceLock::new(),
+            other_indexes: Mutex::new(Vec::new()),
         }
     }
 
@@ -104,40 +108,42 @@ impl Payload {
             .unwrap_or(&[])
     }
 
-    /// The index of items at `select` by their key at `item_key`, built once per payload.
-    pub fn index(&self, select: &JsonPath, item_key: &JsonPath) -> std::borrow::Cow<'_, BatchIndex> {
-        let idx = self
+    /// The positions of the items matching `key` under `binding`'s batch rule; the index is built
+    /// once per payload and binding, and shared by every request reading the answer.
+    pub fn key_indices<'p>(&'p self, binding: &Binding, key: &str) -> Cow<'p, [u32]> {
+        let Some(rule) = &binding.batch else {
+            return Cow::Borrowed(&[]);
+        };
+        let (owner, index) = self
             .index
-            .get_or_init(|| build_index(self.items(select), select, item_key));
-        if idx.built_for.0 == *select && idx.built_for.1 == *item_key {
-            std::borrow::Cow::Borrowed(idx)
-        } else {
-            // The same answer used through two different batch rules: rare, index afresh.
-            std::borrow::Cow::Owned(build_index(self.items(select), select, item_key))
+            .get_or_init(|| (binding.id, build_index(self.items(&binding.select), &rule.item_key)));
+        if *owner == binding.id {
+            return Cow::Borrowed(index.get(key));
         }
+        let mut others = match self.other_indexes.lock() {
+            Ok(o) => o,
+            Err(p) => p.into_inner(),
+        };
+        let idx = match others.iter().find(|(b, _)| *b == binding.id) {
+            Some((_, idx)) => idx.clone(),
+            None => {
+                let idx = Arc::new(build_index(self.items(&binding.select), &rule.item_key));
+                others.push((binding.id, idx.clone()));
+                idx
+            }
+        };
+        Cow::Owned(idx.get(key).to_vec())
     }
 }
 
-impl Clone for BatchIndex {
-    fn clone(&self) -> Self {
-        Self {
-            built_for: self.built_for.clone(),
-            by_key: self.by_key.clone(),
-        }
-    }
-}
-
-fn build_index(items: &[Value], select: &JsonPath, item_key: &JsonPath) -> BatchIndex {
+fn build_index(items: &[Value], item_key: &JsonPath) -> BatchIndex {
     let mut by_key: HashMap<Box<str>, Vec<u32>> = HashMap::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         if let Some(k) = item_key.get(item).and_then(key_text) {
             by_key.entry(k.into()).or_default().push(i as u32);
         }
     }
-    BatchIndex {
-        built_for: (select.clone(), item_key.clone()),
-        by_key,
-    }
+    BatchIndex { by_key }
 }
 
 /// The text a key is matched by: strings as they are, numbers in their JSON form.
@@ -170,7 +176,7 @@ mod tests {
     #[test]
     fn index_groups_items_by_key_and_matches_numbers_to_strings() {
         let p = Payload::new(json!({"items": [{"c": 1}, {"c": "2"}, {"c": 1}]}));
-        let idx = p.index(&JsonPath::key("items"), &JsonPath::key("c"));
+        let idx = build_index(p.items(&JsonPath::key("items")), &JsonPath::key("c"));
         assert_eq!(idx.get("1"), &[0, 2]);
         assert_eq!(idx.get("2"), &[1]);
         assert!(idx.get("3").is_empty());

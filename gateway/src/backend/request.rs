@@ -35,20 +35,26 @@ pub struct BackendRequest {
     pub principal: Option<std::sync::Arc<str>>,
     /// The trace to continue (`traceparent`); not part of the call's identity.
     pub trace: Option<std::sync::Arc<crate::telemetry::trace_context::TraceHeaders>>,
+    /// The call's key, computed once (the memo, the single-flight and the cache all ask for it).
+    key: std::sync::OnceLock<CallKey>,
 }
 
 impl BackendRequest {
     /// What makes two calls identical (backend, method, URL, headers and body).
     pub fn call_key(&self) -> CallKey {
-        let mut key = self.backend.0.to_string();
-        key.push(' ');
-        key.push_str(&self.identity());
-        CallKey(key.into())
+        self.key.get_or_init(|| self.compute_key()).clone()
     }
 
     /// Method, target, headers and body: `"GET /path?query\nheader:value..."`.
-    pub fn identity(&self) -> String {
-        let mut key = String::with_capacity(self.target.len() + 16);
+    pub fn identity(&self) -> &str {
+        let key = &self.key.get_or_init(|| self.compute_key()).0;
+        key.split_once(' ').map_or(&**key, |(_, rest)| rest)
+    }
+
+    fn compute_key(&self) -> CallKey {
+        let mut key = String::with_capacity(self.target.len() + 24);
+        key.push_str(&self.backend.0.to_string());
+        key.push(' ');
         key.push_str(self.method.as_str());
         key.push(' ');
         key.push_str(&self.target);
@@ -62,7 +68,7 @@ impl BackendRequest {
             key.push_str("\n\n");
             key.push_str(&String::from_utf8_lossy(b));
         }
-        key
+        CallKey(key.into())
     }
 }
 
@@ -85,13 +91,14 @@ impl BackendRequest {
             cache: None,
             principal: None,
             trace: None,
+            key: std::sync::OnceLock::new(),
         }
     }
 }
 
 /// Identity of a call for deduplication and coalescing.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct CallKey(pub Box<str>);
+pub struct CallKey(pub std::sync::Arc<str>);
 
 /// Why a request could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -108,7 +115,7 @@ pub fn render(
     binding: &Binding,
     backend: &BackendPlan,
     ctx: &RenderContext<'_>,
-    keys: Option<&[Value]>,
+    keys: Option<&[&Value]>,
 ) -> Result<BackendRequest, RenderError> {
     let mut url = String::with_capacity(64);
     render_path(&binding.path, ctx, &mut url)?;
@@ -137,11 +144,17 @@ pub fn render(
                 }
             }
             BatchStyle::Comma => {
-                let joined = keys.iter().map(scalar_text).collect::<Vec<_>>().join(",");
+                let mut joined = String::with_capacity(keys.len() * 8);
+                for (i, k) in keys.iter().enumerate() {
+                    if i > 0 {
+                        joined.push(',');
+                    }
+                    push_scalar_text(&mut joined, k);
+                }
                 push_query(&mut url, &mut first, &rule.param, &joined);
             }
             BatchStyle::JsonBody => {
-                let list = Value::Array(keys.to_vec());
+                let list = Value::Array(keys.iter().map(|k| (*k).clone()).collect());
                 body = Some(match (body, rule.param.is_empty()) {
                     (_, true) => list,
                     (Some(Value::Object(mut m)), false) => {
@@ -193,6 +206,7 @@ pub fn render(
         cache: binding.cache.clone(),
         principal: None,
         trace: None,
+        key: std::sync::OnceLock::new(),
     })
 }
 
@@ -356,7 +370,8 @@ mod tests {
     fn batch_keys_are_written_in_each_style() {
         let args = json!({});
         let h = http::HeaderMap::new();
-        let keys = [json!("C1"), json!("C2")];
+        let (c1, c2) = (json!("C1"), json!("C2"));
+        let keys = [&c1, &c2];
         for (style, url, body) in [
             (BatchStyle::Repeat, "/x?id=C1&id=C2", None),
             (BatchStyle::Comma, "/x?id=C1,C2", None),

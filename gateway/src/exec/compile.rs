@@ -29,6 +29,8 @@ pub struct OpPlan {
     pub root: SelectionPlan,
     /// Number of bound fields (each has a slot for its fetched data).
     pub slots: usize,
+    /// The size of the last response, so the next one's buffer is allocated once.
+    pub size_hint: std::sync::atomic::AtomicUsize,
 }
 
 #[derive(Debug)]
@@ -43,6 +45,8 @@ pub struct VarDef {
 pub struct SelectionPlan {
     /// The (object, interface or union) type this selection is on.
     pub type_name: Arc<str>,
+    /// `type_name` is an object type: every value is of that type (no discriminator to read).
+    pub is_object: bool,
     pub by_type: Vec<(Arc<str>, Vec<FieldPlan>)>,
     /// Whether any field at or below this selection makes a backend call.
     pub has_calls: bool,
@@ -176,6 +180,7 @@ pub fn compile(plan: &Plan, doc: &ExecutableDocument, name: Option<&str>, condit
         variables,
         root,
         slots: c.slots,
+        size_hint: std::sync::atomic::AtomicUsize::new(1024),
     })
 }
 
@@ -205,6 +210,7 @@ impl<'a> Compiler<'a> {
             by_type.push((Arc::from(obj.as_str()), fields));
         }
         SelectionPlan {
+            is_object: matches!(self.plan.types.get(type_name), Some(TypeDef::Object(_))),
             type_name: Arc::from(type_name),
             by_type,
             has_calls,

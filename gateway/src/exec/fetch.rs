@@ -28,9 +28,9 @@ pub enum SlotData {
         by_parent: HashMap<usize, usize>,
         calls: Vec<Result<Option<Arc<Payload>>, CallFailure>>,
     },
-    /// A batch: key → position in the key list, and the answers by chunk.
+    /// A batch: the answers by chunk, and (when split into several) each key's position.
     Batched {
-        positions: HashMap<Box<str>, usize>,
+        positions: Option<HashMap<Box<str>, usize>>,
         answers: BatchAnswers,
     },
 }
@@ -231,8 +231,14 @@ fn resolve_slot<'a>(
             let Some(key) = parent.and_then(|p| rule.parent_key.get(p)).and_then(key_text) else {
                 return none;
             };
-            let Some(pos) = positions.get(&*key) else { return none };
-            match answers.items_for(binding, *pos, &key) {
+            let pos = match positions {
+                Some(positions) => match positions.get(&*key) {
+                    Some(p) => *p,
+                    None => return none,
+                },
+                None => 0,
+            };
+            match answers.items_for(binding, pos, &key) {
                 KeyItems::Failed(e) => (Resolved::Error(e), None),
                 KeyItems::Found {
                     payload,
@@ -271,32 +277,32 @@ async fn call_field(
     if let Some(rule) = &binding.batch {
         // Distinct keys, sorted: the same set of keys always makes the same request, so it is
         // deduplicated, coalesced and cached whatever order the parents came in.
-        let mut distinct: Vec<(Box<str>, &Value)> = Vec::new();
-        let mut seen: std::collections::HashSet<Box<str>> = std::collections::HashSet::new();
+        let mut keys: Vec<(std::borrow::Cow<'_, str>, &Value)> = Vec::with_capacity(parents.len());
         for p in parents {
             if let Some(v) = rule.parent_key.get(p) {
                 if let Some(k) = key_text(v) {
-                    if seen.insert(k.clone().into()) {
-                        distinct.push((k.into(), v));
-                    }
+                    keys.push((k, v));
                 }
             }
         }
-        distinct.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut positions: HashMap<Box<str>, usize> = HashMap::with_capacity(distinct.len());
-        let mut keys = Vec::with_capacity(distinct.len());
-        for (i, (k, v)) in distinct.into_iter().enumerate() {
-            positions.insert(k, i);
-            keys.push(v.clone());
-        }
-        let answers = if keys.is_empty() {
+        keys.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        keys.dedup_by(|a, b| a.0 == b.0);
+        let values: Vec<&Value> = keys.iter().map(|(_, v)| *v).collect();
+        let answers = if values.is_empty() {
             BatchAnswers {
                 chunks: Vec::new(),
                 chunk_size: 1,
             }
         } else {
-            call_batch(cx.plan, cx.clients, cx.memo, binding, args, cx.headers, &keys).await
+            call_batch(cx.plan, cx.clients, cx.memo, binding, args, cx.headers, &values).await
         };
+        // Which chunk holds a key matters only when the batch was split.
+        let positions = (answers.len() > 1).then(|| {
+            keys.iter()
+                .enumerate()
+                .map(|(i, (k, _))| (Box::<str>::from(&**k), i))
+                .collect::<HashMap<_, _>>()
+        });
         return SlotData::Batched { positions, answers };
     }
     if !binding.uses_parent() {

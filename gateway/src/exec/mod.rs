@@ -45,7 +45,7 @@ pub async fn run(
     op: &OpPlan,
     variables: &Map<String, Value>,
     headers: &http::HeaderMap,
-) -> Result<Vec<u8>, RunError> {
+) -> Result<(Vec<u8>, Vec<String>), RunError> {
     let vars = vars::coerce_variables(plan, op, variables).ok_or(RunError::InvalidVariables)?;
     let memo = CallMemo::new(
         tokio::time::Instant::now() + plan.limits.request_timeout.0,
@@ -59,5 +59,8 @@ pub async fn run(
         vars: &vars,
     };
     let fetched = fetch::fetch(&cx, op).await;
-    Ok(write::write_response(plan, op, &fetched, 4096))
+    let hint = op.size_hint.load(std::sync::atomic::Ordering::Relaxed);
+    let (body, codes) = write::write_response(plan, op, &fetched, hint + hint / 8);
+    op.size_hint.store(body.len(), std::sync::atomic::Ordering::Relaxed);
+    Ok((body, codes))
 }

@@ -38,7 +38,8 @@ struct Writer<'a> {
 }
 
 /// Writes `{"data": ..., "errors": [...]}` for a fetched operation.
-pub fn write_response(plan: &Plan, op: &OpPlan, fetched: &Fetched, capacity: usize) -> Vec<u8> {
+/// Writes the response; also returns the `extensions.code` of each error (for metrics).
+pub fn write_response(plan: &Plan, op: &OpPlan, fetched: &Fetched, capacity: usize) -> (Vec<u8>, Vec<String>) {
     let mut w = Writer {
         plan,
         fetched,
@@ -53,9 +54,15 @@ pub fn write_response(plan: &Plan, op: &OpPlan, fetched: &Fetched, capacity: usi
         w.out.truncate(start);
         w.out.extend_from_slice(b"null");
     }
+    let mut codes = Vec::new();
     if !w.errors.is_empty() {
         w.out.extend_from_slice(b",\"errors\":[");
         let errors = std::mem::take(&mut w.errors);
+        codes = errors
+            .iter()
+            .filter_map(|e| e.extensions.iter().find(|(k, _)| *k == "code"))
+            .filter_map(|(_, v)| v.as_str().map(str::to_string))
+            .collect();
         for (i, e) in errors.iter().enumerate() {
             if i > 0 {
                 w.out.push(b',');
@@ -65,7 +72,7 @@ pub fn write_response(plan: &Plan, op: &OpPlan, fetched: &Fetched, capacity: usi
         w.out.push(b']');
     }
     w.out.push(b'}');
-    w.out
+    (w.out, codes)
 }
 
 impl<'a> Writer<'a> {
@@ -224,6 +231,7 @@ impl<'a> Writer<'a> {
                         Err(Bubble)
                     }
                 },
+                Output::Composite(_, sub) if sub.is_object => w.object(sub, &sub.type_name, Some(v)),
                 Output::Composite(tname, sub) => match w.plan.concrete_type(tname, v) {
                     Some(concrete) => w.object(sub, concrete, Some(v)),
                     None => {

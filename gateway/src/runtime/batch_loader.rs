@@ -103,6 +103,7 @@ impl async_graphql::dataloader::Loader<BatchKey> for BatchLoader {
                 order.sort_by_key(|i| text(&values[*i]));
                 group = order.iter().map(|i| group[*i]).collect();
                 values = order.iter().map(|i| values[*i].clone()).collect();
+                let refs: Vec<&Value> = values.iter().collect();
                 let answers = call_batch(
                     &self.plan,
                     &self.clients,
@@ -110,7 +111,7 @@ impl async_graphql::dataloader::Loader<BatchKey> for BatchLoader {
                     binding,
                     args,
                     &self.headers,
-                    &values,
+                    &refs,
                 )
                 .await;
                 group
@@ -128,7 +129,7 @@ impl async_graphql::dataloader::Loader<BatchKey> for BatchLoader {
                             } => BatchHit::Items {
                                 stale_after: stale_after.cloned(),
                                 payload: payload.clone(),
-                                indices,
+                                indices: indices.into_owned(),
                             },
                             KeyItems::Failed(e) => BatchHit::Failed(e.clone()),
                         };

@@ -39,6 +39,24 @@ pub struct Executed {
     pub not_allowed: bool,
 }
 
+impl Executed {
+    fn new(body: Vec<u8>) -> Self {
+        Self {
+            body,
+            request_error: false,
+            not_allowed: false,
+        }
+    }
+}
+
+fn kind_label(kind: OperationType) -> &'static str {
+    match kind {
+        OperationType::Query => "query",
+        OperationType::Mutation => "mutation",
+        OperationType::Subscription => "subscription",
+    }
+}
+
 /// What is kept per distinct (document, operation name).
 pub(super) struct Prepared {
     /// The document's cost depends on its variables: checked again per request.
@@ -77,8 +95,21 @@ fn cache_key(query: &str, op: Option<&str>) -> u64 {
 }
 
 impl Runtime {
-    /// Runs one operation.
+    /// Runs one operation, and records its metrics.
     pub async fn execute(&self, req: GraphQLRequest, headers: &http::HeaderMap, filter: OperationFilter) -> Executed {
+        let started = std::time::Instant::now();
+        let name = req.operation_name.clone();
+        let (executed, kind, codes) = self.execute_inner(req, headers, filter).await;
+        crate::telemetry::metrics::operation(name.as_deref(), kind, started.elapsed(), &codes);
+        executed
+    }
+
+    async fn execute_inner(
+        &self,
+        req: GraphQLRequest,
+        headers: &http::HeaderMap,
+        filter: OperationFilter,
+    ) -> (Executed, &'static str, Vec<String>) {
         let key = cache_key(&req.query, req.operation_name.as_deref());
         let prepared = match self.plans.get(&key) {
             Some(p) if *p.query == *req.query && p.operation_name.as_deref() == req.operation_name.as_deref() => p,
@@ -87,9 +118,10 @@ impl Runtime {
                     self.plans.insert(key, p.clone());
                     p
                 }
-                Err(executed) => return executed,
+                Err(executed) => return (executed, "invalid", vec!["REQUEST_ERROR".to_string()]),
             },
         };
+        let kind = kind_label(prepared.kind);
         if prepared.variable_cost {
             let limits = &self.engine.plan.limits;
             if let Err(e) = super::limits::check_document(
@@ -100,30 +132,26 @@ impl Runtime {
                 limits,
             ) {
                 let response = async_graphql::Response::from_errors(vec![super::capture::limit_error(&e)]);
-                return request_error(&response);
+                return (request_error(&response), kind, vec![e.code().to_string()]);
             }
         }
         if filter == OperationFilter::QueriesOnly && prepared.kind != OperationType::Query {
-            return Executed {
+            let refused = Executed {
                 body: Vec::new(),
                 request_error: true,
                 not_allowed: true,
             };
+            return (refused, kind, vec!["REQUEST_ERROR".to_string()]);
         }
         if let Some(op) = self.compiled_plan(&prepared, &req.variables) {
             match exec::run(&self.engine.plan, &self.engine.clients, &op, &req.variables, headers).await {
-                Ok(body) => {
-                    return Executed {
-                        body,
-                        request_error: false,
-                        not_allowed: false,
-                    }
-                }
+                Ok((body, codes)) => return (Executed::new(body), kind, codes),
                 // Invalid variables: async-graphql writes the canonical error below.
                 Err(RunError::InvalidVariables) => {}
             }
         }
-        self.execute_dynamic_bytes(req, headers).await
+        let (executed, codes) = self.execute_dynamic_bytes(req, headers).await;
+        (executed, kind, codes)
     }
 
     /// Runs an operation on the compiled executor only: `None` when it cannot (invalid, not
@@ -134,6 +162,7 @@ impl Runtime {
         exec::run(&self.engine.plan, &self.engine.clients, &op, &req.variables, headers)
             .await
             .ok()
+            .map(|(body, _)| body)
     }
 
     /// First sight of a document: parse and validate it (async-graphql), then compile it.
@@ -201,16 +230,23 @@ impl Runtime {
         }
     }
 
-    async fn execute_dynamic_bytes(&self, req: GraphQLRequest, headers: &http::HeaderMap) -> Executed {
+    async fn execute_dynamic_bytes(&self, req: GraphQLRequest, headers: &http::HeaderMap) -> (Executed, Vec<String>) {
         let response = self.execute_dynamic(to_async_graphql(&req), headers.clone()).await;
+        let codes = response
+            .errors
+            .iter()
+            .map(|e| {
+                e.extensions
+                    .as_ref()
+                    .and_then(|x| x.get("code"))
+                    .map(|c| c.to_string().trim_matches('"').to_string())
+                    .unwrap_or_else(|| "REQUEST_ERROR".to_string())
+            })
+            .collect();
         if is_request_error(&response) {
-            return self::request_error(&response);
+            return (self::request_error(&response), codes);
         }
-        Executed {
-            body: serde_json::to_vec(&response).unwrap_or_default(),
-            request_error: false,
-            not_allowed: false,
-        }
+        (Executed::new(serde_json::to_vec(&response).unwrap_or_default()), codes)
     }
 }
 

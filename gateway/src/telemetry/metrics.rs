@@ -5,11 +5,11 @@
 //! Events are recorded where they happen through the `metrics` facade; figures the layers already
 //! count (breaker state, rejections, cache sizes) are read when `/metrics` is scraped.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use metrics::{counter, gauge, histogram};
+use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::backend::BackendClients;
@@ -19,6 +19,11 @@ const MAX_OPERATION_NAMES: usize = 200;
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 static OPERATION_NAMES: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
+/// Handles of the per-operation series, so serving a request does not rebuild metric keys.
+/// (operation, kind) → its request counter and latency histogram.
+type OperationSeries = HashMap<(String, &'static str), (Counter, Histogram)>;
+static OPERATION_SERIES: OnceLock<Mutex<OperationSeries>> = OnceLock::new();
+static IN_FLIGHT: OnceLock<Gauge> = OnceLock::new();
 
 /// Installs the Prometheus recorder (once per process); `None` if another recorder is installed.
 pub fn install() -> Option<PrometheusHandle> {
@@ -62,9 +67,17 @@ fn operation_label(name: Option<&str>) -> String {
 /// One GraphQL operation served.
 pub fn operation(name: Option<&str>, kind: &'static str, elapsed: Duration, error_codes: &[String]) {
     let op = operation_label(name);
-    counter!("mosaic_operations_total", "operation" => op.clone(), "kind" => kind).increment(1);
-    histogram!("mosaic_operation_duration_seconds", "operation" => op.clone(), "kind" => kind)
-        .record(elapsed.as_secs_f64());
+    let series = OPERATION_SERIES.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Ok(mut series) = series.lock() {
+        let (count, duration) = series.entry((op.clone(), kind)).or_insert_with(|| {
+            (
+                counter!("mosaic_operations_total", "operation" => op.clone(), "kind" => kind),
+                histogram!("mosaic_operation_duration_seconds", "operation" => op.clone(), "kind" => kind),
+            )
+        });
+        count.increment(1);
+        duration.record(elapsed.as_secs_f64());
+    }
     for code in error_codes {
         counter!("mosaic_operation_errors_total", "operation" => op.clone(), "code" => bounded_code(code)).increment(1);
     }
@@ -111,7 +124,9 @@ pub fn breaker_transition(backend: &str, to: &'static str) {
 }
 
 pub fn in_flight(delta: f64) {
-    gauge!("mosaic_requests_in_flight").increment(delta);
+    IN_FLIGHT
+        .get_or_init(|| gauge!("mosaic_requests_in_flight"))
+        .increment(delta);
 }
 
 pub fn websockets(delta: f64) {

@@ -52,9 +52,14 @@ impl TraceHeaders {
     }
 }
 
+/// `bytes` random bytes in lower-case hex (8 or 16 bytes).
 fn hex(bytes: usize) -> String {
     let mut rng = rand::rng();
-    (0..bytes).map(|_| format!("{:02x}", rng.random::<u8>())).collect()
+    if bytes <= 8 {
+        format!("{:016x}", rng.random::<u64>() | 1)
+    } else {
+        format!("{:032x}", rng.random::<u128>() | 1)
+    }
 }
 
 fn valid_hex(s: &str, len: usize) -> bool {
