@@ -104,6 +104,8 @@ pub struct ServerSettings {
     /// Operations compiled before the gateway reports ready (files of GraphQL documents,
     /// relative to the config file).
     pub warmup: Vec<String>,
+    /// Identical queries in flight at the same moment share one execution (and its response).
+    pub coalesce_operations: bool,
 }
 
 impl Default for ServerSettings {
@@ -117,6 +119,7 @@ impl Default for ServerSettings {
             drain_delay: HumanDuration(Duration::from_secs(5)),
             shutdown_timeout: HumanDuration(Duration::from_secs(20)),
             warmup: Vec::new(),
+            coalesce_operations: true,
         }
     }
 }

@@ -5,6 +5,8 @@
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
+use futures::future::{BoxFuture, FutureExt, Shared};
+
 use async_graphql::parser::types::{ExecutableDocument, OperationType};
 use serde_json::{Map, Value};
 
@@ -31,8 +33,8 @@ pub enum OperationFilter {
 /// The response of one operation.
 #[derive(Debug)]
 pub struct Executed {
-    /// The JSON response.
-    pub body: Vec<u8>,
+    /// The JSON response (shared by the requests an in-flight execution served).
+    pub body: bytes::Bytes,
     /// The request failed before execution (parse, validation or variable errors): no `data`.
     pub request_error: bool,
     /// The operation is not allowed on this transport (a mutation over GET).
@@ -40,9 +42,9 @@ pub struct Executed {
 }
 
 impl Executed {
-    fn new(body: Vec<u8>) -> Self {
+    fn new(body: impl Into<bytes::Bytes>) -> Self {
         Self {
-            body,
+            body: body.into(),
             request_error: false,
             not_allowed: false,
         }
@@ -82,6 +84,12 @@ enum Route {
 }
 
 pub(super) type PlanCache = moka::sync::Cache<u64, Arc<Prepared>>;
+
+/// The shared result of one compiled execution.
+type SharedRun = Result<(bytes::Bytes, Arc<Vec<String>>), RunError>;
+
+/// Executions in flight, by what makes two requests identical.
+pub(super) type InFlight = Arc<Mutex<std::collections::HashMap<u64, Shared<BoxFuture<'static, SharedRun>>>>>;
 
 pub(super) fn new_cache(size: u64) -> PlanCache {
     moka::sync::Cache::builder().max_capacity(size.max(1)).build()
@@ -137,14 +145,21 @@ impl Runtime {
         }
         if filter == OperationFilter::QueriesOnly && prepared.kind != OperationType::Query {
             let refused = Executed {
-                body: Vec::new(),
+                body: bytes::Bytes::new(),
                 request_error: true,
                 not_allowed: true,
             };
             return (refused, kind, vec!["REQUEST_ERROR".to_string()]);
         }
         if let Some(op) = self.compiled_plan(&prepared, &req.variables) {
-            match exec::run(&self.engine.plan, &self.engine.clients, &op, &req.variables, headers).await {
+            let run = if prepared.kind == OperationType::Query && self.engine.plan.server.coalesce_operations {
+                self.run_coalesced(&prepared, op, &req, headers).await
+            } else {
+                exec::run(&self.engine.plan, &self.engine.clients, &op, &req.variables, headers)
+                    .await
+                    .map(|(body, codes)| (bytes::Bytes::from(body), codes))
+            };
+            match run {
                 Ok((body, codes)) => return (Executed::new(body), kind, codes),
                 // Invalid variables: async-graphql writes the canonical error below.
                 Err(RunError::InvalidVariables) => {}
@@ -152,6 +167,57 @@ impl Runtime {
         }
         let (executed, codes) = self.execute_dynamic_bytes(req, headers).await;
         (executed, kind, codes)
+    }
+
+    /// Runs a query on the compiled executor, sharing the execution with identical queries in
+    /// flight at the same moment: same document and operation, same variables, same values of
+    /// the request headers templates may read and the same principal. One execution, one set of
+    /// backend calls, the same response bytes for all of them.
+    async fn run_coalesced(
+        &self,
+        prepared: &Arc<Prepared>,
+        op: Arc<OpPlan>,
+        req: &GraphQLRequest,
+        headers: &http::HeaderMap,
+    ) -> Result<(bytes::Bytes, Vec<String>), RunError> {
+        let plan = &self.engine.plan;
+        let mut h = rustc_hash::FxHasher::default();
+        (Arc::as_ptr(prepared) as usize).hash(&mut h);
+        serde_json::Value::Object(req.variables.clone())
+            .to_string()
+            .hash(&mut h);
+        for name in plan.request_headers.iter().chain(plan.cache.principal_header.iter()) {
+            headers.get(name.as_str()).map(|v| v.as_bytes()).hash(&mut h);
+        }
+        let key = h.finish();
+        let shared = {
+            let mut inflight = match self.inflight.lock() {
+                Ok(m) => m,
+                Err(p) => p.into_inner(),
+            };
+            match inflight.get(&key) {
+                Some(s) => s.clone(),
+                None => {
+                    let engine = self.engine.clone();
+                    let variables = req.variables.clone();
+                    let headers = headers.clone();
+                    let inflight_map = self.inflight.clone();
+                    let fut: BoxFuture<'static, SharedRun> = Box::pin(async move {
+                        let out = exec::run(&engine.plan, &engine.clients, &op, &variables, &headers)
+                            .await
+                            .map(|(body, codes)| (bytes::Bytes::from(body), Arc::new(codes)));
+                        if let Ok(mut m) = inflight_map.lock() {
+                            m.remove(&key);
+                        }
+                        out
+                    });
+                    let shared = fut.shared();
+                    inflight.insert(key, shared.clone());
+                    shared
+                }
+            }
+        };
+        shared.await.map(|(body, codes)| (body, (*codes).clone()))
     }
 
     /// Runs an operation on the compiled executor only: `None` when it cannot (invalid, not
@@ -343,7 +409,8 @@ fn request_error(response: &async_graphql::Response) -> Executed {
         body: serde_json::to_vec(&Errors {
             errors: &response.errors,
         })
-        .unwrap_or_default(),
+        .unwrap_or_default()
+        .into(),
         request_error: true,
         not_allowed: false,
     }

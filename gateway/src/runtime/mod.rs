@@ -46,6 +46,7 @@ pub struct Runtime {
     pub engine: Arc<Engine>,
     pub schema: async_graphql::dynamic::Schema,
     plans: dispatch::PlanCache,
+    inflight: dispatch::InFlight,
 }
 
 impl Runtime {
@@ -75,6 +76,7 @@ impl Runtime {
             engine,
             schema,
             plans: dispatch::new_cache(limits.plan_cache_size),
+            inflight: Default::default(),
         })
     }
 

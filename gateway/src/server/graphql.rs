@@ -246,7 +246,7 @@ pub async fn post(State(app): State<Arc<AppState>>, request: axum::extract::Requ
         return respond(
             media,
             Executed {
-                body: out,
+                body: out.into(),
                 request_error: false,
                 not_allowed: false,
             },
