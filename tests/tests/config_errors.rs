@@ -248,16 +248,8 @@ fn bad_toml_syntax_is_reported_where_the_parser_stopped() {
 }
 
 #[test]
-fn unknown_toml_key_is_reported_at_the_key_with_the_known_ones() {
-    assert_reports(
-        "unknown-toml-key",
-        &[(
-            "mosaic.toml",
-            4,
-            1,
-            "unknown field `playgrond`, expected one of `listen`",
-        )],
-    );
+fn unknown_toml_key_is_reported_at_the_key_with_a_suggestion() {
+    assert_reports("unknown-toml-key", &[("mosaic.toml", 4, 1, "unknown key `playgrond`")]);
     let (_, text) = diagnose("unknown-toml-key");
     assert!(text.contains("`playground`"), "{text}");
 }

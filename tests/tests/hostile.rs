@@ -44,7 +44,6 @@ fn code(body: &Value) -> String {
         .to_string()
 }
 
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_documents_get_clear_errors_without_reaching_any_backend() {
     let env = TestEnv::start().await;

@@ -147,13 +147,31 @@ fn parse_settings(file: &SourceFile) -> Result<Settings, Diagnostics> {
     toml::from_str::<Settings>(&file.text).map_err(|e| {
         let loc = e.span().map(|s| file.location(s));
         let mut d = Diagnostics::default();
-        d.error_with_hint(
-            loc,
-            e.message().trim().to_string(),
-            "see docs/config.md for every key of mosaic.toml",
-        );
+        let message = e.message().trim();
+        match unknown_key(message) {
+            Some((key, known)) => {
+                let hint = match diagnostic::suggest(key, known.iter().map(String::as_str)) {
+                    Some(s) => format!("did you mean `{s}`? (docs/config.md lists every key)"),
+                    None => format!("known keys here: {}", known.join(", ")),
+                };
+                d.error_with_hint(loc, format!("unknown key `{key}`"), hint);
+            }
+            None => d.error_with_hint(
+                loc,
+                message.to_string(),
+                "see docs/config.md for every key of mosaic.toml",
+            ),
+        }
         d
     })
+}
+
+/// serde's "unknown field `x`, expected one of `a`, `b`" → ("x", ["a", "b"]).
+fn unknown_key(message: &str) -> Option<(&str, Vec<String>)> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (key, rest) = rest.split_once('`')?;
+    let known = rest.split('`').skip(1).step_by(2).map(str::to_string).collect();
+    Some((key, known))
 }
 
 fn parse_sdl_files(files: Vec<SourceFile>, diags: &mut Diagnostics) -> Vec<SdlFile> {
