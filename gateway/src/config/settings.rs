@@ -20,7 +20,97 @@ pub struct Settings {
     pub limits: LimitSettings,
     pub request: RequestSettings,
     pub cache: CacheToml,
+    pub security: SecurityToml,
+    pub auth: AuthToml,
+    pub rate_limit: RateLimitToml,
     pub backends: BTreeMap<String, Spanned<BackendSettings>>,
+}
+
+/// `[security]`: what clients may send.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecurityToml {
+    /// Automatic persisted queries (the Apollo protocol: a query sent once by hash).
+    pub apq: bool,
+    /// Persisted operations kept for APQ.
+    pub apq_cache_size: u64,
+    /// A manifest of trusted documents (by SHA-256): when set, only those operations run.
+    pub trusted_documents: Option<Spanned<String>>,
+    /// Mutations allowed (false for a read-only deployment).
+    pub allow_mutations: bool,
+    /// Allowed origins for CORS; empty: no CORS headers (browsers refuse cross-origin calls).
+    pub cors_origins: Vec<String>,
+    pub cors_allow_credentials: bool,
+}
+
+impl Default for SecurityToml {
+    fn default() -> Self {
+        Self {
+            apq: true,
+            apq_cache_size: 10_000,
+            trusted_documents: None,
+            allow_mutations: true,
+            cors_origins: Vec::new(),
+            cors_allow_credentials: false,
+        }
+    }
+}
+
+/// `[auth]`: JWT verification. Tokens come as `Authorization: Bearer <jwt>`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthToml {
+    /// HS256 shared secret (use `${ENV_VAR}`).
+    pub hs256_secret: Option<String>,
+    /// A JWKS file (RS256/ES256 public keys), relative to the config file.
+    pub jwks_file: Option<String>,
+    /// A JWKS URL, fetched at start and every `jwks_refresh`.
+    pub jwks_url: Option<String>,
+    pub jwks_refresh: HumanDuration,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    /// Clock skew tolerated on `exp` and `nbf`.
+    pub leeway: HumanDuration,
+    /// Every request must carry a valid token.
+    pub required: bool,
+}
+
+impl Default for AuthToml {
+    fn default() -> Self {
+        Self {
+            hs256_secret: None,
+            jwks_file: None,
+            jwks_url: None,
+            jwks_refresh: HumanDuration(Duration::from_secs(300)),
+            issuer: None,
+            audience: None,
+            leeway: HumanDuration(Duration::from_secs(30)),
+            required: false,
+        }
+    }
+}
+
+/// `[rate_limit]`: token buckets per client.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitToml {
+    /// Sustained requests per second per client; 0 turns rate limiting off.
+    pub requests_per_second: u32,
+    /// Requests a client may send at once above the sustained rate.
+    pub burst: u32,
+    /// What identifies a client: `"ip"`, `"subject"` (the JWT's `sub`, else the IP) or
+    /// `"header:NAME"` (e.g. an API key header, else the IP).
+    pub key: String,
+}
+
+impl Default for RateLimitToml {
+    fn default() -> Self {
+        Self {
+            requests_per_second: 0,
+            burst: 50,
+            key: "ip".into(),
+        }
+    }
 }
 
 /// `[cache]`: the response cache (in memory, optionally shared through Redis).
@@ -78,6 +168,9 @@ impl Default for Settings {
             limits: LimitSettings::default(),
             request: RequestSettings::default(),
             cache: CacheToml::default(),
+            security: SecurityToml::default(),
+            auth: AuthToml::default(),
+            rate_limit: RateLimitToml::default(),
             backends: BTreeMap::new(),
         }
     }

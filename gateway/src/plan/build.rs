@@ -174,6 +174,23 @@ pub fn build(src: &ConfigSource, resolvers: &[&str]) -> Result<Plan, Diagnostics
     binder.bind_all(&mut types, &field_sites, &mut diags);
     check_abstract_outputs(&types, &field_sites, &mut diags);
     let (bindings, used_resolvers) = binder.finish();
+    let config_dir = std::path::Path::new(&*src.settings_file.name)
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    let trusted_documents = src.settings.security.trusted_documents.as_ref().and_then(|t| {
+        match super::documents::read_manifest(&config_dir.join(t.get_ref())) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                diags.error_with_hint(
+                    Some(src.settings_file.location(t.span())),
+                    e.to_string(),
+                    "give a JSON manifest: {\"<sha256>\": \"<document>\"} or Apollo's persisted query manifest",
+                );
+                None
+            }
+        }
+    });
 
     diags.into_result(Plan {
         types,
@@ -185,6 +202,11 @@ pub fn build(src: &ConfigSource, resolvers: &[&str]) -> Result<Plan, Diagnostics
         server: src.settings.server.clone(),
         limits: src.settings.limits.clone(),
         cache: src.settings.cache.clone(),
+        security: src.settings.security.clone(),
+        auth: src.settings.auth.clone(),
+        rate_limit: src.settings.rate_limit.clone(),
+        trusted_documents,
+        config_dir,
         request_headers: src
             .settings
             .request

@@ -10,6 +10,7 @@ pub mod binding;
 mod build;
 pub mod coerce;
 mod directives;
+pub mod documents;
 pub mod json_path;
 pub mod resilience;
 pub mod summary;
@@ -40,6 +41,13 @@ pub struct Plan {
     pub server: ServerSettings,
     pub limits: LimitSettings,
     pub cache: crate::config::settings::CacheToml,
+    pub security: crate::config::settings::SecurityToml,
+    pub auth: crate::config::settings::AuthToml,
+    pub rate_limit: crate::config::settings::RateLimitToml,
+    /// The trusted documents (SHA-256 → document), when the gateway runs only those.
+    pub trusted_documents: Option<std::collections::HashMap<String, Arc<str>>>,
+    /// The folder of the config file (relative paths in it are read from there).
+    pub config_dir: std::path::PathBuf,
     /// Client headers templates may read.
     pub request_headers: Vec<String>,
     /// Names of the Rust resolvers the schema refers to (`@resolver(name:)`).

@@ -114,10 +114,26 @@ impl Runtime {
 
     async fn execute_inner(
         &self,
-        req: GraphQLRequest,
+        mut req: GraphQLRequest,
         headers: &http::HeaderMap,
         filter: OperationFilter,
     ) -> (Executed, &'static str, Vec<String>) {
+        match self.persisted.resolve(&req.query, &req.extensions) {
+            Ok(Some(document)) => req.query = document.to_string(),
+            Ok(None) => {}
+            Err(e) => {
+                let mut err = async_graphql::ServerError::new(e.to_string(), None);
+                let mut ext = async_graphql::ErrorExtensionValues::default();
+                ext.set("code", e.code());
+                err.extensions = Some(ext);
+                let response = async_graphql::Response::from_errors(vec![err]);
+                let mut executed = request_error(&response);
+                // Apollo's persisted-query link reads this answer as a normal one and sends the
+                // query with its hash next: not a request failure.
+                executed.request_error = e != super::persisted::PersistedError::NotFound;
+                return (executed, "invalid", vec![e.code().to_string()]);
+            }
+        }
         let key = cache_key(&req.query, req.operation_name.as_deref());
         let prepared = match self.plans.get(&key) {
             Some(p) if *p.query == *req.query && p.operation_name.as_deref() == req.operation_name.as_deref() => p,
@@ -130,6 +146,17 @@ impl Runtime {
             },
         };
         let kind = kind_label(prepared.kind);
+        if prepared.kind == OperationType::Mutation && !self.engine.plan.security.allow_mutations {
+            let mut err = async_graphql::ServerError::new("mutations are disabled on this gateway", None);
+            let mut ext = async_graphql::ErrorExtensionValues::default();
+            ext.set("code", "FORBIDDEN");
+            err.extensions = Some(ext);
+            return (
+                request_error(&async_graphql::Response::from_errors(vec![err])),
+                kind,
+                vec!["FORBIDDEN".into()],
+            );
+        }
         if prepared.variable_cost {
             let limits = &self.engine.plan.limits;
             if let Err(e) = super::limits::check_document(

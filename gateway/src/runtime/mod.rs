@@ -8,6 +8,7 @@ mod batch_loader;
 mod capture;
 mod dispatch;
 pub mod limits;
+pub mod persisted;
 mod request_state;
 mod resolve;
 pub mod resolvers;
@@ -47,6 +48,7 @@ pub struct Runtime {
     pub schema: async_graphql::dynamic::Schema,
     plans: dispatch::PlanCache,
     inflight: dispatch::InFlight,
+    persisted: persisted::PersistedQueries,
 }
 
 impl Runtime {
@@ -77,6 +79,11 @@ impl Runtime {
             schema,
             plans: dispatch::new_cache(limits.plan_cache_size),
             inflight: Default::default(),
+            persisted: persisted::PersistedQueries::new(
+                plan.security.apq,
+                plan.security.apq_cache_size,
+                plan.trusted_documents.clone(),
+            ),
         })
     }
 

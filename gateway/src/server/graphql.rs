@@ -86,9 +86,16 @@ struct Reject(StatusCode, String);
 impl RawRequest {
     fn into_request(self) -> Result<GraphQLRequest, Reject> {
         let bad = |m: &str| Reject(StatusCode::BAD_REQUEST, m.to_string());
+        let persisted = self
+            .extensions
+            .as_ref()
+            .and_then(|e| e.get("persistedQuery"))
+            .is_some_and(Value::is_object);
         let query = match self.query {
             Some(Value::String(q)) => q,
             Some(_) => return Err(bad("`query` must be a string")),
+            // A persisted query may come by hash alone.
+            None if persisted => String::new(),
             None => return Err(bad("the request has no `query`")),
         };
         let operation_name = match self.operation_name {
