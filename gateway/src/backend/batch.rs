@@ -76,22 +76,36 @@ fn empty() -> &'static Arc<Payload> {
     EMPTY.get_or_init(|| Arc::new(Payload::new(Value::Null)))
 }
 
-/// Sends the batch for `keys` (already deduplicated), split by the rule's `max_size`.
+/// What a batch needs from the request that makes it.
+pub struct RequestScope<'a> {
+    pub plan: &'a Plan,
+    pub clients: &'a BackendClients,
+    pub memo: &'a CallMemo,
+    pub headers: &'a http::HeaderMap,
+    pub claims: Option<&'a Value>,
+}
+
+/// Sends the batch for `keys` (already deduplicated and sorted), split by the rule's `max_size`.
 pub async fn call_batch(
-    plan: &Plan,
-    clients: &BackendClients,
-    memo: &CallMemo,
+    scope: &RequestScope<'_>,
     binding: &Binding,
     args: &Map<String, Value>,
-    headers: &http::HeaderMap,
     keys: &[&Value],
 ) -> BatchAnswers {
+    let RequestScope {
+        plan,
+        clients,
+        memo,
+        headers,
+        claims,
+    } = *scope;
     let chunk_size = binding.batch.as_ref().map_or(usize::MAX, |r| r.max_size.max(1));
     let backend = plan.backend(binding.backend);
     let ctx = RenderContext {
         args,
         parent: None,
         headers,
+        claims,
     };
     let calls = keys.chunks(chunk_size).map(|chunk| {
         let req = render(binding, backend, &ctx, Some(chunk));

@@ -17,6 +17,7 @@ pub async fn after_success(clients: &BackendClients, binding: &Binding, args: &M
         args,
         parent: None,
         headers: &headers,
+        claims: None,
     };
     for (backend, template) in &binding.invalidates {
         let mut path = String::new();

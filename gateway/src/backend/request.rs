@@ -172,6 +172,11 @@ pub fn render(
     }
 
     let mut headers = backend.headers.clone();
+    for name in &backend.forward_headers {
+        for value in ctx.headers.get_all(name) {
+            headers.push((name.clone(), value.clone()));
+        }
+    }
     for (name, t) in &binding.headers {
         let text = match t.as_single_expr() {
             Some(e) => match e.eval(ctx).as_deref() {
@@ -255,6 +260,7 @@ fn describe(e: &Expr) -> String {
         Expr::Arg { name, .. } => format!("args.{name}"),
         Expr::Parent { field, .. } => format!("parent.{field}"),
         Expr::Header(h) => format!("headers.{h}"),
+        Expr::Claim(p) => format!("claims.{p}"),
     }
 }
 
@@ -331,6 +337,7 @@ mod tests {
             args: args.as_object().expect("object"),
             parent: None,
             headers,
+            claims: None,
         }
     }
 

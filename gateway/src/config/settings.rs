@@ -316,6 +316,9 @@ pub struct BackendSettings {
     pub dns_refresh: HumanDuration,
     /// Path of the health endpoint probed while the breaker is open.
     pub health_path: String,
+    /// Client request headers passed on to this backend as they are (never hop-by-hop headers
+    /// or `host`; `cookie` and `authorization` only when listed).
+    pub forward_headers: Vec<String>,
     pub retry: RetryToml,
     pub bulkhead: BulkheadToml,
     pub breaker: BreakerToml,
@@ -442,6 +445,7 @@ impl Default for BackendSettings {
             discovery: None,
             dns_refresh: HumanDuration(Duration::from_secs(10)),
             health_path: "/health".into(),
+            forward_headers: Vec::new(),
             retry: RetryToml::default(),
             bulkhead: BulkheadToml::default(),
             breaker: BreakerToml::default(),

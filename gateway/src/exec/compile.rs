@@ -79,6 +79,8 @@ pub struct FieldPlan {
     pub output: Output,
     /// `@fallback` value served when the field's call fails.
     pub fallback: Option<Value>,
+    /// `@auth`: who may read the field.
+    pub auth: Option<crate::plan::AuthRule>,
 }
 
 #[derive(Debug)]
@@ -302,6 +304,7 @@ impl<'a> Compiler<'a> {
             source,
             output,
             fallback: None,
+            auth: None,
         };
         if name == "__typename" {
             let ty = Type::new("String!").unwrap_or(Type {
@@ -350,6 +353,7 @@ impl<'a> Compiler<'a> {
         };
         let mut plan = base(def.ty.clone(), source, output);
         plan.fallback = def.fallback.clone();
+        plan.auth = def.auth.clone();
         Some(plan)
     }
 }

@@ -12,7 +12,7 @@ use futures::future::{join_all, BoxFuture};
 use serde_json::{Map, Value};
 
 use super::compile::{FieldPlan, OpPlan, Output, SelectionPlan, Src};
-use crate::backend::batch::{call_batch, BatchAnswers, KeyItems};
+use crate::backend::batch::{call_batch, BatchAnswers, KeyItems, RequestScope};
 use crate::backend::payload::key_text;
 use crate::backend::request::{render, RenderError};
 use crate::backend::{BackendClients, CallError, CallFailure, CallMemo, Payload};
@@ -61,6 +61,7 @@ pub struct Fetched {
 /// What the fetch needs from the request.
 pub struct FetchContext<'a> {
     pub plan: &'a Plan,
+    pub identity: &'a crate::runtime::identity::Identity,
     pub clients: &'a BackendClients,
     pub memo: &'a CallMemo,
     pub headers: &'a http::HeaderMap,
@@ -157,6 +158,12 @@ async fn fetch_field_or_descend<'b>(
     f: &'b FieldPlan,
     parents: Vec<&'b Value>,
 ) -> Vec<(usize, SlotData)> {
+    if let Some(rule) = &f.auth {
+        // Not allowed: no call is made; the writer reports it.
+        if crate::runtime::identity::check(rule, cx.identity).is_err() {
+            return Vec::new();
+        }
+    }
     match &f.source {
         Src::Call { binding, slot, args } => {
             let binding = cx.plan.binding(*binding);
@@ -294,7 +301,14 @@ async fn call_field(
                 chunk_size: 1,
             }
         } else {
-            call_batch(cx.plan, cx.clients, cx.memo, binding, args, cx.headers, &values).await
+            let scope = RequestScope {
+                plan: cx.plan,
+                clients: cx.clients,
+                memo: cx.memo,
+                headers: cx.headers,
+                claims: cx.identity.claims.as_ref(),
+            };
+            call_batch(&scope, binding, args, &values).await
         };
         // Which chunk holds a key matters only when the batch was split.
         let positions = (answers.len() > 1).then(|| {
@@ -310,6 +324,7 @@ async fn call_field(
             args,
             parent: None,
             headers: cx.headers,
+            claims: cx.identity.claims.as_ref(),
         };
         return SlotData::Single(call_one(cx, binding, backend, &ctx).await);
     }
@@ -323,6 +338,7 @@ async fn call_field(
             args,
             parent: Some(p),
             headers: cx.headers,
+            claims: cx.identity.claims.as_ref(),
         };
         let idx = match render(binding, backend, &ctx, None) {
             Ok(req) => {

@@ -31,8 +31,12 @@ pub fn operation_kind(doc: &ExecutableDocument, name: Option<&str>) -> Option<Op
     compile::find_operation(doc, name).map(|op| op.node.ty)
 }
 
-/// Who is asking, for private cache entries: the configured principal header's value.
+/// Who is asking, for private cache entries: the verified token's subject, else the configured
+/// principal header's value.
 pub fn principal(plan: &Plan, headers: &http::HeaderMap) -> Option<std::sync::Arc<str>> {
+    if let Some(sub) = crate::runtime::identity::current().subject() {
+        return Some(std::sync::Arc::from(sub));
+    }
     let name = plan.cache.principal_header.as_deref()?;
     let value = headers.get(name)?.to_str().ok()?;
     (!value.is_empty()).then(|| std::sync::Arc::from(value))
@@ -47,12 +51,14 @@ pub async fn run(
     headers: &http::HeaderMap,
 ) -> Result<(Vec<u8>, Vec<String>), RunError> {
     let vars = vars::coerce_variables(plan, op, variables).ok_or(RunError::InvalidVariables)?;
+    let identity = crate::runtime::identity::current();
     let memo = CallMemo::new(
         tokio::time::Instant::now() + plan.limits.request_timeout.0,
         principal(plan, headers),
     );
     let cx = fetch::FetchContext {
         plan,
+        identity: &identity,
         clients,
         memo: &memo,
         headers,
@@ -60,7 +66,7 @@ pub async fn run(
     };
     let fetched = fetch::fetch(&cx, op).await;
     let hint = op.size_hint.load(std::sync::atomic::Ordering::Relaxed);
-    let (body, codes) = write::write_response(plan, op, &fetched, hint + hint / 8);
+    let (body, codes) = write::write_response(plan, op, &fetched, &identity, hint + hint / 8);
     op.size_hint.store(body.len(), std::sync::atomic::Ordering::Relaxed);
     Ok((body, codes))
 }

@@ -29,6 +29,7 @@ enum Seg<'a> {
 
 struct Writer<'a> {
     plan: &'a Plan,
+    identity: &'a crate::runtime::identity::Identity,
     fetched: &'a Fetched,
     out: Vec<u8>,
     errors: Vec<FieldError>,
@@ -39,9 +40,16 @@ struct Writer<'a> {
 
 /// Writes `{"data": ..., "errors": [...]}` for a fetched operation.
 /// Writes the response; also returns the `extensions.code` of each error (for metrics).
-pub fn write_response(plan: &Plan, op: &OpPlan, fetched: &Fetched, capacity: usize) -> (Vec<u8>, Vec<String>) {
+pub fn write_response(
+    plan: &Plan,
+    op: &OpPlan,
+    fetched: &Fetched,
+    identity: &crate::runtime::identity::Identity,
+    capacity: usize,
+) -> (Vec<u8>, Vec<String>) {
     let mut w = Writer {
         plan,
+        identity,
         fetched,
         out: Vec::with_capacity(capacity),
         errors: Vec::new(),
@@ -119,6 +127,14 @@ impl<'a> Writer<'a> {
     }
 
     fn field(&mut self, f: &'a FieldPlan, concrete: &str, parent: Option<&'a Value>) -> Result<(), Bubble> {
+        if let Some(rule) = &f.auth {
+            if let Err(denied) = crate::runtime::identity::check(rule, self.identity) {
+                let message = denied.message(&f.parent_type, &f.field_name);
+                let e = FieldError::new(message, f.pos, self.response_path(), denied.code());
+                self.errors.push(e);
+                return self.null_or_bubble(&f.ty);
+            }
+        }
         match &f.source {
             Src::Typename => {
                 write_json_str(&mut self.out, concrete);

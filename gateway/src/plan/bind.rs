@@ -25,6 +25,8 @@ pub(super) struct BindContext<'a> {
     pub root_types: Vec<String>,
     pub subscription_type: Option<String>,
     pub resolvers: &'a [&'a str],
+    /// `[auth]` verifies tokens: templates may read claims.
+    pub auth_configured: bool,
 }
 
 pub(super) struct Binder<'a> {
@@ -173,12 +175,26 @@ impl<'a> Binder<'a> {
             if let Some((value, pos)) = &dirs.fallback {
                 self.check_fallback(types, &tname, &fname, value, &site, *pos, dirs.http.is_some(), diags);
             }
+            let type_auth = match types.get(&tname) {
+                Some(TypeDef::Object(o)) => o.auth.clone(),
+                _ => None,
+            };
             if let Some(fields) = object_fields_mut(types, &tname) {
                 if let Some(f) = fields.get_mut(&fname) {
                     if let Some(source) = source {
                         f.source = source;
                     }
                     f.fallback = dirs.fallback.as_ref().map(|(v, _)| v.clone());
+                    // The field's rule and its type's rule both apply.
+                    f.auth = match (type_auth, dirs.auth.clone()) {
+                        (None, None) => None,
+                        (a, b) => {
+                            let mut scopes: Vec<String> = a.into_iter().chain(b).flat_map(|r| r.scopes).collect();
+                            scopes.sort();
+                            scopes.dedup();
+                            Some(super::AuthRule { scopes })
+                        }
+                    };
                 }
             }
         }
@@ -595,6 +611,15 @@ impl<'a> Binder<'a> {
                             Some(loc.clone()),
                             format!("template reads header `{h}`, which is not allowlisted"),
                             format!("add it to mosaic.toml: [request] headers = [\"{h}\"]"),
+                        );
+                    }
+                }
+                Expr::Claim(_) => {
+                    if !self.ctx.auth_configured {
+                        diags.error_with_hint(
+                            Some(loc.clone()),
+                            "template reads a JWT claim, but [auth] is not configured",
+                            "configure token verification in mosaic.toml: [auth] hs256_secret, jwks_file or jwks_url",
                         );
                     }
                 }

@@ -42,6 +42,8 @@ pub struct BackendPlan {
     pub singleflight: bool,
     pub pool_max_idle: usize,
     pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// Client headers forwarded as they are.
+    pub forward_headers: Vec<http::HeaderName>,
     pub max_response_bytes: usize,
 }
 
@@ -63,6 +65,7 @@ impl BackendPlan {
             singleflight: true,
             pool_max_idle: 64,
             headers: Vec::new(),
+            forward_headers: Vec::new(),
             max_response_bytes: 16 << 20,
         }
     }

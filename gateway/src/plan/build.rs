@@ -169,6 +169,10 @@ pub fn build(src: &ConfigSource, resolvers: &[&str]) -> Result<Plan, Diagnostics
         .flatten()
         .collect(),
         subscription_type: subscription_type.clone(),
+        auth_configured: {
+            let a = &src.settings.auth;
+            a.hs256_secret.is_some() || a.jwks_file.is_some() || a.jwks_url.is_some()
+        },
         resolvers,
     });
     binder.bind_all(&mut types, &field_sites, &mut diags);
@@ -329,6 +333,38 @@ fn build_backends(src: &ConfigSource, diags: &mut Diagnostics) -> Vec<BackendPla
             }
         }
         let breaker = resilience_settings(name, b, &loc, &at, diags);
+        const NEVER: [&str; 11] = [
+            "host",
+            "connection",
+            "keep-alive",
+            "proxy-connection",
+            "proxy-authenticate",
+            "proxy-authorization",
+            "te",
+            "trailer",
+            "transfer-encoding",
+            "upgrade",
+            "content-length",
+        ];
+        let mut forward_headers = Vec::new();
+        for h in &b.forward_headers {
+            let lower = h.to_ascii_lowercase();
+            if NEVER.contains(&lower.as_str()) {
+                diags.error_with_hint(
+                    Some(loc.clone()),
+                    format!("backend `{name}`: header `{h}` cannot be forwarded"),
+                    "hop-by-hop headers, host and content-length belong to one connection; the gateway sets its own",
+                );
+                continue;
+            }
+            match http::HeaderName::from_bytes(lower.as_bytes()) {
+                Ok(n) => forward_headers.push(n),
+                Err(_) => diags.error(
+                    Some(loc.clone()),
+                    format!("backend `{name}`: {h:?} is not a header name"),
+                ),
+            }
+        }
         out.push(BackendPlan {
             id: BackendId(i),
             name: name.clone(),
@@ -360,6 +396,7 @@ fn build_backends(src: &ConfigSource, diags: &mut Diagnostics) -> Vec<BackendPla
             singleflight: b.singleflight,
             pool_max_idle: b.pool_max_idle,
             headers,
+            forward_headers,
             max_response_bytes: b.max_response_bytes,
         });
     }
@@ -537,6 +574,7 @@ fn field_defs(
                 // Placeholder until the binder decides.
                 source: FieldSource::Parent(JsonPath::key(&name)),
                 fallback: None,
+                auth: None,
                 location: Some(site.loc(f.pos)),
             },
         );
@@ -559,8 +597,9 @@ fn shape_type(raw: &RawType<'_>, diags: &mut Diagnostics) -> TypeDef {
             })
         }
         TypeKind::Object(o) => {
-            directives::no_directives_expected(&def.directives, "an object type", site, diags);
+            let auth = directives::object_type_directives(&def.directives, site, diags);
             TypeDef::Object(ObjectType {
+                auth,
                 fields: field_defs(&name, &o.fields, site, diags),
                 implements: o.implements.iter().map(|i| i.node.to_string()).collect(),
                 name,

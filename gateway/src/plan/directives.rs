@@ -16,7 +16,16 @@ use crate::config::diagnostic::{available, suggest};
 use crate::config::{Diagnostics, Location};
 
 /// The directives Mosaic understands, by where they may appear.
-pub const FIELD_DIRECTIVES: &[&str] = &["http", "stream", "from", "resolver", "fallback", "cache", "invalidates"];
+pub const FIELD_DIRECTIVES: &[&str] = &[
+    "http",
+    "stream",
+    "from",
+    "resolver",
+    "fallback",
+    "cache",
+    "invalidates",
+    "auth",
+];
 pub const ABSTRACT_TYPE_DIRECTIVES: &[&str] = &["discriminator"];
 
 /// Where a diagnostic about a directive points.
@@ -74,6 +83,8 @@ pub struct FieldDirectives {
     /// `@invalidates`: (backend, path template) pairs whose cached GET answers a successful call
     /// makes stale.
     pub invalidates: Vec<(String, String, Pos)>,
+    /// `@auth(scopes: [...])`.
+    pub auth: Option<super::AuthRule>,
 }
 
 /// `@cache(ttl:, staleWhileRevalidate:, staleIfError:, scope:)` as written.
@@ -131,6 +142,7 @@ pub fn field_directives(dirs: &[Positioned<ConstDirective>], site: &Site, diags:
                     private,
                 });
             }
+            "auth" => out.auth = Some(auth_rule(&mut args, diags)),
             "invalidates" => {
                 let single = (args.string("backend", false, diags), args.string("path", false, diags));
                 if let (Some((b, pos)), Some((p, _))) = single {
@@ -220,6 +232,49 @@ pub fn abstract_type_directives(
     out
 }
 
+/// `@auth(scopes: ["a", "b"])` or `@auth` (authentication only; `requires: AUTHENTICATED` allowed).
+fn auth_rule(args: &mut Args<'_>, diags: &mut Diagnostics) -> super::AuthRule {
+    let _ = args.take("requires");
+    let scopes = match args.take("scopes") {
+        None => Vec::new(),
+        Some((ConstValue::List(items), pos)) => items
+            .iter()
+            .filter_map(|i| match i {
+                ConstValue::String(s) => Some(s.clone()),
+                _ => {
+                    args.wrong_type("scopes", pos, "a list of strings", diags);
+                    None
+                }
+            })
+            .collect(),
+        Some((ConstValue::String(s), _)) => vec![s],
+        Some((_, pos)) => {
+            args.wrong_type("scopes", pos, "a list of strings", diags);
+            Vec::new()
+        }
+    };
+    super::AuthRule { scopes }
+}
+
+/// Reads `@auth` on an object type; reports any other directive.
+pub fn object_type_directives(
+    dirs: &[Positioned<ConstDirective>],
+    site: &Site,
+    diags: &mut Diagnostics,
+) -> Option<super::AuthRule> {
+    let mut out = None;
+    for d in dirs {
+        if d.node.name.node.as_str() == "auth" {
+            let mut args = Args::new(&d.node, d.pos, site);
+            out = Some(auth_rule(&mut args, diags));
+            args.finish(diags);
+        } else {
+            no_directives_expected(std::slice::from_ref(d), "an object type", site, diags);
+        }
+    }
+    out
+}
+
 /// Reports directives on places where Mosaic reads none (types, arguments, enum values...).
 pub fn no_directives_expected(dirs: &[Positioned<ConstDirective>], what: &str, site: &Site, diags: &mut Diagnostics) {
     for d in dirs {
@@ -230,7 +285,7 @@ pub fn no_directives_expected(dirs: &[Positioned<ConstDirective>], what: &str, s
         diags.error_with_hint(
             Some(site.loc(d.pos)),
             format!("unknown directive @{name} on {what}"),
-            "Mosaic's directives are @http, @stream, @from, @resolver, @fallback, @cache and @invalidates on fields, @discriminator on interfaces and unions",
+            "Mosaic's directives are @http, @stream, @from, @resolver, @fallback, @cache, @invalidates and @auth on fields, @auth on object types, @discriminator on interfaces and unions",
         );
     }
 }

@@ -145,6 +145,8 @@ impl TypeDef {
 pub struct ObjectType {
     pub name: String,
     pub description: Option<String>,
+    /// `@auth` on the type: applies to every field.
+    pub auth: Option<AuthRule>,
     pub implements: Vec<String>,
     pub fields: IndexMap<String, FieldDef>,
 }
@@ -241,6 +243,8 @@ pub struct FieldDef {
     pub source: FieldSource,
     /// `@fallback(value:)`: served (with an error saying so) when the field's call fails.
     pub fallback: Option<serde_json::Value>,
+    /// `@auth` on the field or its type: who may read it.
+    pub auth: Option<AuthRule>,
     pub location: Option<Location>,
 }
 
@@ -255,6 +259,12 @@ pub enum FieldSource {
     Resolver(Arc<str>),
     /// A backend's Server-Sent Events stream (subscription fields): each event is a value.
     Stream(BindingId),
+}
+
+/// `@auth(scopes: [...])`: the field needs an authenticated request with these scopes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AuthRule {
+    pub scopes: Vec<String>,
 }
 
 /// An argument or input-object field.

@@ -32,6 +32,8 @@ pub enum Expr {
     Parent { field: String, path: JsonPath },
     /// `headers.NAME`: an allowlisted header of the client's request.
     Header(String),
+    /// `claims.NAME(.FIELD)*`: a claim of the request's verified JWT (absent when anonymous).
+    Claim(JsonPath),
 }
 
 /// Why a template could not be parsed.
@@ -41,7 +43,7 @@ pub enum TemplateError {
     Unclosed,
     #[error("empty `{{{{}}}}` in template")]
     Empty,
-    #[error("unknown template root `{0}`: use args.NAME, parent.FIELD or headers.NAME")]
+    #[error("unknown template root `{0}`: use args.NAME, parent.FIELD, headers.NAME or claims.NAME")]
     UnknownRoot(String),
     #[error("`{0}` needs a name after the dot, e.g. {0}.id")]
     MissingName(String),
@@ -123,6 +125,12 @@ fn parse_expr(text: &str) -> Result<Expr, TemplateError> {
             Ok(Expr::Parent { field, path })
         }
         "headers" => Ok(Expr::Header(first?.to_ascii_lowercase())),
+        "claims" => {
+            first?;
+            JsonPath::parse(&rest.join("."))
+                .map(Expr::Claim)
+                .map_err(|_| TemplateError::MissingName("claims".into()))
+        }
         other => Err(TemplateError::UnknownRoot(other.to_string())),
     }
 }
@@ -135,6 +143,8 @@ pub struct RenderContext<'a> {
     pub parent: Option<&'a Value>,
     /// The client request's headers (only allowlisted names can be referenced).
     pub headers: &'a http::HeaderMap,
+    /// The verified JWT's claims, if the request carried one.
+    pub claims: Option<&'a Value>,
 }
 
 impl Expr {
@@ -153,6 +163,7 @@ impl Expr {
                 let v = ctx.headers.get(name.as_str())?.to_str().ok()?;
                 Some(Cow::Owned(Value::String(v.to_string())))
             }
+            Expr::Claim(path) => path.get(ctx.claims?).map(Cow::Borrowed),
         }
     }
 }
@@ -215,6 +226,7 @@ mod tests {
             args: args.as_object().expect("object"),
             parent: Some(&parent),
             headers: &headers,
+            claims: None,
         };
         let amount = Expr::Arg {
             name: "input".into(),

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value};
 
-use crate::backend::batch::{call_batch, KeyItems};
+use crate::backend::batch::{call_batch, KeyItems, RequestScope};
 use crate::backend::{BackendClients, CallError, Payload};
 use crate::plan::{BindingId, Plan};
 
@@ -104,16 +104,15 @@ impl async_graphql::dataloader::Loader<BatchKey> for BatchLoader {
                 group = order.iter().map(|i| group[*i]).collect();
                 values = order.iter().map(|i| values[*i].clone()).collect();
                 let refs: Vec<&Value> = values.iter().collect();
-                let answers = call_batch(
-                    &self.plan,
-                    &self.clients,
-                    &self.state.memo(),
-                    binding,
-                    args,
-                    &self.headers,
-                    &refs,
-                )
-                .await;
+                let memo = self.state.memo();
+                let scope = RequestScope {
+                    plan: &self.plan,
+                    clients: &self.clients,
+                    memo: &memo,
+                    headers: &self.headers,
+                    claims: self.state.identity.claims.as_ref(),
+                };
+                let answers = call_batch(&scope, binding, args, &refs).await;
                 group
                     .into_iter()
                     .enumerate()

@@ -7,6 +7,7 @@
 mod batch_loader;
 mod capture;
 mod dispatch;
+pub mod identity;
 pub mod limits;
 pub mod persisted;
 mod request_state;
@@ -14,6 +15,7 @@ mod resolve;
 pub mod resolvers;
 pub mod schema;
 mod subscription;
+pub mod verify;
 
 use std::sync::Arc;
 
@@ -49,6 +51,7 @@ pub struct Runtime {
     plans: dispatch::PlanCache,
     inflight: dispatch::InFlight,
     persisted: persisted::PersistedQueries,
+    verifier: Option<Arc<verify::Verifier>>,
 }
 
 impl Runtime {
@@ -61,6 +64,8 @@ impl Runtime {
             resolvers,
         });
         let limits = plan.limits.clone();
+        let verifier = verify::Verifier::new(&plan.auth, &plan.config_dir)
+            .map_err(|e| RuntimeError::Schema(format!("[auth]: {e}")))?;
         let introspection = plan.server.introspection;
         let schema = schema::build_schema(&plan, |b| {
             let b = b
@@ -79,12 +84,18 @@ impl Runtime {
             schema,
             plans: dispatch::new_cache(limits.plan_cache_size),
             inflight: Default::default(),
+            verifier,
             persisted: persisted::PersistedQueries::new(
                 plan.security.apq,
                 plan.security.apq_cache_size,
                 plan.trusted_documents.clone(),
             ),
         })
+    }
+
+    /// The token verifier, when `[auth]` configures keys.
+    pub fn verifier(&self) -> Option<&Arc<verify::Verifier>> {
+        self.verifier.as_ref()
     }
 
     pub fn plan(&self) -> &Plan {

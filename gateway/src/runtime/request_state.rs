@@ -19,6 +19,8 @@ pub struct RequestState {
     pub headers: http::HeaderMap,
     timeout: std::time::Duration,
     principal: Option<Arc<str>>,
+    /// Who is asking (`@auth` checks).
+    pub identity: Arc<super::identity::Identity>,
     recorded: Mutex<Recorded>,
 }
 
@@ -37,6 +39,7 @@ impl RequestState {
             headers,
             timeout,
             principal,
+            identity: super::identity::current(),
             recorded: Mutex::new(Recorded::default()),
         }
     }

@@ -209,6 +209,20 @@ async fn resolve<'a>(ctx: ResolverContext<'a>, info: &FieldInfo) -> async_graphq
     }
     let path = response_path(&ctx);
     let inherited = parent.and_then(|p| p.null_target.clone());
+    if let Some(rule) = &info.field.auth {
+        if let Err(denied) = super::identity::check(rule, &state.identity) {
+            let pos = ctx.ctx.item.pos;
+            let e = FieldError::new(
+                denied.message(&info.type_name, &info.field.name),
+                (pos.line, pos.column),
+                path.clone(),
+                denied.code(),
+            );
+            let target = if info.field.ty.nullable { Some(path) } else { inherited };
+            state.error(e, target);
+            return Ok(Some(placeholder(&info.plan, &info.field.ty)));
+        }
+    }
     let item_pos = ctx.ctx.item.pos;
     let shape = Shape {
         plan: &info.plan,
@@ -371,6 +385,7 @@ async fn fetch_call(
         args,
         parent: parent_value,
         headers: &state.headers,
+        claims: state.identity.claims.as_ref(),
     };
     let req = match render(binding, plan.backend(binding.backend), &rctx, None) {
         Ok(r) => r,

@@ -47,6 +47,7 @@ pub fn stream_resolver(
                 args: &args,
                 parent: None,
                 headers: &state.headers,
+                claims: state.identity.claims.as_ref(),
             };
             let req = render(binding, plan.backend(binding.backend), &rctx, None).map_err(|e| {
                 error(

@@ -3,8 +3,10 @@
 //! [`router`] composes the routes in one place; the current [`Runtime`] is held in an
 //! [`AppState`] so a reload can swap it atomically while in-flight requests finish on the old one.
 
+pub mod auth;
 pub mod graphql;
 pub mod playground;
+pub mod rate_limit;
 pub mod reload;
 pub mod subscriptions;
 
@@ -37,6 +39,7 @@ pub struct AppState {
     websockets: std::sync::atomic::AtomicI64,
     /// Turns true when the listeners close: WebSocket connections are told to go away.
     closing: tokio::sync::watch::Sender<bool>,
+    limiter: Option<Arc<rate_limit::Limiter>>,
 }
 
 impl AppState {
@@ -54,6 +57,7 @@ impl AppState {
             subscriptions,
             websockets: std::sync::atomic::AtomicI64::new(0),
             closing: tokio::sync::watch::channel(false).0,
+            limiter: rate_limit::Limiter::new(&runtime.plan().rate_limit),
             runtime: ArcSwap::new(runtime),
             ready: AtomicBool::new(false),
             default_query: String::new(),
@@ -85,6 +89,10 @@ impl AppState {
     pub fn metrics_ws(&self, delta: i64) {
         self.websockets.fetch_add(delta, Ordering::Relaxed);
         telemetry::metrics::websockets(delta as f64);
+    }
+
+    pub fn limiter(&self) -> Option<&Arc<rate_limit::Limiter>> {
+        self.limiter.as_ref()
     }
 
     /// Open WebSocket connections.
@@ -126,8 +134,13 @@ pub fn router(state: Arc<AppState>) -> Router {
     let runtime = state.runtime();
     let plan = runtime.plan();
     let path = plan.server.graphql_path.clone();
-    let mut router = Router::new()
+    // The GraphQL endpoint: authentication, then rate limiting (which may key on the subject).
+    let graphql_routes = Router::new()
         .route(&path, get(graphql::get).post(graphql::post))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), rate_limit::limit))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate));
+    let mut router = Router::new()
+        .merge(graphql_routes)
         .route("/livez", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/healthz", get(healthz));
@@ -136,10 +149,36 @@ pub fn router(state: Arc<AppState>) -> Router {
             .route("/", get(playground_page))
             .route("/playground/{name}", get(playground::asset));
     }
-    router
+    let router = router
         .layer(DefaultBodyLimit::max(plan.limits.max_body_bytes))
-        .layer(axum::middleware::from_fn(observe))
-        .with_state(state)
+        .layer(axum::middleware::from_fn(observe));
+    let router = match cors(&plan.security) {
+        Some(layer) => router.layer(layer),
+        None => router,
+    };
+    router.with_state(state)
+}
+
+/// CORS for the configured origins only; none configured: no CORS headers at all (strict).
+fn cors(security: &crate::config::settings::SecurityToml) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::{header, HeaderValue, Method};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if security.cors_origins.is_empty() {
+        return None;
+    }
+    let origins: Vec<HeaderValue> = security
+        .cors_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+            .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, header::ACCEPT])
+            .allow_credentials(security.cors_allow_credentials)
+            .max_age(std::time::Duration::from_secs(600)),
+    )
 }
 
 /// The admin routes: `/metrics` and the probes.
@@ -232,6 +271,7 @@ pub async fn serve(
         tokio::spawn(async move { axum::serve(l, app).with_graceful_shutdown(stop).await })
     });
     state.set_ready(true);
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(stopped(stop_rx.clone()));
     let server = tokio::spawn(async move { server.await });
     let mut stop_rx = stop_rx;

@@ -1,0 +1,53 @@
+//! Authentication at the HTTP boundary: the `Authorization: Bearer <JWT>` token is verified
+//! (`runtime::verify`) and its claims become the request's [`Identity`]; an invalid token is refused
+//! with 401 before any GraphQL work; no token is an anonymous request (fields with `@auth` then
+//! answer `UNAUTHENTICATED`), unless `[auth] required`.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use crate::runtime::identity::{self, Identity};
+
+fn unauthenticated(message: &str) -> Response {
+    let body = serde_json::json!({"errors": [{"message": message, "extensions": {"code": "UNAUTHENTICATED"}}]});
+    let mut resp = (StatusCode::UNAUTHORIZED, body.to_string()).into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    resp
+}
+
+/// Middleware: the request's identity from its token (or 401).
+pub async fn authenticate(
+    State(app): State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let runtime = app.runtime();
+    let Some(verifier) = runtime.verifier() else {
+        return identity::scope(Arc::new(Identity::default()), next.run(request)).await;
+    };
+    let token = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim);
+    let identity = match token {
+        Some(t) => match verifier.verify(t) {
+            Ok(claims) => Identity { claims: Some(claims) },
+            Err(e) => {
+                tracing::info!(error = %e, "token refused");
+                return unauthenticated("the token is not valid");
+            }
+        },
+        None if verifier.required => return unauthenticated("a bearer token is required"),
+        None => Identity::default(),
+    };
+    identity::scope(Arc::new(identity), next.run(request)).await
+}
