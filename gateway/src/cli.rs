@@ -228,6 +228,12 @@ pub async fn start(opts: ServeOptions, shutdown: impl Future<Output = ()> + Send
         None => Some(parse_addr("[server] admin_listen", &opts.plan.server.admin_listen)?),
     };
     let started = std::time::Instant::now();
+    // Before anything records a metric (warm-up, the backends' series).
+    crate::telemetry::metrics::install();
+    let tracer = crate::telemetry::traces::Tracer::from_settings(&opts.plan.telemetry).map_err(|e| e.to_string())?;
+    if let Some(t) = &tracer {
+        tracing::info!(sampler = ?t.sampler(), "exporting traces over OTLP");
+    }
     let runtime = Runtime::new(opts.plan, opts.resolvers.clone()).map_err(|e| e.to_string())?;
     runtime.warm_up(&opts.warmup).await;
     let listener = tokio::net::TcpListener::bind(addr)
@@ -243,7 +249,11 @@ pub async fn start(opts: ServeOptions, shutdown: impl Future<Output = ()> + Send
         None => None,
     };
     let admin_addr = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
-    let state = Arc::new(AppState::new(Arc::new(runtime)).with_default_query(opts.default_query));
+    let state = Arc::new(
+        AppState::new(Arc::new(runtime))
+            .with_default_query(opts.default_query)
+            .with_tracer(tracer),
+    );
     if let Some(path) = opts.reload_from {
         server::reload::watch(state.clone(), path, opts.resolvers, opts.warmup);
     }

@@ -37,6 +37,8 @@ use tokio::task::JoinHandle;
 use crate::common::bus::EventBus;
 use crate::common::seed;
 use crate::common::service::serve;
+use crate::common::traces::ServiceTracer;
+pub use crate::common::traces::TraceExport;
 use crate::ledger::runtime::{self as ledger_runtime, LedgerSpec, Running};
 use crate::ledger::state::Baseline;
 
@@ -62,6 +64,8 @@ pub struct BankConfig {
     /// Events queued per SSE client before it is disconnected as too slow
     /// (default 1024).
     pub sse_buffer: usize,
+    /// Export OpenTelemetry spans of traced requests (default: off).
+    pub traces: Option<TraceExport>,
 }
 
 impl Default for BankConfig {
@@ -73,6 +77,7 @@ impl Default for BankConfig {
             redis_url: None,
             redis_prefix: "bank".to_owned(),
             sse_buffer: 1024,
+            traces: None,
         }
     }
 }
@@ -150,6 +155,8 @@ pub enum BankError {
     HttpClient(#[from] reqwest::Error),
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
+    #[error("cannot export traces: {0}")]
+    Traces(#[from] opentelemetry_otlp::ExporterBuildError),
 }
 
 /// A running bank. Dropping it also tells the servers to stop, but only
@@ -163,6 +170,8 @@ pub struct Bank {
     /// The relay from the event log to Redis, in distributed mode.
     relay: Option<JoinHandle<()>>,
     ledger: tokio::sync::Mutex<LedgerSlot>,
+    /// Each service's tracer, when traces are exported.
+    tracers: Vec<Arc<ServiceTracer>>,
 }
 
 /// The ledger, restartable on its own.
@@ -242,6 +251,9 @@ impl Bank {
                 }
             }
         }
+        for tracer in &self.tracers {
+            tracer.flush().await;
+        }
     }
 }
 
@@ -293,8 +305,16 @@ pub async fn start(config: BankConfig) -> Result<Bank, BankError> {
             bus
         }
     };
+    let tracers = match &config.traces {
+        Some(export) => Service::ALL
+            .iter()
+            .map(|s| ServiceTracer::start(export, s.name()))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => Vec::new(),
+    };
     let data = seed::generate(config.seed);
     let spec = LedgerSpec {
+        tracer: tracers.get(Service::Ledger.index()).cloned(),
         baseline: Arc::new(Baseline::from_seed(&data)),
         bus: bus.clone(),
         redis_prefix: config.redis_prefix.clone(),
@@ -323,6 +343,10 @@ pub async fn start(config: BankConfig) -> Result<Bank, BankError> {
 
     let mut tasks = Vec::with_capacity(Service::ALL.len());
     for ((service, listener), app) in Service::ALL.into_iter().zip(listeners).zip(apps) {
+        let app = match tracers.get(service.index()) {
+            Some(t) => common::traces::layer(app, t.clone()),
+            None => app,
+        };
         tracing::info!(service = service.name(), url = %url(service), "listening");
         tasks.push((service, tokio::spawn(serve(listener, app, rx.clone()))));
     }
@@ -335,5 +359,6 @@ pub async fn start(config: BankConfig) -> Result<Bank, BankError> {
             spec,
             running: Some(ledger),
         }),
+        tracers,
     })
 }

@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::process::ExitCode;
 
 use clap::Parser;
-use mock_bank::{start, BankConfig, Service, ServicePorts};
+use mock_bank::{start, BankConfig, Service, ServicePorts, TraceExport};
 
 /// Mosaic's mock bank: customers, accounts, transfers, external-bank and
 /// ledger services on consecutive ports.
@@ -29,6 +29,10 @@ struct Args {
     /// Prefix of the bank's Redis keys.
     #[arg(long, default_value = "bank")]
     redis_prefix: String,
+    /// Export the spans of traced requests to this OTLP/HTTP collector,
+    /// e.g. http://127.0.0.1:4318 (each service as `bank-<service>`).
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
 }
 
 /// Ports `base..base+4` in service order, or all ephemeral for 0.
@@ -89,6 +93,10 @@ async fn main() -> ExitCode {
         seed: args.seed,
         redis_url: args.redis_url,
         redis_prefix: args.redis_prefix,
+        traces: args.otlp_endpoint.map(|endpoint| TraceExport {
+            endpoint,
+            delay: std::time::Duration::from_secs(1),
+        }),
         ..BankConfig::default()
     };
     let bank = match start(config).await {

@@ -49,7 +49,16 @@ fn port(base: u16, offset: u16) -> u16 {
 
 async fn run_demo(args: DemoArgs) -> Result<(), String> {
     let b = args.backend_base_port;
+    // With OTEL_EXPORTER_OTLP_ENDPOINT set, the bank's services continue the gateway's traces.
+    let traces = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .ok()
+        .filter(|e| !e.trim().is_empty())
+        .map(|endpoint| mock_bank::TraceExport {
+            endpoint,
+            delay: std::time::Duration::from_secs(1),
+        });
     let bank = mock_bank::start(BankConfig {
+        traces,
         ports: ServicePorts {
             customers: port(b, 0),
             accounts: port(b, 1),

@@ -134,9 +134,17 @@ impl TestEnv {
         toml: &str,
         change: impl FnOnce(&mut mosaic_gateway::plan::Plan),
     ) -> Self {
-        let bank = mock_bank::start(BankConfig::default())
-            .await
-            .expect("the mock bank starts");
+        Self::start_with_bank(BankConfig::default(), schema_sdl, toml, change).await
+    }
+
+    /// Like [`TestEnv::start_configured`], with the bank started from `bank`.
+    pub async fn start_with_bank(
+        bank: BankConfig,
+        schema_sdl: &str,
+        toml: &str,
+        change: impl FnOnce(&mut mosaic_gateway::plan::Plan),
+    ) -> Self {
+        let bank = mock_bank::start(bank).await.expect("the mock bank starts");
         let mut plan = plan_for(&bank, schema_sdl, toml);
         change(&mut plan);
         let (tx, rx) = oneshot::channel::<()>();

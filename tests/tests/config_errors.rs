@@ -104,6 +104,8 @@ fn every_case_of_the_corpus_has_a_test() {
             "interface-without-discriminator",
             "invalid-backend-url",
             "invalid-duration",
+            "invalid-otlp-endpoint",
+            "invalid-sampling-ratio",
             "invalid-sdl-syntax",
             "many-list-mismatch",
             "missing-schema-file",
@@ -275,6 +277,32 @@ fn invalid_duration_is_reported_at_the_value_with_examples() {
     );
     let (_, text) = diagnose("invalid-duration");
     assert!(text.contains("write e.g. \"500ms\", \"5s\", \"1m\""), "{text}");
+}
+
+#[test]
+fn a_sampling_ratio_above_one_is_reported_at_the_value() {
+    assert_reports(
+        "invalid-sampling-ratio",
+        &[(
+            "mosaic.toml",
+            12,
+            18,
+            "1.5 is not a ratio: write a number from 0.0 (none) to 1.0 (all)",
+        )],
+    );
+}
+
+#[test]
+fn an_otlp_endpoint_that_is_not_an_http_url_is_reported_at_the_value() {
+    assert_reports(
+        "invalid-otlp-endpoint",
+        &[(
+            "mosaic.toml",
+            11,
+            17,
+            "[telemetry] otlp_endpoint \"otel-collector:4318\" is not an http(s) URL",
+        )],
+    );
 }
 
 #[test]

@@ -108,6 +108,7 @@ pub async fn call_batch(
         claims,
     };
     let calls = keys.chunks(chunk_size).map(|chunk| {
+        crate::telemetry::metrics::batch_size(&backend.name, chunk.len());
         let req = render(binding, backend, &ctx, Some(chunk));
         async move {
             match req {

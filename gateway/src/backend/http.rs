@@ -61,7 +61,39 @@ impl tower::Service<BackendRequest> for HttpCall {
     }
 }
 
+/// One attempt: its number and status noted for the call, its span recorded when traced.
 async fn send(client: reqwest::Client, req: BackendRequest, max: usize) -> Result<Arc<Payload>, CallError> {
+    let (_, span) = super::observe::attempt_span(&req);
+    let notes = req.notes.clone();
+    let method = req.method.clone();
+    let base = req.base.clone();
+    let result = send_once(client, req, max, span.as_ref().map(|s| s.span_id())).await;
+    let status = match &result {
+        Ok((_, status)) => Some(*status),
+        Err(CallError::Status { status, .. }) => Some(*status),
+        Err(_) => None,
+    };
+    if let (Some(n), Some(s)) = (&notes, status) {
+        n.status(s);
+    }
+    if let Some(span) = span {
+        span.end(
+            &method,
+            base.as_deref(),
+            notes.as_deref(),
+            result.as_ref().map(|(_, s)| *s),
+        );
+    }
+    result.map(|(payload, _)| payload)
+}
+
+/// Sends the request; `span_id` is the attempt's span, the parent the backend sees.
+async fn send_once(
+    client: reqwest::Client,
+    req: BackendRequest,
+    max: usize,
+    span_id: Option<u64>,
+) -> Result<(Arc<Payload>, u16), CallError> {
     let url = match &req.base {
         Some(base) => format!("{base}{}", req.target),
         None => req.target.clone(),
@@ -71,7 +103,7 @@ async fn send(client: reqwest::Client, req: BackendRequest, max: usize) -> Resul
         builder = builder.header(k, v);
     }
     if let Some(t) = &req.trace {
-        builder = builder.header("traceparent", t.traceparent.clone());
+        builder = builder.header("traceparent", t.traceparent(span_id.unwrap_or(t.parent_span_id)));
         if let Some(state) = &t.tracestate {
             builder = builder.header("tracestate", state.clone());
         }
@@ -86,8 +118,9 @@ async fn send(client: reqwest::Client, req: BackendRequest, max: usize) -> Resul
         .get(reqwest::header::CACHE_CONTROL)
         .and_then(|v| v.to_str().ok())
         .map(CacheControl::parse);
+    let code = status.as_u16();
     if status == reqwest::StatusCode::NOT_FOUND {
-        return Ok(Arc::new(Payload::received(Value::Null, 0, cache_control)));
+        return Ok((Arc::new(Payload::received(Value::Null, 0, cache_control)), code));
     }
     if !status.is_success() {
         let retry_after = resp
@@ -112,10 +145,10 @@ async fn send(client: reqwest::Client, req: BackendRequest, max: usize) -> Resul
         body.extend_from_slice(&chunk);
     }
     if body.is_empty() {
-        return Ok(Arc::new(Payload::received(Value::Null, 0, cache_control)));
+        return Ok((Arc::new(Payload::received(Value::Null, 0, cache_control)), code));
     }
     let value: Value = serde_json::from_slice(&body).map_err(|e| CallError::InvalidBody(e.to_string()))?;
-    Ok(Arc::new(Payload::received(value, body.len(), cache_control)))
+    Ok((Arc::new(Payload::received(value, body.len(), cache_control)), code))
 }
 
 fn classify(e: reqwest::Error) -> CallError {

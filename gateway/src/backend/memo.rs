@@ -11,7 +11,7 @@ use futures::future::{FutureExt, Shared};
 
 use super::http::CallFuture;
 use super::{BackendClients, BackendRequest, CallError, CallFailure, CallKey, Payload};
-use crate::telemetry::trace_context::TraceHeaders;
+use crate::telemetry::trace_context::CallTrace;
 
 /// Calls made so far by one request, with what every call of the request carries: its deadline
 /// and its principal (for private cache entries).
@@ -20,7 +20,7 @@ pub struct CallMemo {
     calls: Mutex<HashMap<CallKey, Shared<CallFuture>>>,
     deadline: Option<tokio::time::Instant>,
     principal: Option<Arc<str>>,
-    trace: Option<Arc<TraceHeaders>>,
+    trace: Option<Arc<CallTrace>>,
 }
 
 impl CallMemo {
@@ -31,7 +31,7 @@ impl CallMemo {
             calls: Mutex::default(),
             deadline: Some(deadline),
             principal,
-            trace: crate::telemetry::trace_context::current().and_then(|c| TraceHeaders::of(&c)),
+            trace: crate::telemetry::trace_context::current().map(|c| c.call_trace()),
         }
     }
 

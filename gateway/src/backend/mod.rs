@@ -13,6 +13,7 @@ pub mod error;
 pub mod http;
 pub mod invalidate;
 pub mod memo;
+pub mod observe;
 pub mod payload;
 pub mod request;
 pub mod retry;
@@ -82,7 +83,8 @@ pub struct ClientError {
 
 impl BackendClients {
     /// Builds each backend's layer stack. The order, outermost first, is the architecture:
-    /// cache → coalescing → bulkhead → circuit breaker → retry → timeout → load balancer → HTTP.
+    /// metrics/traces → cache → coalescing → bulkhead → circuit breaker → retry → timeout → load
+    /// balancer → HTTP.
     pub fn new(plan: &Plan) -> Result<Self, ClientError> {
         let cache = plan.cache.enabled.then(|| {
             let shared = (!plan.cache.redis.url.is_empty())
@@ -103,6 +105,11 @@ impl BackendClients {
             }
             store
         });
+        let endpoints: Arc<[Arc<str>]> = plan
+            .bindings
+            .iter()
+            .map(|b| Arc::from(format!("{} {}", b.method, b.path.pattern())))
+            .collect();
         let mut clients = Vec::with_capacity(plan.backends.len());
         for b in &plan.backends {
             let err = |source| ClientError {
@@ -149,6 +156,7 @@ impl BackendClients {
             let bulkhead = bulkhead::Compartment::new(b.bulkhead);
             let retries = Arc::new(AtomicU64::new(0));
             let svc = ServiceBuilder::new()
+                .layer(observe::ObserveLayer::new(&b.name, breaker.clone(), endpoints.clone()))
                 .option_layer(cache.clone().map(|store| cache::CacheLayer::new(store, &b.name)))
                 .layer(singleflight::SingleFlightLayer)
                 .layer(bulkhead::BulkheadLayer::new(bulkhead.clone()))

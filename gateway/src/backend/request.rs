@@ -34,7 +34,9 @@ pub struct BackendRequest {
     /// Who is asking, for private cache entries.
     pub principal: Option<std::sync::Arc<str>>,
     /// The trace to continue (`traceparent`); not part of the call's identity.
-    pub trace: Option<std::sync::Arc<crate::telemetry::trace_context::TraceHeaders>>,
+    pub trace: Option<std::sync::Arc<crate::telemetry::trace_context::CallTrace>>,
+    /// What the layers noticed about the call (cache, coalescing, attempts), for its metrics and span.
+    pub notes: Option<std::sync::Arc<super::observe::CallNotes>>,
     /// The call's key, computed once (the memo, the single-flight and the cache all ask for it).
     key: std::sync::OnceLock<CallKey>,
 }
@@ -91,6 +93,7 @@ impl BackendRequest {
             cache: None,
             principal: None,
             trace: None,
+            notes: None,
             key: std::sync::OnceLock::new(),
         }
     }
@@ -211,6 +214,7 @@ pub fn render(
         cache: binding.cache.clone(),
         principal: None,
         trace: None,
+        notes: None,
         key: std::sync::OnceLock::new(),
     })
 }

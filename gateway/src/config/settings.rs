@@ -23,7 +23,68 @@ pub struct Settings {
     pub security: SecurityToml,
     pub auth: AuthToml,
     pub rate_limit: RateLimitToml,
+    pub telemetry: TelemetryToml,
     pub backends: BTreeMap<String, Spanned<BackendSettings>>,
+}
+
+/// `[telemetry]`: OpenTelemetry traces over OTLP. Off unless an endpoint is set here or in the
+/// standard `OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` variables; what
+/// is set here wins over the environment. Read at start (a reload does not change it).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryToml {
+    /// The collector's base URL, e.g. `http://otel-collector:4318` (HTTP) or `:4317` (gRPC).
+    pub otlp_endpoint: Option<Spanned<String>>,
+    /// `"http/protobuf"` or `"grpc"`; unset: `OTEL_EXPORTER_OTLP_PROTOCOL`, else HTTP.
+    pub otlp_protocol: Option<OtlpProtocol>,
+    /// The share of new traces recorded, 0.0–1.0; unset: `OTEL_TRACES_SAMPLER(_ARG)`, else all.
+    /// A client's `traceparent` decision is followed (parent-based sampling).
+    pub sampling_ratio: Option<Ratio>,
+    /// `service.name` of the spans; unset: `OTEL_SERVICE_NAME`, else `mosaic`.
+    pub service_name: Option<String>,
+    /// How long finished spans wait to be sent in a batch; unset: `OTEL_BSP_SCHEDULE_DELAY`, else 5s.
+    pub export_delay: Option<HumanDuration>,
+    /// The longest one export may take.
+    pub export_timeout: HumanDuration,
+}
+
+impl Default for TelemetryToml {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            otlp_protocol: None,
+            sampling_ratio: None,
+            service_name: None,
+            export_delay: None,
+            export_timeout: HumanDuration(Duration::from_secs(10)),
+        }
+    }
+}
+
+/// The OTLP transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum OtlpProtocol {
+    #[serde(rename = "http/protobuf")]
+    HttpProtobuf,
+    #[serde(rename = "grpc")]
+    Grpc,
+}
+
+/// A number from 0.0 to 1.0.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ratio(pub f64);
+
+impl<'de> Deserialize<'de> for Ratio {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = f64::deserialize(d)?;
+        if (0.0..=1.0).contains(&v) {
+            Ok(Ratio(v))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "{v} is not a ratio: write a number from 0.0 (none) to 1.0 (all), e.g. 0.1"
+            )))
+        }
+    }
 }
 
 /// `[security]`: what clients may send.
@@ -171,6 +232,7 @@ impl Default for Settings {
             security: SecurityToml::default(),
             auth: AuthToml::default(),
             rate_limit: RateLimitToml::default(),
+            telemetry: TelemetryToml::default(),
             backends: BTreeMap::new(),
         }
     }

@@ -196,6 +196,19 @@ pub fn build(src: &ConfigSource, resolvers: &[&str]) -> Result<Plan, Diagnostics
         }
     });
 
+    if let Some(endpoint) = &src.settings.telemetry.otlp_endpoint {
+        if !crate::telemetry::traces::valid_endpoint(endpoint.get_ref()) {
+            diags.error_with_hint(
+                Some(src.settings_file.location(endpoint.span())),
+                format!(
+                    "[telemetry] otlp_endpoint {:?} is not an http(s) URL",
+                    endpoint.get_ref()
+                ),
+                "give the collector's base URL, e.g. \"http://otel-collector:4318\"",
+            );
+        }
+    }
+
     diags.into_result(Plan {
         types,
         query_type,
@@ -209,6 +222,7 @@ pub fn build(src: &ConfigSource, resolvers: &[&str]) -> Result<Plan, Diagnostics
         security: src.settings.security.clone(),
         auth: src.settings.auth.clone(),
         rate_limit: src.settings.rate_limit.clone(),
+        telemetry: src.settings.telemetry.clone(),
         trusted_documents,
         config_dir,
         request_headers: src

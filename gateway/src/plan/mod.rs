@@ -44,6 +44,7 @@ pub struct Plan {
     pub security: crate::config::settings::SecurityToml,
     pub auth: crate::config::settings::AuthToml,
     pub rate_limit: crate::config::settings::RateLimitToml,
+    pub telemetry: crate::config::settings::TelemetryToml,
     /// The trusted documents (SHA-256 → document), when the gateway runs only those.
     pub trusted_documents: Option<std::collections::HashMap<String, Arc<str>>>,
     /// The folder of the config file (relative paths in it are read from there).

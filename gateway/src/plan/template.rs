@@ -50,6 +50,42 @@ pub enum TemplateError {
 }
 
 impl Template {
+    /// The template with each expression shown by name (`/accounts/{args.id}`): what a trace or a
+    /// log names as the endpoint, whatever the values.
+    pub fn pattern(&self) -> String {
+        let mut out = String::new();
+        for part in &self.parts {
+            match part {
+                Part::Lit(l) => out.push_str(l),
+                Part::Expr(Expr::Arg { name, path }) => {
+                    out.push_str("{args.");
+                    out.push_str(name);
+                    for p in path {
+                        out.push('.');
+                        out.push_str(p);
+                    }
+                    out.push('}');
+                }
+                Part::Expr(Expr::Parent { field, .. }) => {
+                    out.push_str("{parent.");
+                    out.push_str(field);
+                    out.push('}');
+                }
+                Part::Expr(Expr::Header(h)) => {
+                    out.push_str("{headers.");
+                    out.push_str(h);
+                    out.push('}');
+                }
+                Part::Expr(Expr::Claim(path)) => {
+                    out.push_str("{claims.");
+                    out.push_str(&path.to_string());
+                    out.push('}');
+                }
+            }
+        }
+        out
+    }
+
     pub fn parse(text: &str) -> Result<Self, TemplateError> {
         let mut parts = Vec::new();
         let mut rest = text;
@@ -184,6 +220,12 @@ pub fn push_scalar_text(out: &mut String, value: &Value) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_pattern_names_the_expressions_not_their_values() {
+        let t = Template::parse("/customers/{{args.id}}/accounts/{{ args.filter.kind }}").expect("valid");
+        assert_eq!(t.pattern(), "/customers/{args.id}/accounts/{args.filter.kind}");
+    }
 
     #[test]
     fn parses_literals_and_expressions() {

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use futures::future::{BoxFuture, FutureExt, Shared};
 
-use async_graphql::parser::types::{ExecutableDocument, OperationType};
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
 use serde_json::{Map, Value};
 
 use super::capture::ValidateOnly;
@@ -65,6 +65,10 @@ pub(super) struct Prepared {
     variable_cost: bool,
     query: Box<str>,
     operation_name: Option<Box<str>>,
+    /// The operation's name: the requested one, or the name of the document's only operation.
+    name: Option<Arc<str>>,
+    /// SHA-256 of the document (hex): what traces show of it (the APQ hash).
+    hash: Arc<str>,
     kind: OperationType,
     document: Arc<ExecutableDocument>,
     route: Route,
@@ -85,6 +89,65 @@ enum Route {
 
 pub(super) type PlanCache = moka::sync::Cache<u64, Arc<Prepared>>;
 
+/// What running one operation gave: the response, the operation type (for metrics), the error
+/// codes, and the prepared operation (when the document was valid).
+type Outcome = (Executed, &'static str, Vec<String>, Option<Arc<Prepared>>);
+
+/// Records the span of one operation: `graphql.operation.type`, `.name` and the document's hash,
+/// never the document or its variables.
+fn record_operation_span(
+    op: &crate::telemetry::trace_context::TraceContext,
+    start: std::time::SystemTime,
+    requested: Option<&str>,
+    out: &Outcome,
+) {
+    let Some(tracer) = &op.tracer else { return };
+    let (executed, kind, codes, prepared) = out;
+    let name = prepared.as_ref().and_then(|p| p.name.as_deref()).or(requested);
+    let mut attributes = vec![opentelemetry::KeyValue::new("graphql.operation.type", *kind)];
+    if let Some(n) = name {
+        attributes.push(opentelemetry::KeyValue::new("graphql.operation.name", n.to_string()));
+    }
+    if let Some(p) = prepared {
+        attributes.push(opentelemetry::KeyValue::new(
+            "graphql.document.hash",
+            p.hash.to_string(),
+        ));
+        attributes.push(opentelemetry::KeyValue::new(
+            "mosaic.executor",
+            if matches!(p.route, Route::Compiled { .. }) {
+                "compiled"
+            } else {
+                "dynamic"
+            },
+        ));
+    }
+    if !codes.is_empty() {
+        let mut unique: Vec<&str> = codes.iter().map(String::as_str).collect();
+        unique.sort_unstable();
+        unique.dedup();
+        attributes.push(opentelemetry::KeyValue::new("mosaic.error_codes", unique.join(",")));
+    }
+    let span_name = match name {
+        Some(n) => format!("{kind} {n}"),
+        None => kind.to_string(),
+    };
+    tracer.record(
+        op.trace_id,
+        crate::telemetry::traces::SpanRecord {
+            name: span_name.into(),
+            kind: opentelemetry::trace::SpanKind::Internal,
+            span_id: op.span_id,
+            parent_span_id: op.parent_span_id.unwrap_or(0),
+            parent_is_remote: false,
+            start,
+            end: std::time::SystemTime::now(),
+            attributes,
+            error: executed.request_error.then(|| "request error".into()),
+        },
+    );
+}
+
 /// The shared result of one compiled execution.
 type SharedRun = Result<(bytes::Bytes, Arc<Vec<String>>), RunError>;
 
@@ -103,12 +166,27 @@ fn cache_key(query: &str, op: Option<&str>) -> u64 {
 }
 
 impl Runtime {
-    /// Runs one operation, and records its metrics.
+    /// Runs one operation, and records its metrics and (when the request is traced) its span.
     pub async fn execute(&self, req: GraphQLRequest, headers: &http::HeaderMap, filter: OperationFilter) -> Executed {
         let started = std::time::Instant::now();
-        let name = req.operation_name.clone();
-        let (executed, kind, codes) = self.execute_inner(req, headers, filter).await;
-        crate::telemetry::metrics::operation(name.as_deref(), kind, started.elapsed(), &codes);
+        let requested = req.operation_name.clone();
+        let traced = crate::telemetry::trace_context::current().filter(|c| c.tracer.is_some());
+        let (executed, kind, codes, prepared) = match &traced {
+            None => self.execute_inner(req, headers, filter).await,
+            Some(request) => {
+                let op = Arc::new(request.child());
+                let start = std::time::SystemTime::now();
+                let out =
+                    crate::telemetry::trace_context::scope(op.clone(), self.execute_inner(req, headers, filter)).await;
+                record_operation_span(&op, start, requested.as_deref(), &out);
+                out
+            }
+        };
+        let name = prepared
+            .as_ref()
+            .and_then(|p| p.name.as_deref())
+            .or(requested.as_deref());
+        crate::telemetry::metrics::operation(name, kind, started.elapsed(), &codes);
         executed
     }
 
@@ -117,7 +195,7 @@ impl Runtime {
         mut req: GraphQLRequest,
         headers: &http::HeaderMap,
         filter: OperationFilter,
-    ) -> (Executed, &'static str, Vec<String>) {
+    ) -> Outcome {
         match self.persisted.resolve(&req.query, &req.extensions) {
             Ok(Some(document)) => req.query = document.to_string(),
             Ok(None) => {}
@@ -131,7 +209,7 @@ impl Runtime {
                 // Apollo's persisted-query link reads this answer as a normal one and sends the
                 // query with its hash next: not a request failure.
                 executed.request_error = e != super::persisted::PersistedError::NotFound;
-                return (executed, "invalid", vec![e.code().to_string()]);
+                return (executed, "invalid", vec![e.code().to_string()], None);
             }
         }
         let key = cache_key(&req.query, req.operation_name.as_deref());
@@ -142,7 +220,7 @@ impl Runtime {
                     self.plans.insert(key, p.clone());
                     p
                 }
-                Err(executed) => return (executed, "invalid", vec!["REQUEST_ERROR".to_string()]),
+                Err(executed) => return (executed, "invalid", vec!["REQUEST_ERROR".to_string()], None),
             },
         };
         let kind = kind_label(prepared.kind);
@@ -155,6 +233,7 @@ impl Runtime {
                 request_error(&async_graphql::Response::from_errors(vec![err])),
                 kind,
                 vec!["FORBIDDEN".into()],
+                Some(prepared),
             );
         }
         if prepared.variable_cost {
@@ -167,7 +246,12 @@ impl Runtime {
                 limits,
             ) {
                 let response = async_graphql::Response::from_errors(vec![super::capture::limit_error(&e)]);
-                return (request_error(&response), kind, vec![e.code().to_string()]);
+                return (
+                    request_error(&response),
+                    kind,
+                    vec![e.code().to_string()],
+                    Some(prepared),
+                );
             }
         }
         if filter == OperationFilter::QueriesOnly && prepared.kind != OperationType::Query {
@@ -176,7 +260,7 @@ impl Runtime {
                 request_error: true,
                 not_allowed: true,
             };
-            return (refused, kind, vec!["REQUEST_ERROR".to_string()]);
+            return (refused, kind, vec!["REQUEST_ERROR".to_string()], Some(prepared));
         }
         if let Some(op) = self.compiled_plan(&prepared, &req.variables) {
             let run = if prepared.kind == OperationType::Query && self.engine.plan.server.coalesce_operations {
@@ -187,13 +271,13 @@ impl Runtime {
                     .map(|(body, codes)| (bytes::Bytes::from(body), codes))
             };
             match run {
-                Ok((body, codes)) => return (Executed::new(body), kind, codes),
+                Ok((body, codes)) => return (Executed::new(body), kind, codes, Some(prepared)),
                 // Invalid variables: async-graphql writes the canonical error below.
                 Err(RunError::InvalidVariables) => {}
             }
         }
         let (executed, codes) = self.execute_dynamic_bytes(req, headers).await;
-        (executed, kind, codes)
+        (executed, kind, codes, Some(prepared))
     }
 
     /// Runs a query on the compiled executor, sharing the execution with identical queries in
@@ -278,10 +362,18 @@ impl Runtime {
             },
             _ => Route::Dynamic,
         };
+        let name = match (&req.operation_name, &document.operations) {
+            (Some(n), _) => Some(n.as_str().into()),
+            (None, DocumentOperations::Multiple(ops)) if ops.len() == 1 => ops.keys().next().map(|n| n.as_str().into()),
+            _ => None,
+        };
+        let hash = crate::plan::documents::sha256_hex(&req.query).into();
         Ok(Arc::new(Prepared {
             variable_cost: slot.variable_cost.load(std::sync::atomic::Ordering::Relaxed),
             query: req.query.as_str().into(),
             operation_name: req.operation_name.as_deref().map(Into::into),
+            name,
+            hash,
             kind,
             document: Arc::new(document),
             route,

@@ -40,6 +40,8 @@ pub struct AppState {
     /// Turns true when the listeners close: WebSocket connections are told to go away.
     closing: tokio::sync::watch::Sender<bool>,
     limiter: Option<Arc<rate_limit::Limiter>>,
+    /// Where spans go, when traces are exported.
+    tracer: Option<Arc<telemetry::traces::Tracer>>,
 }
 
 impl AppState {
@@ -58,6 +60,7 @@ impl AppState {
             websockets: std::sync::atomic::AtomicI64::new(0),
             closing: tokio::sync::watch::channel(false).0,
             limiter: rate_limit::Limiter::new(&runtime.plan().rate_limit),
+            tracer: None,
             runtime: ArcSwap::new(runtime),
             ready: AtomicBool::new(false),
             default_query: String::new(),
@@ -69,6 +72,16 @@ impl AppState {
     pub fn with_default_query(mut self, q: impl Into<String>) -> Self {
         self.default_query = q.into();
         self
+    }
+
+    /// Exports the spans of sampled requests through `tracer`.
+    pub fn with_tracer(mut self, tracer: Option<Arc<telemetry::traces::Tracer>>) -> Self {
+        self.tracer = tracer;
+        self
+    }
+
+    pub fn tracer(&self) -> Option<&Arc<telemetry::traces::Tracer>> {
+        self.tracer.as_ref()
     }
 
     /// The runtime serving new requests.
@@ -115,14 +128,65 @@ impl AppState {
 }
 
 /// Per request: the trace context (its ids on every log line, the request id in a response
-/// header, the trace passed on to backends), the in-flight gauge.
-async fn observe(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let ctx = Arc::new(TraceContext::from_headers(request.headers()));
+/// header, the trace passed on to backends), the in-flight gauge, and the request's server span
+/// when the trace is recorded (probes are not traced).
+async fn observe(
+    State(app): State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let ctx = Arc::new(TraceContext::from_headers(request.headers(), app.tracer()));
     let span = tracing::info_span!("request", request_id = %ctx.request_id, trace_id = %ctx.trace_id, path = %request.uri().path());
+    let traced = ctx
+        .tracer
+        .as_ref()
+        .filter(|_| !matches!(request.uri().path(), "/livez" | "/readyz" | "/healthz"))
+        .map(|_| {
+            let route = request
+                .extensions()
+                .get::<axum::extract::MatchedPath>()
+                .map(|m| m.as_str().to_string());
+            (
+                std::time::SystemTime::now(),
+                request.method().clone(),
+                route,
+                request.uri().path().to_string(),
+            )
+        });
     telemetry::metrics::in_flight(1.0);
     let request_id = ctx.request_id.clone();
-    let mut response = trace_context::scope(ctx, next.run(request).instrument(span)).await;
+    let mut response = trace_context::scope(ctx.clone(), next.run(request).instrument(span)).await;
     telemetry::metrics::in_flight(-1.0);
+    if let (Some(tracer), Some((start, method, route, path))) = (&ctx.tracer, traced) {
+        let status = response.status().as_u16();
+        let mut attributes = vec![
+            opentelemetry::KeyValue::new("http.request.method", method.to_string()),
+            opentelemetry::KeyValue::new("url.path", path),
+            opentelemetry::KeyValue::new("http.response.status_code", i64::from(status)),
+            opentelemetry::KeyValue::new("mosaic.request_id", request_id.clone()),
+        ];
+        let name = match route {
+            Some(route) => {
+                attributes.push(opentelemetry::KeyValue::new("http.route", route.clone()));
+                format!("{method} {route}")
+            }
+            None => method.to_string(),
+        };
+        tracer.record(
+            ctx.trace_id,
+            telemetry::traces::SpanRecord {
+                name: name.into(),
+                kind: opentelemetry::trace::SpanKind::Server,
+                span_id: ctx.span_id,
+                parent_span_id: ctx.parent_span_id.unwrap_or(0),
+                parent_is_remote: ctx.parent_span_id.is_some(),
+                start,
+                end: std::time::SystemTime::now(),
+                attributes,
+                error: (status >= 500).then(|| format!("HTTP {status}").into()),
+            },
+        );
+    }
     if let Ok(v) = axum::http::HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", v);
     }
@@ -151,7 +215,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     }
     let router = router
         .layer(DefaultBodyLimit::max(plan.limits.max_body_bytes))
-        .layer(axum::middleware::from_fn(observe));
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe));
     let router = match cors(&plan.security) {
         Some(layer) => router.layer(layer),
         None => router,
@@ -289,6 +353,9 @@ pub async fn serve(
         t.abort();
     }
     state.set_ready(false);
+    if let Some(tracer) = state.tracer.clone() {
+        tracer.shutdown().await;
+    }
     tracing::info!("stopped");
     result
 }

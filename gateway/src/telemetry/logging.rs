@@ -16,7 +16,6 @@ use tracing_subscriber::{EnvFilter, Layer};
 /// Keeps the log writer alive; dropping it flushes every buffered line.
 pub struct LogGuard {
     _writer: WorkerGuard,
-    _tracing: Option<super::tracing::TracingGuard>,
 }
 
 /// The log format.
@@ -38,7 +37,7 @@ impl Format {
     }
 }
 
-/// Installs the global subscriber: logs to stderr, and OpenTelemetry spans when configured.
+/// Installs the global subscriber: logs to stderr.
 /// Returns `None` if a subscriber was already installed (tests).
 pub fn init(format: Format) -> Option<LogGuard> {
     let (writer, guard) = NonBlockingBuilder::default()
@@ -56,17 +55,9 @@ pub fn init(format: Format) -> Option<LogGuard> {
             .boxed(),
         Format::Text => tracing_subscriber::fmt::layer().with_writer(writer).boxed(),
     };
-    let (otel, tracing_guard) = match super::tracing::layer() {
-        Some((layer, guard)) => (Some(layer), Some(guard)),
-        None => (None, None),
-    };
     tracing_subscriber::registry()
         .with(fmt.with_filter(filter))
-        .with(otel)
         .try_init()
         .ok()?;
-    Some(LogGuard {
-        _writer: guard,
-        _tracing: tracing_guard,
-    })
+    Some(LogGuard { _writer: guard })
 }

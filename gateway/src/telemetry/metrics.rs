@@ -102,15 +102,60 @@ fn bounded_code(code: &str) -> &'static str {
     CODES.iter().copied().find(|c| *c == code).unwrap_or("OTHER")
 }
 
-/// One backend call (after coalescing and caching), with its outcome.
-pub fn backend_call(backend: &str, outcome: &'static str, elapsed: Duration) {
-    counter!("mosaic_backend_requests_total", "backend" => backend.to_string(), "outcome" => outcome).increment(1);
-    histogram!("mosaic_backend_duration_seconds", "backend" => backend.to_string()).record(elapsed.as_secs_f64());
+/// The series of one backend's calls, registered once: recording a call then builds no key and
+/// looks nothing up.
+pub struct BackendSeries {
+    /// `mosaic_backend_requests_total` by outcome (`ok` or a public error code).
+    requests: Vec<(&'static str, Counter)>,
+    duration: Histogram,
+    coalesced: Counter,
 }
 
-/// A call that joined one already in flight.
-pub fn coalesced(backend: &str) {
-    counter!("mosaic_backend_coalesced_total", "backend" => backend.to_string()).increment(1);
+impl BackendSeries {
+    pub fn new(backend: &str) -> Self {
+        const OUTCOMES: [&str; 7] = [
+            "ok",
+            "BACKEND_UNAVAILABLE",
+            "BACKEND_TIMEOUT",
+            "BACKEND_ERROR",
+            "CIRCUIT_OPEN",
+            "BULKHEAD_FULL",
+            "OTHER",
+        ];
+        Self {
+            requests: OUTCOMES
+                .iter()
+                .map(|o| {
+                    (
+                        *o,
+                        counter!("mosaic_backend_requests_total", "backend" => backend.to_string(), "outcome" => *o),
+                    )
+                })
+                .collect(),
+            duration: histogram!("mosaic_backend_duration_seconds", "backend" => backend.to_string()),
+            coalesced: counter!("mosaic_backend_coalesced_total", "backend" => backend.to_string()),
+        }
+    }
+
+    /// One backend call that reached the backend or was refused on its way (not a cache hit,
+    /// not a call that joined another).
+    pub fn call(&self, outcome: &str, elapsed: Duration) {
+        let counter = self
+            .requests
+            .iter()
+            .find(|(o, _)| *o == outcome)
+            .or_else(|| self.requests.last())
+            .map(|(_, c)| c);
+        if let Some(c) = counter {
+            c.increment(1);
+        }
+        self.duration.record(elapsed.as_secs_f64());
+    }
+
+    /// A call that joined one already in flight.
+    pub fn coalesced(&self) {
+        self.coalesced.increment(1);
+    }
 }
 
 /// The number of keys in one batch request.

@@ -1,7 +1,7 @@
 //! What the gateway tells operators: logs ([`logging`]), Prometheus metrics ([`metrics`]) and
-//! traces ([`tracing`], [`trace_context`]). Nothing here changes a response.
+//! OpenTelemetry traces ([`traces`], [`trace_context`]). Nothing here changes a response.
 
 pub mod logging;
 pub mod metrics;
 pub mod trace_context;
-pub mod tracing;
+pub mod traces;

@@ -38,6 +38,7 @@ pub(crate) struct LedgerSpec {
     pub bus: EventBus,
     pub redis_prefix: String,
     pub sse_buffer: usize,
+    pub tracer: Option<Arc<crate::common::traces::ServiceTracer>>,
 }
 
 /// A running ledger.
@@ -77,6 +78,10 @@ pub(crate) async fn launch(spec: &LedgerSpec, listener: TcpListener) -> Result<R
         unreadable: AtomicU64::new(0),
     });
     let app = router(ledger.clone(), rx.clone());
+    let app = match &spec.tracer {
+        Some(t) => crate::common::traces::layer(app, t.clone()),
+        None => app,
+    };
     let server = tokio::spawn(serve_killable(listener, Some(SEND_BUFFER), app, rx));
     let consumer = tokio::spawn(consumer::run(ledger.clone(), source, store, seed));
     Ok(Running {

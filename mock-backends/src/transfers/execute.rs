@@ -13,6 +13,7 @@ use crate::common::error::ApiError;
 use crate::common::models::{Transfer, TransferStatus};
 use crate::common::seed::{EXTERNAL_UNAVAILABLE, INSUFFICIENT_FUNDS};
 use crate::common::time::now_rfc3339;
+use crate::common::traces;
 use crate::common::OWN_BANK;
 
 /// Attempts at `POST /verify` before giving up.
@@ -122,7 +123,7 @@ async fn verify(state: &Transfers, order: &Order, id: &str, calls: &mut u32) -> 
     let body = json!({ "account": order.to_account, "bank": order.to_bank, "transfer_id": id });
     for attempt in 1..=VERIFY_ATTEMPTS {
         *calls += 1;
-        match state.client.post(&url).json(&body).send().await {
+        match traces::send(state.client.post(&url).json(&body), "POST /verify").await {
             Ok(response) if response.status().is_success() => match response.json::<Verified>().await {
                 Ok(Verified { verified: true }) => return Ok(()),
                 Ok(Verified { verified: false }) => return Err("external account not verified".to_owned()),
@@ -150,10 +151,12 @@ async fn verify(state: &Transfers, order: &Order, id: &str, calls: &mut u32) -> 
 async fn adjust(state: &Transfers, account: &str, delta: i64, id: &str) -> Result<(), String> {
     let url = format!("{}/accounts/{account}/adjust", state.upstreams.accounts);
     let body = json!({ "delta": delta, "transfer_id": id });
-    let response = state.client.post(&url).json(&body).send().await.map_err(|e| {
-        tracing::debug!(%id, %account, "adjust failed: {e}");
-        ACCOUNTS_UNAVAILABLE.to_owned()
-    })?;
+    let response = traces::send(state.client.post(&url).json(&body), "POST /accounts/{account}/adjust")
+        .await
+        .map_err(|e| {
+            tracing::debug!(%id, %account, "adjust failed: {e}");
+            ACCOUNTS_UNAVAILABLE.to_owned()
+        })?;
     match response.status() {
         status if status.is_success() => Ok(()),
         StatusCode::NOT_FOUND => Err(format!("unknown account {account}")),

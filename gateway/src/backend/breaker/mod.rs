@@ -82,6 +82,7 @@ impl Breaker {
     }
 
     fn transitioned(self: &Arc<Self>, t: Transition) {
+        crate::telemetry::metrics::breaker_transition(&self.backend, t.to.as_str());
         match t.to {
             BreakerState::Open => {
                 self.opened.fetch_add(1, Ordering::Relaxed);

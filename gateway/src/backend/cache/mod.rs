@@ -24,6 +24,7 @@ pub use store::{CacheStore, Lookup};
 use self::store::Entry;
 use super::error::CallError;
 use super::http::CallFuture;
+use super::observe::CacheOutcome;
 use super::payload::Payload;
 use super::request::BackendRequest;
 use crate::plan::resilience::CachePolicy;
@@ -126,9 +127,18 @@ where
         let refreshing = self.refreshing.clone();
         Box::pin(async move {
             let policy = req.cache.clone().unwrap_or_default();
+            let note = |outcome| {
+                if let Some(n) = &req.notes {
+                    n.cache(outcome);
+                }
+            };
             match store.lookup(&key).await {
-                Lookup::Fresh(p) => Ok(p),
+                Lookup::Fresh(p) => {
+                    note(CacheOutcome::Hit);
+                    Ok(p)
+                }
                 Lookup::Stale(p) => {
+                    note(CacheOutcome::Stale);
                     let first = refreshing.lock().map(|mut r| r.insert(key.clone())).unwrap_or(false);
                     if first {
                         tokio::spawn(async move {
@@ -143,6 +153,7 @@ where
                     Ok(p)
                 }
                 Lookup::Miss => {
+                    note(CacheOutcome::Miss);
                     let result = inner.call(req).await;
                     if let Ok(p) = &result {
                         keep(&store, key, &policy, p).await;

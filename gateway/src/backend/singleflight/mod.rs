@@ -63,6 +63,9 @@ where
             Err(poisoned) => poisoned.into_inner(),
         };
         if let Some(shared) = map.get(&key) {
+            if let Some(notes) = &req.notes {
+                notes.coalesced();
+            }
             return Box::pin(shared.clone());
         }
         let call = self.inner.call(req);
