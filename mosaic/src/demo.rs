@@ -30,6 +30,10 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         include_str!("../../schema/examples/gangnam-total.graphql"),
     ),
     (
+        "live-district-balance",
+        include_str!("../../schema/examples/live-district-balance.graphql"),
+    ),
+    (
         "send-transfer",
         include_str!("../../schema/examples/send-transfer.graphql"),
     ),
