@@ -80,7 +80,7 @@ pub async fn run(demo: Option<DemoFn>, resolvers: ResolverRegistry) -> i32 {
     match cli.command {
         Command::Check { config } => match load_plan(&config, &resolvers) {
             Ok(plan) => {
-                println!("{}", Summary::of(&plan));
+                out(&format!("{}\n", Summary::of(&plan)));
                 0
             }
             Err(d) => report(&d),
@@ -88,7 +88,7 @@ pub async fn run(demo: Option<DemoFn>, resolvers: ResolverRegistry) -> i32 {
         Command::Schema { config } => {
             match load_plan(&config, &resolvers).map(|p| Runtime::new(p, resolvers.clone())) {
                 Ok(Ok(rt)) => {
-                    print!("{}", rt.public_sdl());
+                    out(&rt.public_sdl());
                     0
                 }
                 Ok(Err(e)) => {
@@ -154,6 +154,13 @@ pub async fn run(demo: Option<DemoFn>, resolvers: ResolverRegistry) -> i32 {
             }
         },
     }
+}
+
+/// Writes to stdout; a closed pipe (`mosaic schema | head`) is not an error worth a panic.
+fn out(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
 }
 
 fn report(d: &Diagnostics) -> i32 {

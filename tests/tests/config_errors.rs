@@ -103,8 +103,10 @@ fn every_case_of_the_corpus_has_a_test() {
             "header-not-allowlisted",
             "interface-without-discriminator",
             "invalid-backend-url",
+            "invalid-cors-origin",
             "invalid-duration",
             "invalid-otlp-endpoint",
+            "invalid-rate-limit-key",
             "invalid-sampling-ratio",
             "invalid-sdl-syntax",
             "many-list-mismatch",
@@ -119,6 +121,7 @@ fn every_case_of_the_corpus_has_a_test() {
             "unknown-template-argument",
             "unknown-toml-key",
             "unknown-type",
+            "weak-hs256-secret",
         ],
         "a new case in tests/fixtures/broken/ needs its own test"
     );
@@ -277,6 +280,55 @@ fn invalid_duration_is_reported_at_the_value_with_examples() {
     );
     let (_, text) = diagnose("invalid-duration");
     assert!(text.contains("write e.g. \"500ms\", \"5s\", \"1m\""), "{text}");
+}
+
+#[test]
+fn a_short_hs256_secret_is_reported_without_showing_it() {
+    assert_reports(
+        "weak-hs256-secret",
+        &[(
+            "mosaic.toml",
+            11,
+            16,
+            "[auth] hs256_secret has 6 bytes: HS256 needs a secret of at least 32 bytes",
+        )],
+    );
+    let (_, text) = diagnose("weak-hs256-secret");
+    assert!(!text.contains("s3cret"), "the secret is never printed: {text}");
+}
+
+#[test]
+fn cors_origins_that_are_not_origins_or_a_wildcard_with_credentials_are_reported() {
+    assert_reports(
+        "invalid-cors-origin",
+        &[
+            (
+                "mosaic.toml",
+                11,
+                17,
+                "cors_origins entry \"https://app.example.com/\" is not an origin",
+            ),
+            (
+                "mosaic.toml",
+                11,
+                45,
+                "cors_origins \"*\" cannot be used with cors_allow_credentials = true",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn an_unknown_rate_limit_key_is_reported_with_the_forms_allowed() {
+    assert_reports(
+        "invalid-rate-limit-key",
+        &[(
+            "mosaic.toml",
+            12,
+            7,
+            "[rate_limit] key \"sub\" is not a way to tell clients apart",
+        )],
+    );
 }
 
 #[test]

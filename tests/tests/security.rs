@@ -86,25 +86,15 @@ async fn a_read_only_gateway_refuses_mutations() {
 }
 
 /// A backend that answers with the headers it received.
-async fn echo_backend() -> (std::net::SocketAddr, Arc<Mutex<Vec<HashMap<String, String>>>>) {
-    let seen: Arc<Mutex<Vec<HashMap<String, String>>>> = Arc::default();
-    let log = seen.clone();
-    let app = Router::new().route(
-        "/me",
-        get(move |headers: axum::http::HeaderMap| {
-            let log = log.clone();
-            async move {
-                let h: HashMap<String, String> = headers
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
-                    .collect();
-                log.lock().expect("lock").push(h.clone());
-                Json(
-                    json!({"user": h.get("x-user").cloned(), "lang": h.get("accept-language").cloned(), "secret": "s"}),
-                )
-            }
-        }),
-    );
+/// `/me` at once, `/slow` after 400 ms.
+async fn echo_backend() -> (std::net::SocketAddr, Seen) {
+    let seen = Seen::default();
+    let app = Router::new()
+        .route("/me", get(echo_headers(seen.clone(), std::time::Duration::ZERO)))
+        .route(
+            "/slow",
+            get(echo_headers(seen.clone(), std::time::Duration::from_millis(400))),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
@@ -113,17 +103,45 @@ async fn echo_backend() -> (std::net::SocketAddr, Arc<Mutex<Vec<HashMap<String, 
     (addr, seen)
 }
 
+type Seen = Arc<Mutex<Vec<HashMap<String, String>>>>;
+
+/// A handler answering with the headers it got (after `delay`), logging them in `log`.
+fn echo_headers(
+    log: Seen,
+    delay: std::time::Duration,
+) -> impl Fn(axum::http::HeaderMap) -> std::pin::Pin<Box<dyn std::future::Future<Output = Json<Value>> + Send>>
+       + Clone
+       + Send
+       + 'static {
+    move |headers: axum::http::HeaderMap| {
+        let log = log.clone();
+        Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            let h: HashMap<String, String> = headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
+                .collect();
+            log.lock().expect("lock").push(h.clone());
+            Json(json!({"user": h.get("x-user").cloned(), "lang": h.get("accept-language").cloned(), "secret": "s"}))
+        })
+    }
+}
+
+/// The gateway's HS256 secret in these tests (at least 32 bytes, as `mosaic check` requires).
+const SECRET: &str = "mosaic-tests-hs256-secret-0123456789";
+
 const AUTH_SDL: &str = r#"
 type Me { user: String lang: String secret: String @auth(scopes: ["admin"]) }
 type Query {
   me: Me @http(backend: "echo", path: "/me", headers: [{name: "x-user", value: "{{claims.sub}}"}]) @auth
   open: Me @http(backend: "echo", path: "/me")
+  slowMe: Me @http(backend: "echo", path: "/slow", headers: [{name: "x-user", value: "{{claims.sub}}"}]) @auth
 }
 "#;
 
 fn auth_toml(echo: std::net::SocketAddr) -> String {
     format!(
-        "[auth]\nhs256_secret = \"s3cret\"\nissuer = \"https://issuer.test\"\n[backends.echo]\nurl = \"http://{echo}\"\nforward_headers = [\"accept-language\"]\n"
+        "[auth]\nhs256_secret = \"{SECRET}\"\nissuer = \"https://issuer.test\"\n[backends.echo]\nurl = \"http://{echo}\"\nforward_headers = [\"accept-language\"]\n"
     )
 }
 
@@ -133,7 +151,12 @@ fn token(sub: &str, scope: &str) -> String {
         .map(|d| d.as_secs() + 600)
         .unwrap_or(0);
     let claims = json!({"sub": sub, "iss": "https://issuer.test", "exp": exp, "scope": scope});
-    encode(&Header::default(), &claims, &EncodingKey::from_secret(b"s3cret")).expect("token")
+    encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .expect("token")
 }
 
 async fn query_as(env: &TestEnv, token: Option<&str>, q: &str) -> (u16, Value) {
@@ -199,7 +222,7 @@ async fn cors_is_strict_unless_origins_are_configured() {
     assert!(resp.headers().get("access-control-allow-origin").is_none());
     env.stop().await;
     let env = TestEnv::start_configured(&demo_sdl(), &demo_toml(), |plan| {
-        plan.security.cors_origins = vec!["https://app.test".into()];
+        plan.security.cors_origins = vec![toml::Spanned::new(0..0, "https://app.test".into())];
     })
     .await;
     let resp = env
@@ -252,5 +275,248 @@ async fn clients_over_their_rate_get_429_with_retry_after() {
     assert_eq!(&statuses[..3], &[200, 200, 200], "{statuses:?}");
     assert!(statuses[3..].contains(&429), "{statuses:?}");
     assert!(retry_after.is_some_and(|r| r.parse::<u64>().is_ok_and(|n| n >= 1)));
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn an_identical_query_in_flight_is_never_shared_across_identities() {
+    let (echo, _) = echo_backend().await;
+    let env = TestEnv::start_with(AUTH_SDL, &auth_toml(echo)).await;
+    let alice = token("alice", "read");
+    let q = "{ slowMe { user } }";
+    // Alice's query waits 400 ms on the backend; the same query sent meanwhile by someone else
+    // (anonymous, then bob) must not get her answer.
+    let (as_alice, anonymous, as_bob) = tokio::join!(
+        query_as(&env, Some(&alice), q),
+        async {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            query_as(&env, None, q).await
+        },
+        async {
+            tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+            query_as(&env, Some(&token("bob", "read")), q).await
+        }
+    );
+    assert_eq!(as_alice.1["data"]["slowMe"]["user"], "alice", "{:?}", as_alice.1);
+    assert_eq!(anonymous.1["data"]["slowMe"], Value::Null, "{:?}", anonymous.1);
+    assert_eq!(anonymous.1["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+    assert_eq!(as_bob.1["data"]["slowMe"]["user"], "bob", "{:?}", as_bob.1);
+    env.stop().await;
+}
+
+/// POSTs `body` asking for Server-Sent Events; returns each `next` event's JSON.
+async fn sse(env: &TestEnv, body: Value, bearer: Option<&str>) -> Vec<Value> {
+    let auth = bearer.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("content-type", "application/json"), ("accept", "text/event-stream")];
+    if let Some(a) = &auth {
+        headers.push(("authorization", a.as_str()));
+    }
+    let resp = env.post_raw(&body.to_string(), &headers).await;
+    assert_eq!(resp.status(), 200);
+    let text = tokio::time::timeout(std::time::Duration::from_secs(10), resp.text())
+        .await
+        .expect("the stream ends")
+        .expect("readable");
+    text.split("\n\n")
+        .filter(|e| e.starts_with("event: next"))
+        .filter_map(|e| e.lines().find_map(|l| l.strip_prefix("data: ")))
+        .map(|d| serde_json::from_str(d).expect("JSON data"))
+        .collect()
+}
+
+#[tokio::test]
+async fn operations_over_sse_keep_the_callers_identity() {
+    let (echo, _) = echo_backend().await;
+    let env = TestEnv::start_with(AUTH_SDL, &auth_toml(echo)).await;
+    let events = sse(&env, json!({"query": "{ me { user } }"}), Some(&token("alice", "read"))).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["data"]["me"]["user"], "alice", "{events:?}");
+    let events = sse(&env, json!({"query": "{ me { user } }"}), None).await;
+    assert_eq!(
+        events[0]["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
+        "{events:?}"
+    );
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn sse_and_websocket_operations_obey_read_only_mode_and_trusted_documents() {
+    let trusted = "{ districts { district } }";
+    let dir = std::env::temp_dir().join(format!("mosaic-trusted-stream-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let manifest = dir.join("manifest.json");
+    std::fs::write(&manifest, json!({ sha256(trusted): trusted }).to_string()).expect("write");
+    let env = TestEnv::start_configured(&demo_sdl(), &demo_toml(), |plan| {
+        plan.security.allow_mutations = false;
+        plan.trusted_documents = mosaic_gateway::plan::documents::read_manifest(&manifest).ok();
+    })
+    .await;
+    env.reset_stats().await;
+    let events = sse(&env, json!({"query": trusted}), None).await;
+    assert!(events[0]["data"]["districts"].is_array(), "{events:?}");
+    let events = sse(&env, json!({"query": "{ transferStats { completed } }"}), None).await;
+    assert_eq!(
+        events[0]["errors"][0]["extensions"]["code"], "UNTRUSTED_DOCUMENT",
+        "{events:?}"
+    );
+
+    // Over WebSocket: a mutation (even a "trusted" one would be refused) and an untrusted query.
+    let mut ws = ws_connect(&env, json!({})).await;
+    let mutation = "mutation { transfer(input: {fromAccount: \"A0001\", toAccount: \"A0002\", amount: 1}) { id } }";
+    ws_send(
+        &mut ws,
+        json!({"id": "1", "type": "subscribe", "payload": {"query": mutation}}),
+    )
+    .await;
+    let answer = ws_next(&mut ws).await;
+    assert_eq!(answer["type"], "error", "{answer}");
+    let code = &answer["payload"][0]["extensions"]["code"];
+    assert!(code == "FORBIDDEN" || code == "UNTRUSTED_DOCUMENT", "{answer}");
+    ws_send(
+        &mut ws,
+        json!({"id": "2", "type": "subscribe", "payload": {"query": "{ transferStats { completed } }"}}),
+    )
+    .await;
+    let answer = ws_next(&mut ws).await;
+    assert_eq!(
+        answer["payload"][0]["extensions"]["code"], "UNTRUSTED_DOCUMENT",
+        "{answer}"
+    );
+    let transfers_called = env.calls().await.keys().any(|k| k.contains("transfers"));
+    assert!(!transfers_called, "no call reached the transfers service");
+    env.stop().await;
+
+    // Read-only alone: a mutation over WebSocket is FORBIDDEN.
+    let env = TestEnv::start_configured(&demo_sdl(), &demo_toml(), |plan| plan.security.allow_mutations = false).await;
+    let mut ws = ws_connect(&env, json!({})).await;
+    ws_send(
+        &mut ws,
+        json!({"id": "1", "type": "subscribe", "payload": {"query": mutation}}),
+    )
+    .await;
+    let answer = ws_next(&mut ws).await;
+    assert_eq!(answer["payload"][0]["extensions"]["code"], "FORBIDDEN", "{answer}");
+    let events = sse(&env, json!({"query": mutation}), None).await;
+    assert_eq!(events[0]["errors"][0]["extensions"]["code"], "FORBIDDEN", "{events:?}");
+    env.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A graphql-transport-ws connection, acknowledged after `connection_init` with `payload`.
+async fn ws_connect(env: &TestEnv, payload: Value) -> Ws {
+    let (mut ws, _) = ws_open(env).await;
+    ws_send(&mut ws, json!({"type": "connection_init", "payload": payload})).await;
+    let ack = ws_next(&mut ws).await;
+    assert_eq!(ack["type"], "connection_ack", "{ack}");
+    ws
+}
+
+async fn ws_open(env: &TestEnv) -> (Ws, tokio_tungstenite::tungstenite::http::Response<Option<Vec<u8>>>) {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{}/graphql", env.gateway)
+        .into_client_request()
+        .expect("a request");
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().expect("a header value"),
+    );
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        tokio_tungstenite::connect_async(request),
+    )
+    .await
+    .expect("connects in time")
+    .expect("connects")
+}
+
+async fn ws_send(ws: &mut Ws, v: Value) {
+    use futures::SinkExt;
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(v.to_string().into()))
+        .await
+        .expect("sent");
+}
+
+/// The next text message as JSON, or `{"close": code}` when the server closes.
+async fn ws_next(ws: &mut Ws) -> Value {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+            .await
+            .expect("an answer in time");
+        match msg {
+            Some(Ok(Message::Text(t))) => return serde_json::from_str(&t).expect("JSON"),
+            Some(Ok(Message::Close(frame))) => return json!({"close": frame.map(|f| u16::from(f.code)).unwrap_or(0)}),
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => return json!({"close": 0}),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_websocket_authenticates_with_its_connection_init_payload() {
+    let (echo, _) = echo_backend().await;
+    let env = TestEnv::start_with(AUTH_SDL, &auth_toml(echo)).await;
+    let alice = token("alice", "read");
+    let mut ws = ws_connect(&env, json!({"Authorization": format!("Bearer {alice}")})).await;
+    ws_send(
+        &mut ws,
+        json!({"id": "1", "type": "subscribe", "payload": {"query": "{ me { user } }"}}),
+    )
+    .await;
+    let answer = ws_next(&mut ws).await;
+    assert_eq!(answer["payload"]["data"]["me"]["user"], "alice", "{answer}");
+
+    // Anonymous connection: the @auth field is refused.
+    let mut ws = ws_connect(&env, json!({})).await;
+    ws_send(
+        &mut ws,
+        json!({"id": "1", "type": "subscribe", "payload": {"query": "{ me { user } }"}}),
+    )
+    .await;
+    let answer = ws_next(&mut ws).await;
+    assert_eq!(
+        answer["payload"]["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
+        "{answer}"
+    );
+
+    // An invalid token: the connection is closed with 4403.
+    let (mut ws, _) = ws_open(&env).await;
+    ws_send(
+        &mut ws,
+        json!({"type": "connection_init", "payload": {"authorization": "Bearer not.a.token"}}),
+    )
+    .await;
+    assert_eq!(ws_next(&mut ws).await, json!({"close": 4403}));
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn auth_on_a_subscription_field_is_checked_before_the_stream_opens() {
+    let sdl = demo_sdl().replace(
+        "@stream(backend: \"ledger\", path: \"/districts/{{args.district}}/stream\")",
+        "@stream(backend: \"ledger\", path: \"/districts/{{args.district}}/stream\") @auth",
+    );
+    assert_ne!(
+        sdl,
+        demo_sdl(),
+        "the demo's subscription field is where this test expects it"
+    );
+    let toml = format!("{}\n[auth]\nhs256_secret = \"{SECRET}\"\n", demo_toml());
+    let env = TestEnv::start_with(&sdl, &toml).await;
+    env.reset_stats().await;
+    let subscription = "subscription { districtBalance(district: \"Gangnam-gu\") { totalBalance } }";
+    let events = sse(&env, json!({"query": subscription}), None).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(
+        events[0]["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
+        "{events:?}"
+    );
+    let ledger_streams = env.calls().await.get("ledger").map_or(0, |endpoints| {
+        endpoints.keys().filter(|k| k.contains("/stream")).count()
+    });
+    assert_eq!(ledger_streams, 0, "the backend stream was never opened");
     env.stop().await;
 }

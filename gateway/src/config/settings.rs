@@ -99,8 +99,9 @@ pub struct SecurityToml {
     pub trusted_documents: Option<Spanned<String>>,
     /// Mutations allowed (false for a read-only deployment).
     pub allow_mutations: bool,
-    /// Allowed origins for CORS; empty: no CORS headers (browsers refuse cross-origin calls).
-    pub cors_origins: Vec<String>,
+    /// Allowed origins for CORS (`https://app.example.com`, or `*` for any without credentials);
+    /// empty: no CORS headers (browsers refuse cross-origin calls).
+    pub cors_origins: Vec<Spanned<String>>,
     pub cors_allow_credentials: bool,
 }
 
@@ -121,8 +122,8 @@ impl Default for SecurityToml {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthToml {
-    /// HS256 shared secret (use `${ENV_VAR}`).
-    pub hs256_secret: Option<String>,
+    /// HS256 shared secret, at least 32 bytes; `${ENV_VAR}` is read from the environment.
+    pub hs256_secret: Option<Spanned<String>>,
     /// A JWKS file (RS256/ES256 public keys), relative to the config file.
     pub jwks_file: Option<String>,
     /// A JWKS URL, fetched at start and every `jwks_refresh`.
@@ -161,7 +162,7 @@ pub struct RateLimitToml {
     pub burst: u32,
     /// What identifies a client: `"ip"`, `"subject"` (the JWT's `sub`, else the IP) or
     /// `"header:NAME"` (e.g. an API key header, else the IP).
-    pub key: String,
+    pub key: Spanned<String>,
 }
 
 impl Default for RateLimitToml {
@@ -169,7 +170,7 @@ impl Default for RateLimitToml {
         Self {
             requests_per_second: 0,
             burst: 50,
-            key: "ip".into(),
+            key: Spanned::new(0..0, "ip".into()),
         }
     }
 }

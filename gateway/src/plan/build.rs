@@ -196,6 +196,9 @@ pub fn build(src: &ConfigSource, resolvers: &[&str]) -> Result<Plan, Diagnostics
         }
     });
 
+    let auth = check_auth(src, &mut diags);
+    check_cors(src, &mut diags);
+    check_rate_limit_key(src, &mut diags);
     if let Some(endpoint) = &src.settings.telemetry.otlp_endpoint {
         if !crate::telemetry::traces::valid_endpoint(endpoint.get_ref()) {
             diags.error_with_hint(
@@ -220,7 +223,7 @@ pub fn build(src: &ConfigSource, resolvers: &[&str]) -> Result<Plan, Diagnostics
         limits: src.settings.limits.clone(),
         cache: src.settings.cache.clone(),
         security: src.settings.security.clone(),
-        auth: src.settings.auth.clone(),
+        auth,
         rate_limit: src.settings.rate_limit.clone(),
         telemetry: src.settings.telemetry.clone(),
         trusted_documents,
@@ -483,6 +486,80 @@ fn resilience_settings(
         },
         probe,
     ))
+}
+
+/// `[auth]` with its secret read from the environment (`${VAR}`); a missing, empty or short
+/// secret is an error (RFC 7518: an HS256 key has at least 256 bits).
+fn check_auth(src: &ConfigSource, diags: &mut Diagnostics) -> crate::config::settings::AuthToml {
+    let mut auth = src.settings.auth.clone();
+    if let Some(secret) = &auth.hs256_secret {
+        let value = interpolate_env(secret.get_ref());
+        if value.len() < 32 {
+            let what = if value.is_empty() {
+                "is empty".to_string()
+            } else {
+                format!("has {} bytes", value.len())
+            };
+            diags.error_with_hint(
+                Some(src.settings_file.location(secret.span())),
+                format!("[auth] hs256_secret {what}: HS256 needs a secret of at least 32 bytes"),
+                "give a long random secret, e.g. hs256_secret = \"${JWT_SECRET}\" with `openssl rand -base64 48` in JWT_SECRET",
+            );
+        }
+        auth.hs256_secret = Some(toml::Spanned::new(secret.span(), value));
+    }
+    auth
+}
+
+/// Each CORS origin is `*` or `scheme://host[:port]`; `*` cannot go with credentials.
+fn check_cors(src: &ConfigSource, diags: &mut Diagnostics) {
+    let security = &src.settings.security;
+    for origin in &security.cors_origins {
+        let text = origin.get_ref();
+        let at = Some(src.settings_file.location(origin.span()));
+        if text == "*" {
+            if security.cors_allow_credentials {
+                diags.error_with_hint(
+                    at,
+                    "[security] cors_origins \"*\" cannot be used with cors_allow_credentials = true (browsers refuse it)",
+                    "list the origins that may send credentials, e.g. [\"https://app.example.com\"]",
+                );
+            }
+            continue;
+        }
+        let valid = reqwest::Url::parse(text).is_ok_and(|u| {
+            matches!(u.scheme(), "http" | "https")
+                && u.host().is_some()
+                && u.path() == "/"
+                && !text.ends_with('/')
+                && u.query().is_none()
+                && u.username().is_empty()
+        }) && http::HeaderValue::from_str(text).is_ok();
+        if !valid {
+            diags.error_with_hint(
+                at,
+                format!("[security] cors_origins entry {text:?} is not an origin"),
+                "write scheme://host[:port] with no path or trailing slash, e.g. \"https://app.example.com\", or \"*\"",
+            );
+        }
+    }
+}
+
+/// `[rate_limit] key` is `ip`, `subject` or `header:NAME`.
+fn check_rate_limit_key(src: &ConfigSource, diags: &mut Diagnostics) {
+    let key = &src.settings.rate_limit.key;
+    let text = key.get_ref().as_str();
+    let valid = match text.strip_prefix("header:") {
+        Some(h) => !h.is_empty() && http::HeaderName::try_from(h).is_ok(),
+        None => matches!(text, "ip" | "subject"),
+    };
+    if !valid {
+        diags.error_with_hint(
+            Some(src.settings_file.location(key.span())),
+            format!("[rate_limit] key {text:?} is not a way to tell clients apart"),
+            "use \"ip\", \"subject\" (the token's sub) or \"header:NAME\" (e.g. \"header:x-api-key\")",
+        );
+    }
 }
 
 /// `${VAR}` and `${VAR:-default}` from the environment (for URLs and secrets in headers).

@@ -200,11 +200,7 @@ impl Runtime {
             Ok(Some(document)) => req.query = document.to_string(),
             Ok(None) => {}
             Err(e) => {
-                let mut err = async_graphql::ServerError::new(e.to_string(), None);
-                let mut ext = async_graphql::ErrorExtensionValues::default();
-                ext.set("code", e.code());
-                err.extensions = Some(ext);
-                let response = async_graphql::Response::from_errors(vec![err]);
+                let response = async_graphql::Response::from_errors(vec![coded_error(e.to_string(), e.code())]);
                 let mut executed = request_error(&response);
                 // Apollo's persisted-query link reads this answer as a normal one and sends the
                 // query with its hash next: not a request failure.
@@ -225,12 +221,8 @@ impl Runtime {
         };
         let kind = kind_label(prepared.kind);
         if prepared.kind == OperationType::Mutation && !self.engine.plan.security.allow_mutations {
-            let mut err = async_graphql::ServerError::new("mutations are disabled on this gateway", None);
-            let mut ext = async_graphql::ErrorExtensionValues::default();
-            ext.set("code", "FORBIDDEN");
-            err.extensions = Some(ext);
             return (
-                request_error(&async_graphql::Response::from_errors(vec![err])),
+                request_error(&async_graphql::Response::from_errors(vec![mutations_disabled()])),
                 kind,
                 vec!["FORBIDDEN".into()],
                 Some(prepared),
@@ -282,7 +274,7 @@ impl Runtime {
 
     /// Runs a query on the compiled executor, sharing the execution with identical queries in
     /// flight at the same moment: same document and operation, same variables, same values of
-    /// the request headers templates may read and the same principal. One execution, one set of
+    /// the request headers templates may read or backends receive, and the same identity. One execution, one set of
     /// backend calls, the same response bytes for all of them.
     async fn run_coalesced(
         &self,
@@ -300,6 +292,18 @@ impl Runtime {
         for name in plan.request_headers.iter().chain(plan.cache.principal_header.iter()) {
             headers.get(name.as_str()).map(|v| v.as_bytes()).hash(&mut h);
         }
+        // Whatever else decides what the backends answer: the headers forwarded to them and who is
+        // asking (their claims reach templates, `@auth` and private cache entries).
+        for b in &plan.backends {
+            for name in &b.forward_headers {
+                headers.get(name).map(|v| v.as_bytes()).hash(&mut h);
+            }
+        }
+        super::identity::current()
+            .claims
+            .as_ref()
+            .map(|c| c.to_string())
+            .hash(&mut h);
         let key = h.finish();
         let shared = {
             let mut inflight = match self.inflight.lock() {
@@ -484,13 +488,33 @@ impl Runtime {
     /// Runs an operation as a stream of responses: a subscription's events, or the single response
     /// of a query or mutation (graphql-transport-ws and SSE clients send those too). Runs on
     /// async-graphql's executor; each response gets its nulls and errors applied.
+    ///
+    /// As over HTTP, the document may be named by its persisted-query hash (and must be trusted in
+    /// trusted-documents mode), and a read-only gateway refuses mutations.
     pub fn subscribe(
-        &self,
+        self: &Arc<Self>,
         req: &GraphQLRequest,
         headers: &http::HeaderMap,
     ) -> futures::stream::BoxStream<'static, async_graphql::Response> {
         use futures::StreamExt;
-        let (request, state) = self.dynamic_request(to_async_graphql(req), headers.clone());
+        let mut req = req.clone();
+        let kind = match self.admit_stream(&mut req) {
+            Ok(kind) => kind,
+            Err(refused) => {
+                return futures::stream::once(async move { async_graphql::Response::from_errors(vec![refused]) })
+                    .boxed()
+            }
+        };
+        if kind != Some(OperationType::Subscription) {
+            // A query or mutation: one response (also on schemas without a Subscription type).
+            let runtime = self.clone();
+            let headers = headers.clone();
+            return futures::stream::once(
+                async move { runtime.execute_dynamic(to_async_graphql(&req), headers).await },
+            )
+            .boxed();
+        }
+        let (request, state) = self.dynamic_request(to_async_graphql(&req), headers.clone());
         self.schema
             .execute_stream(request)
             .map(move |mut resp| {
@@ -499,6 +523,39 @@ impl Runtime {
             })
             .boxed()
     }
+}
+
+impl Runtime {
+    /// The checks a streamed operation passes before it runs (the HTTP path makes the same ones in
+    /// `execute_inner`, where they share the plan cache). Gives the operation's type when the
+    /// document parses (else the executor reports the syntax error).
+    fn admit_stream(&self, req: &mut GraphQLRequest) -> Result<Option<OperationType>, async_graphql::ServerError> {
+        match self.persisted.resolve(&req.query, &req.extensions) {
+            Ok(Some(document)) => req.query = document.to_string(),
+            Ok(None) => {}
+            Err(e) => return Err(coded_error(e.to_string(), e.code())),
+        }
+        let kind = async_graphql::parser::parse_query(&req.query)
+            .ok()
+            .and_then(|doc| exec::operation_kind(&doc, req.operation_name.as_deref()));
+        if kind == Some(OperationType::Mutation) && !self.engine.plan.security.allow_mutations {
+            return Err(mutations_disabled());
+        }
+        Ok(kind)
+    }
+}
+
+/// A request error with `extensions.code`.
+fn coded_error(message: impl Into<String>, code: &str) -> async_graphql::ServerError {
+    let mut err = async_graphql::ServerError::new(message, None);
+    let mut ext = async_graphql::ErrorExtensionValues::default();
+    ext.set("code", code);
+    err.extensions = Some(ext);
+    err
+}
+
+fn mutations_disabled() -> async_graphql::ServerError {
+    coded_error("mutations are disabled on this gateway", "FORBIDDEN")
 }
 
 /// Whether a response failed before execution (parse, validation, variables): no `data`.

@@ -39,6 +39,16 @@ pub fn stream_resolver(
             let FieldSource::Stream(bid) = info.field.source else {
                 return Err(async_graphql::Error::new("not a stream field"));
             };
+            // `@auth` is checked before the backend stream is opened.
+            if let Some(rule) = &info.field.auth {
+                if let Err(denied) = super::identity::check(rule, &state.identity) {
+                    let code = denied.code();
+                    return Err(
+                        async_graphql::Error::new(denied.message(&info.type_name, &info.field.name))
+                            .extend_with(|_, e| e.set("code", code)),
+                    );
+                }
+            }
             let plan = info.plan.clone();
             let binding = plan.binding(bid);
             let backend = plan.backend(binding.backend).name.clone();

@@ -50,7 +50,7 @@ impl Verifier {
         let secret = settings
             .hs256_secret
             .as_ref()
-            .map(|s| DecodingKey::from_secret(s.as_bytes()));
+            .map(|s| DecodingKey::from_secret(s.get_ref().as_bytes()));
         let mut keys = Vec::new();
         if let Some(file) = &settings.jwks_file {
             let text = std::fs::read_to_string(config_dir.join(file)).map_err(|e| AuthError::Jwks(e.to_string()))?;
@@ -126,9 +126,11 @@ mod tests {
     use crate::config::settings::AuthToml;
     use jsonwebtoken::{encode, EncodingKey, Header};
 
+    const SECRET: &str = "a-test-secret-of-at-least-32-bytes!";
+
     fn settings() -> AuthToml {
         AuthToml {
-            hs256_secret: Some("s3cret".into()),
+            hs256_secret: Some(toml::Spanned::new(0..0, SECRET.into())),
             issuer: Some("https://issuer.test".into()),
             audience: Some("mosaic".into()),
             ..AuthToml::default()
@@ -158,7 +160,7 @@ mod tests {
             .expect("configured");
         let t = token(
             serde_json::json!({"sub": "u1", "iss": "https://issuer.test", "aud": "mosaic", "exp": now() + 60}),
-            "s3cret",
+            SECRET,
         );
         assert_eq!(v.verify(&t).expect("valid")["sub"], "u1");
     }
@@ -172,15 +174,15 @@ mod tests {
         assert!(v.verify(&token(good.clone(), "other")).is_err());
         let mut bad_iss = good.clone();
         bad_iss["iss"] = "https://evil.test".into();
-        assert!(v.verify(&token(bad_iss, "s3cret")).is_err());
+        assert!(v.verify(&token(bad_iss, SECRET)).is_err());
         let mut bad_aud = good.clone();
         bad_aud["aud"] = "someone-else".into();
-        assert!(v.verify(&token(bad_aud, "s3cret")).is_err());
+        assert!(v.verify(&token(bad_aud, SECRET)).is_err());
         let mut expired = good.clone();
         expired["exp"] = (now() - 120).into();
-        assert!(v.verify(&token(expired, "s3cret")).is_err());
+        assert!(v.verify(&token(expired, SECRET)).is_err());
         let mut within_leeway = good;
         within_leeway["exp"] = (now() - 5).into();
-        assert!(v.verify(&token(within_leeway, "s3cret")).is_ok(), "30 s of leeway");
+        assert!(v.verify(&token(within_leeway, SECRET)).is_ok(), "30 s of leeway");
     }
 }

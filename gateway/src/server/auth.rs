@@ -1,7 +1,8 @@
 //! Authentication at the HTTP boundary: the `Authorization: Bearer <JWT>` token is verified
 //! (`runtime::verify`) and its claims become the request's [`Identity`]; an invalid token is refused
 //! with 401 before any GraphQL work; no token is an anonymous request (fields with `@auth` then
-//! answer `UNAUTHENTICATED`), unless `[auth] required`.
+//! answer `UNAUTHENTICATED`), unless `[auth] required`. WebSocket connections may instead send
+//! their token in `connection_init` (see `server::subscriptions`).
 
 use std::sync::Arc;
 
@@ -20,6 +21,13 @@ fn unauthenticated(message: &str) -> Response {
     resp.headers_mut()
         .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     resp
+}
+
+fn is_websocket_upgrade(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
 /// Middleware: the request's identity from its token (or 401).
@@ -46,7 +54,11 @@ pub async fn authenticate(
                 return unauthenticated("the token is not valid");
             }
         },
-        None if verifier.required => return unauthenticated("a bearer token is required"),
+        // A browser cannot set headers on a WebSocket: its token comes in `connection_init`,
+        // where `required` is enforced (server::subscriptions).
+        None if verifier.required && !is_websocket_upgrade(request.headers()) => {
+            return unauthenticated("a bearer token is required")
+        }
         None => Identity::default(),
     };
     identity::scope(Arc::new(identity), next.run(request)).await

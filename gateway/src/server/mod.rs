@@ -216,31 +216,58 @@ pub fn router(state: Arc<AppState>) -> Router {
     let router = router
         .layer(DefaultBodyLimit::max(plan.limits.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe));
-    let router = match cors(&plan.security) {
+    let router = match cors(plan) {
         Some(layer) => router.layer(layer),
         None => router,
     };
     router.with_state(state)
 }
 
-/// CORS for the configured origins only; none configured: no CORS headers at all (strict).
-fn cors(security: &crate::config::settings::SecurityToml) -> Option<tower_http::cors::CorsLayer> {
-    use axum::http::{header, HeaderValue, Method};
+/// CORS for the configured origins only (`*`: any origin, never with credentials); none
+/// configured: no CORS headers at all (strict). The origins were checked when the plan was built.
+fn cors(plan: &crate::plan::Plan) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::{header, HeaderName, HeaderValue, Method};
     use tower_http::cors::{AllowOrigin, CorsLayer};
+    let security = &plan.security;
     if security.cors_origins.is_empty() {
         return None;
     }
-    let origins: Vec<HeaderValue> = security
-        .cors_origins
-        .iter()
-        .filter_map(|o| HeaderValue::from_str(o).ok())
-        .collect();
+    let any = security.cors_origins.iter().any(|o| o.get_ref() == "*");
+    let origins = if any {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            security
+                .cors_origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o.get_ref()).ok()),
+        )
+    };
     Some(
         CorsLayer::new()
-            .allow_origin(AllowOrigin::list(origins))
+            .allow_origin(origins)
             .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-            .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, header::ACCEPT])
-            .allow_credentials(security.cors_allow_credentials)
+            // The protocol's headers, and those the schema reads or forwards to backends.
+            .allow_headers(
+                [
+                    header::CONTENT_TYPE,
+                    header::AUTHORIZATION,
+                    header::ACCEPT,
+                    HeaderName::from_static("traceparent"),
+                    HeaderName::from_static("tracestate"),
+                    HeaderName::from_static("x-request-id"),
+                ]
+                .into_iter()
+                .chain(
+                    plan.request_headers
+                        .iter()
+                        .filter_map(|h| HeaderName::try_from(h.as_str()).ok()),
+                )
+                .chain(plan.backends.iter().flat_map(|b| b.forward_headers.iter().cloned()))
+                .collect::<Vec<_>>(),
+            )
+            .expose_headers([HeaderName::from_static("x-request-id")])
+            .allow_credentials(security.cors_allow_credentials && !any)
             .max_age(std::time::Duration::from_secs(600)),
     )
 }

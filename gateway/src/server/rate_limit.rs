@@ -36,7 +36,8 @@ impl Limiter {
     pub fn new(settings: &RateLimitToml) -> Option<Arc<Self>> {
         let rate = NonZeroU32::new(settings.requests_per_second)?;
         let burst = NonZeroU32::new(settings.burst).unwrap_or(rate);
-        let key = match settings.key.as_str() {
+        // Checked when the plan is built (plan::build): one of these forms.
+        let key = match settings.key.get_ref().as_str() {
             "subject" => ClientKey::Subject,
             k => match k.strip_prefix("header:") {
                 Some(h) => ClientKey::Header(h.to_ascii_lowercase()),

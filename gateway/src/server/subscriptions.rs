@@ -6,6 +6,11 @@
 //! `max_subscriptions_per_connection` operations per connection and `max_subscriptions` in all;
 //! messages go through a bounded queue, and a client that stops reading for `slow_subscriber_timeout`
 //! is disconnected instead of being buffered for.
+//!
+//! An operation runs as the connection's identity: the upgrade request's bearer token, or (as
+//! browsers cannot set headers on a WebSocket) an `authorization` entry of `connection_init`'s
+//! payload; an invalid token closes the connection with 4403. Each operation runs in its own task,
+//! in that identity and the request's trace.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,7 +26,9 @@ use serde_json::{json, Map, Value};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use super::AppState;
+use crate::runtime::identity::{self, Identity};
 use crate::runtime::{is_request_error, GraphQLRequest};
+use crate::telemetry::trace_context;
 
 /// Subscription limits, from `[limits]`.
 #[derive(Clone, Debug)]
@@ -40,10 +47,54 @@ pub fn upgrade(app: Arc<AppState>, ws: WebSocketUpgrade, headers: HeaderMap) -> 
     if app.websocket_count() >= limits.max_connections as i64 {
         return (StatusCode::SERVICE_UNAVAILABLE, "too many WebSocket connections").into_response();
     }
+    let who = identity::current();
     ws.protocols(["graphql-transport-ws"])
         .max_message_size(limits.max_message_bytes)
-        .on_upgrade(move |socket| connection(app, socket, headers))
+        .on_upgrade(move |socket| connection(app, socket, headers, who))
         .into_response()
+}
+
+/// Why `connection_init` was refused.
+enum InitRefused {
+    Invalid,
+    Unauthenticated,
+}
+
+/// The connection's identity after `connection_init`: the upgrade's, or the one of the token in
+/// the payload (`{"authorization": "Bearer …"}`, any case of the key, with or without `Bearer`).
+fn init_identity(
+    app: &AppState,
+    payload: Option<&Value>,
+    upgrade: Arc<Identity>,
+) -> Result<Arc<Identity>, InitRefused> {
+    let runtime = app.runtime();
+    let Some(verifier) = runtime.verifier() else {
+        return Ok(upgrade);
+    };
+    let token = payload.and_then(Value::as_object).and_then(|p| {
+        p.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+            .and_then(|(_, v)| v.as_str())
+    });
+    match token {
+        Some(t) => {
+            let t = t.trim();
+            let t = t
+                .strip_prefix("Bearer ")
+                .or_else(|| t.strip_prefix("bearer "))
+                .unwrap_or(t)
+                .trim();
+            match verifier.verify(t) {
+                Ok(claims) => Ok(Arc::new(Identity { claims: Some(claims) })),
+                Err(e) => {
+                    tracing::info!(error = %e, "WebSocket token refused");
+                    Err(InitRefused::Invalid)
+                }
+            }
+        }
+        None if verifier.required && upgrade.claims.is_none() => Err(InitRefused::Unauthenticated),
+        None => Ok(upgrade),
+    }
 }
 
 #[derive(Deserialize)]
@@ -65,7 +116,7 @@ fn text(v: Value) -> Message {
     Message::Text(v.to_string().into())
 }
 
-async fn connection(app: Arc<AppState>, socket: WebSocket, headers: HeaderMap) {
+async fn connection(app: Arc<AppState>, socket: WebSocket, headers: HeaderMap, upgrade_identity: Arc<Identity>) {
     let limits = app.subscription_limits();
     let (mut sink, mut source) = socket.split();
     let (out, mut queue) = mpsc::channel::<Message>(64);
@@ -82,9 +133,23 @@ async fn connection(app: Arc<AppState>, socket: WebSocket, headers: HeaderMap) {
 
     // connection_init must come first, and in time.
     let init = tokio::time::timeout(limits.init_timeout, source.next()).await;
+    let mut who = upgrade_identity;
     let acknowledged = match init {
         Ok(Some(Ok(Message::Text(t)))) => match serde_json::from_str::<ClientMessage>(&t) {
-            Ok(m) if m.kind == "connection_init" => out.send(text(json!({"type": "connection_ack"}))).await.is_ok(),
+            Ok(m) if m.kind == "connection_init" => match init_identity(&app, m.payload.as_ref(), who.clone()) {
+                Ok(identity) => {
+                    who = identity;
+                    out.send(text(json!({"type": "connection_ack"}))).await.is_ok()
+                }
+                Err(InitRefused::Invalid) => {
+                    let _ = out.send(close(4403, "Forbidden: the token is not valid")).await;
+                    false
+                }
+                Err(InitRefused::Unauthenticated) => {
+                    let _ = out.send(close(4403, "Forbidden: a bearer token is required")).await;
+                    false
+                }
+            },
             _ => {
                 let _ = out.send(close(4400, "expected connection_init")).await;
                 false
@@ -96,6 +161,7 @@ async fn connection(app: Arc<AppState>, socket: WebSocket, headers: HeaderMap) {
         }
         _ => false,
     };
+    let trace = trace_context::current();
     let mut running: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
     let mut closing = app.closing();
     if acknowledged {
@@ -157,14 +223,18 @@ async fn connection(app: Arc<AppState>, socket: WebSocket, headers: HeaderMap) {
                         let _ = out.send(text(json!({"type": "error", "id": id, "payload": err}))).await;
                         continue;
                     };
-                    let task = tokio::spawn(run_operation(
-                        app.clone(),
-                        id.clone(),
-                        request,
-                        headers.clone(),
-                        out.clone(),
-                        permit,
-                        limits.slow_subscriber_timeout,
+                    let task = tokio::spawn(in_request_scope(
+                        who.clone(),
+                        trace.clone(),
+                        run_operation(
+                            app.clone(),
+                            id.clone(),
+                            request,
+                            headers.clone(),
+                            out.clone(),
+                            permit,
+                            limits.slow_subscriber_timeout,
+                        ),
                     ));
                     running.insert(id, task);
                 }
@@ -204,12 +274,29 @@ fn parse_request(payload: Value) -> Result<GraphQLRequest, ()> {
         None | Some(Value::Null) => Map::new(),
         _ => return Err(()),
     };
+    let extensions = match m.remove("extensions") {
+        Some(Value::Object(e)) => e,
+        None | Some(Value::Null) => Map::new(),
+        _ => return Err(()),
+    };
     Ok(GraphQLRequest {
         query,
         operation_name,
         variables,
-        extensions: Map::new(),
+        extensions,
     })
+}
+
+/// Runs `f` (a spawned task) as the request of `who`, in the request's trace.
+async fn in_request_scope<F: std::future::Future<Output = ()>>(
+    who: Arc<Identity>,
+    trace: Option<Arc<trace_context::TraceContext>>,
+    f: F,
+) {
+    match trace {
+        Some(t) => identity::scope(who, trace_context::scope(t, f)).await,
+        None => identity::scope(who, f).await,
+    }
 }
 
 /// Streams one operation's responses to the connection's queue.
@@ -265,7 +352,8 @@ pub async fn sse(app: Arc<AppState>, request: GraphQLRequest, headers: HeaderMap
     let runtime = app.runtime();
     let (tx, mut rx) = mpsc::channel::<Result<String, std::io::Error>>(16);
     let slow = limits.slow_subscriber_timeout;
-    tokio::spawn(async move {
+    let (who, trace) = (identity::current(), trace_context::current());
+    tokio::spawn(in_request_scope(who, trace, async move {
         let _permit = permit;
         let mut responses = runtime.subscribe(&request, &headers);
         while let Some(resp) = responses.next().await {
@@ -277,7 +365,7 @@ pub async fn sse(app: Arc<AppState>, request: GraphQLRequest, headers: HeaderMap
             }
         }
         let _ = tx.send(Ok("event: complete\ndata:\n\n".to_string())).await;
-    });
+    }));
     let body = Body::from_stream(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)));
     let mut resp = Response::new(body);
     resp.headers_mut().insert(
