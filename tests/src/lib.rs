@@ -19,6 +19,7 @@
 
 mod errors;
 mod files;
+pub mod infra;
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
