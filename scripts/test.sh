@@ -26,6 +26,11 @@ cargo test --workspace --all-targets
 step "end-to-end: real clients, the graphql-http audit, the playground in Chromium"
 tests/e2e/run.sh
 
+if [ "${MOSAIC_SKIP_FUZZ:-0}" != 1 ]; then
+  step "fuzzing: the config loader and the request path, ${MOSAIC_FUZZ_SECONDS:-60}s each"
+  scripts/fuzz.sh "${MOSAIC_FUZZ_SECONDS:-60}"
+fi
+
 step "deployment artefacts: hadolint, compose config, kubernetes-validate, manifest policy"
 scripts/check-deploy.sh
 
