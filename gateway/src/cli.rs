@@ -103,6 +103,7 @@ pub async fn run(demo: Option<DemoFn>, resolvers: ResolverRegistry) -> i32 {
             listen,
             admin_listen,
         } => {
+            let watched = server::reload::Watched::before_loading(config.clone());
             let plan = match load_plan(&config, &resolvers) {
                 Ok(p) => p,
                 Err(d) => return report(&d),
@@ -111,7 +112,7 @@ pub async fn run(demo: Option<DemoFn>, resolvers: ResolverRegistry) -> i32 {
             opts.warmup = warmup_documents(&config, &opts.plan);
             opts.listen = listen;
             opts.admin_listen = admin_listen.map(|a| (!a.is_empty()).then(|| a.parse().ok()).flatten());
-            opts.reload_from = Some(config);
+            opts.reload_from = Some(watched);
             match start(opts, shutdown_signal()).await {
                 Ok(running) => match running.task.await {
                     Ok(Ok(())) => 0,
@@ -200,7 +201,7 @@ pub struct ServeOptions {
     /// Operations compiled before the gateway reports ready.
     pub warmup: Vec<String>,
     /// The config file to reload on SIGHUP or when it (or a schema file) changes.
-    pub reload_from: Option<PathBuf>,
+    pub reload_from: Option<server::reload::Watched>,
 }
 
 impl ServeOptions {
@@ -261,8 +262,8 @@ pub async fn start(opts: ServeOptions, shutdown: impl Future<Output = ()> + Send
             .with_default_query(opts.default_query)
             .with_tracer(tracer),
     );
-    if let Some(path) = opts.reload_from {
-        server::reload::watch(state.clone(), path, opts.resolvers, opts.warmup);
+    if let Some(watched) = opts.reload_from {
+        server::reload::watch(state.clone(), watched, opts.resolvers, opts.warmup);
     }
     let task = tokio::spawn(server::serve(listener, admin_listener, state.clone(), shutdown));
     tracing::info!(%addr, admin = ?admin_addr, ready_in_ms = started.elapsed().as_millis() as u64, "mosaic is serving");

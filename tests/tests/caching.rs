@@ -658,9 +658,6 @@ async fn requests_keep_succeeding_while_redis_is_down_and_the_shared_level_comes
 }
 
 #[tokio::test]
-#[ignore = "gateway bug: an invalidation made while Redis is set aside (for 1 s after any Redis timeout or error) is \
-            dropped: no DEL, no PUBLISH, nothing retried; other replicas serve the old answer until its TTL, and the \
-            old entry stays in Redis"]
 async fn an_invalidation_is_not_lost_when_redis_is_briefly_unavailable() {
     if !redis_available("an_invalidation_is_not_lost_when_redis_is_briefly_unavailable") {
         return;

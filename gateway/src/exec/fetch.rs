@@ -36,6 +36,25 @@ pub enum SlotData {
 }
 
 impl SlotData {
+    /// One warning per failed backend call (not per parent), in the request's span, as
+    /// async-graphql's executor logs its failures.
+    fn log_failures(&self, backend: &str, parent_type: &str, field: &str) {
+        let failures: Vec<&CallFailure> = match self {
+            SlotData::Single(r) => r.as_ref().err().into_iter().collect(),
+            SlotData::PerParent { calls, .. } => calls.iter().filter_map(|r| r.as_ref().err()).collect(),
+            SlotData::Batched { answers, .. } => answers.chunks.iter().filter_map(|r| r.as_ref().err()).collect(),
+        };
+        for f in failures {
+            tracing::warn!(
+                backend,
+                field = %format_args!("{parent_type}.{field}"),
+                error = %f.error,
+                stale = f.stale.is_some(),
+                "backend call failed"
+            );
+        }
+    }
+
     /// Whether at least one call of the slot succeeded.
     fn any_success(&self) -> bool {
         match self {
@@ -172,6 +191,7 @@ async fn fetch_field_or_descend<'b>(
             };
             let args = args.evaluate(cx.plan, def, cx.vars);
             let data = call_field(cx, binding, &args, &parents).await;
+            data.log_failures(&cx.plan.backend(binding.backend).name, &f.parent_type, &f.field_name);
             if !binding.invalidates.is_empty() && data.any_success() {
                 crate::backend::invalidate::after_success(cx.clients, binding, &args).await;
             }

@@ -13,10 +13,28 @@ use super::AppState;
 use crate::runtime::{ResolverRegistry, Runtime};
 use crate::telemetry::metrics;
 
-/// Starts watching `config` (and the schema files it names) for the gateway in `state`.
-pub fn watch(state: Arc<AppState>, config: PathBuf, resolvers: ResolverRegistry, warmup: Vec<String>) {
+/// The config file to watch, and the modification times of it and its schema files taken
+/// *before* they were loaded: a change made while the gateway loads, compiles or warms up is then
+/// seen at the first poll instead of becoming the baseline.
+#[derive(Debug, Clone)]
+pub struct Watched {
+    config: PathBuf,
+    baseline: (Vec<PathBuf>, Vec<Option<SystemTime>>),
+}
+
+impl Watched {
+    /// Call before loading `config`.
+    pub fn before_loading(config: PathBuf) -> Self {
+        let baseline = stamps(&config);
+        Self { config, baseline }
+    }
+}
+
+/// Starts watching the config (and the schema files it names) for the gateway in `state`.
+pub fn watch(state: Arc<AppState>, watched: Watched, resolvers: ResolverRegistry, warmup: Vec<String>) {
     tokio::spawn(async move {
-        let mut watched = stamps(&config);
+        let Watched { config, baseline } = watched;
+        let mut watched = baseline;
         #[cfg(unix)]
         let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
         let mut closing = state.closing();
@@ -41,6 +59,8 @@ pub fn watch(state: Arc<AppState>, config: PathBuf, resolvers: ResolverRegistry,
                 _ = closing.changed() => return,
             };
             let started = std::time::Instant::now();
+            // Taken before reading the files, for the same reason as the first baseline.
+            let next = stamps(&config);
             match reload(&config, &resolvers, &warmup).await {
                 Ok(runtime) => {
                     state.replace_runtime(Arc::new(runtime));
@@ -56,7 +76,7 @@ pub fn watch(state: Arc<AppState>, config: PathBuf, resolvers: ResolverRegistry,
                     tracing::error!(reason, problems = %problems, "new configuration rejected; the current one keeps serving");
                 }
             }
-            watched = stamps(&config);
+            watched = next;
         }
     });
 }

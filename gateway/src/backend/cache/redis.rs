@@ -3,7 +3,9 @@
 //!
 //! Redis is never on the critical path: every operation is bounded by a short timeout, a failure
 //! sets Redis aside for a second (requests go on from memory and backends), failures are logged,
-//! and the connection is re-established in the background.
+//! and the connection is re-established in the background. An invalidation that cannot reach
+//! Redis is not dropped: it is kept (deduplicated, bounded) and retried until Redis answers, so
+//! other replicas and the shared entries never keep an answer a mutation made stale.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -18,6 +20,9 @@ use tokio::time::Instant;
 use super::store::{CacheStore, Entry};
 use crate::backend::payload::Payload;
 
+/// Beyond this many distinct pending invalidations, they collapse into one of everything.
+const MAX_PENDING_INVALIDATIONS: usize = 1024;
+
 pub struct SharedLevel {
     client: redis::Client,
     conn: ArcSwapOption<ConnectionManager>,
@@ -25,6 +30,8 @@ pub struct SharedLevel {
     timeout: Duration,
     set_aside_until: Mutex<Option<Instant>>,
     pub errors: AtomicU64,
+    /// Invalidations (key prefixes) that could not be made yet, retried in the background.
+    pending: Mutex<Vec<String>>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -66,8 +73,10 @@ impl SharedLevel {
             timeout,
             set_aside_until: Mutex::new(None),
             errors: AtomicU64::new(0),
+            pending: Mutex::new(Vec::new()),
             tasks: Mutex::new(Vec::new()),
         });
+        level.retry_pending_invalidations();
         let weak = Arc::downgrade(&level);
         let task = tokio::spawn(async move {
             let mut wait = Duration::from_millis(100);
@@ -205,8 +214,64 @@ impl SharedLevel {
         let _: Option<()> = self.run("set", cmd).await;
     }
 
-    /// Deletes the matching entries in Redis and tells every replica to evict them.
+    /// Deletes the matching entries in Redis and tells every replica to evict them; if Redis
+    /// cannot be reached now, the invalidation is kept and made as soon as it can.
     pub async fn invalidate(&self, prefix: &str) {
+        if !self.try_invalidate(prefix).await {
+            self.keep_pending(prefix);
+        }
+    }
+
+    fn keep_pending(&self, prefix: &str) {
+        let Ok(mut pending) = self.pending.lock() else { return };
+        if pending.iter().any(|p| prefix.starts_with(p.as_str())) {
+            return;
+        }
+        pending.retain(|p| !p.starts_with(prefix));
+        if pending.len() >= MAX_PENDING_INVALIDATIONS {
+            // Too many distinct ones: one invalidation of everything covers them all.
+            pending.clear();
+            pending.push(String::new());
+        } else {
+            pending.push(prefix.to_string());
+        }
+        tracing::warn!(
+            pending = pending.len(),
+            "Redis unavailable; the invalidation will be made when it answers"
+        );
+    }
+
+    /// Retries the pending invalidations every 250 ms while there are some and Redis is usable.
+    fn retry_pending_invalidations(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                let Some(level) = weak.upgrade() else { return };
+                if level.connection().is_none() {
+                    continue;
+                }
+                let due = level
+                    .pending
+                    .lock()
+                    .map(|mut p| std::mem::take(&mut *p))
+                    .unwrap_or_default();
+                for (i, prefix) in due.iter().enumerate() {
+                    if !level.try_invalidate(prefix).await {
+                        due[i..].iter().for_each(|p| level.keep_pending(p));
+                        break;
+                    }
+                    tracing::info!(prefix, "pending invalidation made in Redis");
+                }
+            }
+        });
+        if let Ok(mut t) = self.tasks.lock() {
+            t.push(task);
+        }
+    }
+
+    /// Whether every step (SCAN, DEL, PUBLISH) reached Redis.
+    async fn try_invalidate(&self, prefix: &str) -> bool {
         let pattern = format!("{}*", glob_escape(&self.entry_key(prefix)));
         let mut cursor: u64 = 0;
         loop {
@@ -218,10 +283,13 @@ impl SharedLevel {
                 .arg(500)
                 .clone();
             let Some((next, keys)): Option<(u64, Vec<String>)> = self.run("scan", cmd).await else {
-                break;
+                return false;
             };
             if !keys.is_empty() {
-                let _: Option<u64> = self.run("del", redis::cmd("DEL").arg(keys).clone()).await;
+                let deleted: Option<u64> = self.run("del", redis::cmd("DEL").arg(keys).clone()).await;
+                if deleted.is_none() {
+                    return false;
+                }
             }
             if next == 0 {
                 break;
@@ -229,9 +297,10 @@ impl SharedLevel {
             cursor = next;
         }
         let channel = format!("{}invalidate", self.prefix);
-        let _: Option<u64> = self
+        let published: Option<u64> = self
             .run("publish", redis::cmd("PUBLISH").arg(channel).arg(prefix).clone())
             .await;
+        published.is_some()
     }
 
     /// Whether a connection is established (for `/healthz`).
