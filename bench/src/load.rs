@@ -65,7 +65,21 @@ impl Target {
         }
     }
 
-    fn request(&self, connection: usize) -> Result<Request<Full<Bytes>>> {
+    /// POSTs `queries[i % len]` on connection `i`: each connection its own document.
+    pub fn graphql_each(addr: SocketAddr, path: &str, queries: &[String]) -> Target {
+        Target {
+            addr,
+            method: Method::POST,
+            path: path.to_owned(),
+            bodies: queries
+                .iter()
+                .map(|q| Bytes::from(serde_json::json!({ "query": q }).to_string()))
+                .collect(),
+            graphql: true,
+        }
+    }
+
+    pub(crate) fn request(&self, connection: usize) -> Result<Request<Full<Bytes>>> {
         let mut builder = Request::builder()
             .method(self.method.clone())
             .uri(&self.path)
@@ -205,7 +219,7 @@ impl Drop for LoadRun {
     }
 }
 
-async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>> {
+pub(crate) async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>> {
     let stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr))
         .await
         .context("connect timed out")??;
@@ -217,19 +231,20 @@ async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>> {
     Ok(sender)
 }
 
-enum Outcome {
+pub(crate) enum Outcome {
+    /// 200 without GraphQL errors; the body's length.
     Ok(u64),
-    Non200,
+    Non200(StatusCode),
     GraphqlErrors,
 }
 
-async fn send(sender: &mut SendRequest<Full<Bytes>>, target: &Target, connection: usize) -> Result<Outcome> {
+pub(crate) async fn send(sender: &mut SendRequest<Full<Bytes>>, target: &Target, connection: usize) -> Result<Outcome> {
     sender.ready().await?;
     let response = sender.send_request(target.request(connection)?).await?;
     let status = response.status();
     let body = response.into_body().collect().await?.to_bytes();
     if status != StatusCode::OK {
-        return Ok(Outcome::Non200);
+        return Ok(Outcome::Non200(status));
     }
     if target.graphql && memchr::memmem::find(&body, b"\"errors\"").is_some() {
         return Ok(Outcome::GraphqlErrors);
@@ -269,7 +284,7 @@ async fn connection(
                     stats.latency_us.saturating_record(us);
                 }
             }
-            Ok(Ok(Outcome::Non200)) => stats.non_200 += u64::from(counted),
+            Ok(Ok(Outcome::Non200(_))) => stats.non_200 += u64::from(counted),
             Ok(Ok(Outcome::GraphqlErrors)) => stats.graphql_errors += u64::from(counted),
             Ok(Err(_)) | Err(_) => {
                 stats.io_errors += u64::from(counted);

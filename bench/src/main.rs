@@ -7,6 +7,7 @@
 //! ```sh
 //! cargo run --release -p mosaic-bench -- [--duration 10s] [--connections 32] [--warmup 2s] [--no-peer] [--smoke]
 //!     [--cache schema|off|both]
+//! cargo run --release -p mosaic-bench -- chaos|cache|overhead [--smoke]
 //! ```
 //!
 //! See bench/README.md.
@@ -14,9 +15,12 @@
 mod expect;
 mod load;
 mod procs;
+mod prom;
 mod report;
+mod scenarios;
 mod stack;
 mod tailcall;
+mod timeline;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -31,10 +35,15 @@ use crate::load::{LoadRun, Target};
 use crate::report::{Peer, Results, Row, TargetInfo};
 use crate::stack::{Bank, Gateway};
 
-/// Mosaic's load benchmark: Mosaic vs Tailcall vs the backend directly, on loopback.
+/// Mosaic's load benchmark: Mosaic vs Tailcall vs the backend directly, on loopback; and the
+/// `chaos`, `cache` and `overhead` scenarios of Mosaic alone.
 #[derive(Debug, Parser)]
 #[command(name = "bench")]
 struct Args {
+    #[command(subcommand)]
+    scenario: Option<Scenario>,
+    #[command(flatten)]
+    common: Common,
     /// Measured time per query and target.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     duration: Duration,
@@ -47,25 +56,6 @@ struct Args {
     /// Run Mosaic (and the backend ceiling) only.
     #[arg(long)]
     no_peer: bool,
-    /// A quick check that everything works: 1 s per query, 4 connections; fails on any problem.
-    #[arg(long)]
-    smoke: bool,
-    /// Do not build `mosaic` and `mock-bank` first (they must be in target/release).
-    #[arg(long)]
-    no_build: bool,
-    /// Measure this `mosaic` binary instead of target/release/mosaic (implies --no-build).
-    #[arg(long, value_name = "PATH")]
-    mosaic_bin: Option<PathBuf>,
-    /// Serve the `mosaic.toml` and `bank.graphql` of this folder (default: schema/ of the workspace).
-    #[arg(long, value_name = "DIR")]
-    schema_dir: Option<PathBuf>,
-    /// Use this `mock-bank` binary instead of target/release/mock-bank (implies --no-build).
-    #[arg(long, value_name = "PATH")]
-    mock_bank_bin: Option<PathBuf>,
-    /// Where to write the results (default: target/bench-results.json, or
-    /// target/bench-results-smoke.json with --smoke).
-    #[arg(long)]
-    out: Option<PathBuf>,
     /// Which caching to measure: as the schema's `@cache` says (mirrored in Tailcall's config with
     /// its `@cache(maxAge:)`), with Mosaic's cache off (and none in Tailcall), or both in turn.
     #[arg(long, value_enum, default_value_t = CacheArg::Both)]
@@ -75,9 +65,47 @@ struct Args {
     /// operation dedupe); the backend calls can still be coalesced.
     #[arg(long)]
     vary_query: bool,
+}
+
+/// Options of every scenario (they may follow the subcommand).
+#[derive(Debug, Clone, clap::Args)]
+pub struct Common {
+    /// A quick check that everything works (under a minute); fails on any problem.
+    #[arg(long, global = true)]
+    smoke: bool,
+    /// Do not build `mosaic` and `mock-bank` first (they must be in target/release).
+    #[arg(long, global = true)]
+    no_build: bool,
+    /// Measure this `mosaic` binary instead of target/release/mosaic (implies --no-build).
+    #[arg(long, value_name = "PATH", global = true)]
+    mosaic_bin: Option<PathBuf>,
+    /// Serve the `mosaic.toml` and `bank.graphql` of this folder (default: schema/ of the workspace).
+    #[arg(long, value_name = "DIR", global = true)]
+    schema_dir: Option<PathBuf>,
+    /// Use this `mock-bank` binary instead of target/release/mock-bank (implies --no-build).
+    #[arg(long, value_name = "PATH", global = true)]
+    mock_bank_bin: Option<PathBuf>,
+    /// Where to write the results (default: target/bench-results.json, target/bench-chaos.json, …;
+    /// `-smoke` added with --smoke).
+    #[arg(long, global = true)]
+    out: Option<PathBuf>,
     /// Keep the temporary directory (configs and process logs).
-    #[arg(long)]
+    #[arg(long, global = true)]
     keep_tmp: bool,
+}
+
+/// The scenarios besides the default Mosaic-vs-Tailcall run.
+#[derive(Debug, clap::Subcommand)]
+enum Scenario {
+    /// Resilience: steady load while the accounts service is killed, slowed past its timeout or
+    /// failing half its calls; 5xx, latency per phase, calls while the breaker is open, retry
+    /// amplification, time to close after healing.
+    Chaos(scenarios::chaos::ChaosArgs),
+    /// Caching: warm-cache throughput and CPU, hit ratio, coalescing of identical queries,
+    /// subscription update latency, memory with a full cache.
+    Cache(scenarios::cache::CacheArgs),
+    /// The cost of observability (logs, metrics scraping, tracing); startup and reload times.
+    Overhead(scenarios::overhead::OverheadArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -159,7 +187,7 @@ const TRANSFERS_LAST: u32 = 2;
 const DIRECT_PATH: &str = "/customers?limit=100";
 
 /// Longest a single request may take before it counts as an error.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Settings of one bench run.
 pub struct Settings {
@@ -174,7 +202,7 @@ async fn main() -> ExitCode {
     let args = Args::parse();
     let started = Instant::now();
     let outcome = tokio::select! {
-        r = run(args) => r,
+        r = dispatch(args) => r,
         signal = interrupted() => Err(anyhow!("interrupted by {signal}; stopping every process started")),
     };
     // `run` has been dropped here: every child process is stopped.
@@ -224,8 +252,8 @@ fn target_dir(root: &Path) -> PathBuf {
 
 /// Removes the temporary directory on drop (unless kept). Declared before the processes so it is
 /// dropped after them.
-struct TmpDir {
-    path: PathBuf,
+pub struct TmpDir {
+    pub path: PathBuf,
     keep: bool,
 }
 
@@ -239,9 +267,109 @@ impl Drop for TmpDir {
     }
 }
 
+/// What every run needs: the binaries, the schema, a temporary folder, an HTTP client.
+pub struct Env {
+    pub target: PathBuf,
+    pub mosaic_bin: PathBuf,
+    pub bank_bin: PathBuf,
+    pub schema_dir: PathBuf,
+    pub tmp: TmpDir,
+    pub http: reqwest::Client,
+    pub cores: usize,
+    pub smoke: bool,
+    out: Option<PathBuf>,
+}
+
+impl Env {
+    /// Builds the binaries (unless told not to) and checks they are there.
+    fn prepare(common: &Common) -> Result<Env> {
+        let root = workspace_root();
+        let target = target_dir(&root);
+        let release = target.join("release");
+        if !common.no_build && common.mosaic_bin.is_none() && common.mock_bank_bin.is_none() {
+            build(&root)?;
+        }
+        let mosaic_bin = common.mosaic_bin.clone().unwrap_or_else(|| release.join("mosaic"));
+        let bank_bin = common
+            .mock_bank_bin
+            .clone()
+            .unwrap_or_else(|| release.join("mock-bank"));
+        for bin in [&mosaic_bin, &bank_bin] {
+            if !bin.is_file() {
+                bail!(
+                    "{} is missing: build it with `cargo build --release -p mosaic -p mosaic-mock-bank`",
+                    bin.display()
+                );
+            }
+        }
+        let tmp = TmpDir {
+            path: std::env::temp_dir().join(format!("mosaic-bench-{}", std::process::id())),
+            keep: common.keep_tmp,
+        };
+        std::fs::create_dir_all(&tmp.path)?;
+        let http = reqwest::Client::builder().no_proxy().timeout(REQUEST_TIMEOUT).build()?;
+        Ok(Env {
+            target,
+            mosaic_bin,
+            bank_bin,
+            schema_dir: common.schema_dir.clone().unwrap_or_else(|| root.join("schema")),
+            tmp,
+            http,
+            cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            smoke: common.smoke,
+            out: common.out.clone(),
+        })
+    }
+
+    /// Where results named `name` go: `--out`, else `target/{name}.json` (`{name}-smoke.json`).
+    pub fn out_path(&self, name: &str) -> PathBuf {
+        self.out.clone().unwrap_or_else(|| {
+            self.target.join(if self.smoke {
+                format!("{name}-smoke.json")
+            } else {
+                format!("{name}.json")
+            })
+        })
+    }
+
+    /// Writes `value` as pretty JSON to [`Env::out_path`].
+    pub fn write_results(&self, name: &str, value: &impl serde::Serialize) -> Result<PathBuf> {
+        let out = self.out_path(name);
+        std::fs::write(&out, serde_json::to_string_pretty(value)?)
+            .with_context(|| format!("writing {}", out.display()))?;
+        eprintln!("bench: results written to {}", out.display());
+        Ok(out)
+    }
+
+    /// Starts the mock bank on ephemeral ports.
+    pub fn start_bank(&self) -> Result<Bank> {
+        let bank = Bank::start(&self.bank_bin, &self.tmp.path, 0)?;
+        eprintln!(
+            "bench: mock bank pid {} ({})",
+            bank.proc.pid(),
+            bank.services
+                .iter()
+                .map(|(name, url)| format!("{name} {url}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+        Ok(bank)
+    }
+}
+
+async fn dispatch(args: Args) -> Result<Vec<String>> {
+    let env = Env::prepare(&args.common)?;
+    match args.scenario {
+        None => run(args, env).await,
+        Some(Scenario::Chaos(a)) => scenarios::chaos::run(a, env).await,
+        Some(Scenario::Cache(a)) => scenarios::cache::run(a, env).await,
+        Some(Scenario::Overhead(a)) => scenarios::overhead::run(a, env).await,
+    }
+}
+
 /// Runs the whole bench; the problems found (an empty list when all is well).
-async fn run(args: Args) -> Result<Vec<String>> {
-    let settings = if args.smoke {
+async fn run(args: Args, env: Env) -> Result<Vec<String>> {
+    let settings = if args.common.smoke {
         Settings {
             duration: Duration::from_secs(1),
             warmup: Duration::from_millis(250),
@@ -256,28 +384,10 @@ async fn run(args: Args) -> Result<Vec<String>> {
             smoke: false,
         }
     };
-    let root = workspace_root();
-    let target = target_dir(&root);
-    let release = target.join("release");
-    if !args.no_build && args.mosaic_bin.is_none() && args.mock_bank_bin.is_none() {
-        build(&root)?;
-    }
-    let mosaic_bin = args.mosaic_bin.clone().unwrap_or_else(|| release.join("mosaic"));
-    let bank_bin = args.mock_bank_bin.clone().unwrap_or_else(|| release.join("mock-bank"));
-    for bin in [&mosaic_bin, &bank_bin] {
-        if !bin.is_file() {
-            bail!(
-                "{} is missing: build it with `cargo build --release -p mosaic -p mosaic-mock-bank`",
-                bin.display()
-            );
-        }
-    }
-    let tmp = TmpDir {
-        path: std::env::temp_dir().join(format!("mosaic-bench-{}", std::process::id())),
-        keep: args.keep_tmp,
-    };
-    std::fs::create_dir_all(&tmp.path)?;
-    let http = reqwest::Client::builder().no_proxy().timeout(REQUEST_TIMEOUT).build()?;
+    let target = env.target.clone();
+    let (mosaic_bin, bank_bin) = (env.mosaic_bin.clone(), env.bank_bin.clone());
+    let tmp = &env.tmp;
+    let http = env.http.clone();
 
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     eprintln!(
@@ -302,7 +412,7 @@ async fn run(args: Args) -> Result<Vec<String>> {
             .collect::<Vec<_>>()
             .join(", "),
     );
-    let schema_dir = args.schema_dir.clone().unwrap_or_else(|| root.join("schema"));
+    let schema_dir = env.schema_dir.clone();
     let sdl = std::fs::read_to_string(schema_dir.join("bank.graphql"))
         .with_context(|| format!("reading {}", schema_dir.join("bank.graphql").display()))?;
     let ttls = tailcall::CacheTtls::from_schema(&sdl);
@@ -332,7 +442,7 @@ async fn run(args: Args) -> Result<Vec<String>> {
     let customers = stack::addr_of(bank.url("customers"))?;
     let direct = Target::get(customers, DIRECT_PATH);
     let pid = bank.proc.pid();
-    let row = measure(&settings, &http, &mut bank, "backend", "direct", "-", direct, pid).await?;
+    let row = measure(&settings, &http, &mut bank, "backend", "direct", "-", direct, pid, None).await?;
     results.rows.push(row);
 
     let variants = if args.vary_query { settings.connections } else { 1 };
@@ -401,13 +511,25 @@ async fn run(args: Args) -> Result<Vec<String>> {
             let t = Target::graphql(mosaic.addr, "/graphql", q.query, variants);
             mosaic.proc.check_alive()?;
             let pid = mosaic.proc.pid();
-            let row = measure(&settings, &http, &mut bank, "mosaic", q.key, label, t, pid).await?;
+            let metrics = mosaic.metrics_url();
+            let row = measure(
+                &settings,
+                &http,
+                &mut bank,
+                "mosaic",
+                q.key,
+                label,
+                t,
+                pid,
+                metrics.as_deref(),
+            )
+            .await?;
             results.rows.push(row);
             if let Some(gw) = peer_gw.as_mut() {
                 gw.proc.check_alive()?;
                 let t = Target::graphql(gw.addr, "/graphql", q.query, variants);
                 let pid = gw.proc.pid();
-                let row = measure(&settings, &http, &mut bank, "tailcall", q.key, label, t, pid).await?;
+                let row = measure(&settings, &http, &mut bank, "tailcall", q.key, label, t, pid, None).await?;
                 results.rows.push(row);
             }
         }
@@ -431,16 +553,7 @@ async fn run(args: Args) -> Result<Vec<String>> {
     problems.extend(results.problems());
     println!("{}", results.render());
 
-    let out = args.out.unwrap_or_else(|| {
-        target.join(if settings.smoke {
-            "bench-results-smoke.json"
-        } else {
-            "bench-results.json"
-        })
-    });
-    std::fs::write(&out, serde_json::to_string_pretty(&results)?)
-        .with_context(|| format!("writing {}", out.display()))?;
-    eprintln!("bench: results written to {}", out.display());
+    env.write_results("bench-results", &results)?;
 
     let _ = bank.proc.stop();
     Ok(problems)
@@ -595,7 +708,7 @@ async fn verify(
 
 /// Drives `target` with the configured load and collects every figure of one row.
 #[allow(clippy::too_many_arguments)]
-async fn measure(
+pub async fn measure(
     settings: &Settings,
     http: &reqwest::Client,
     bank: &mut Bank,
@@ -604,6 +717,7 @@ async fn measure(
     cache: &str,
     target: Target,
     pid: u32,
+    metrics: Option<&str>,
 ) -> Result<Row> {
     bank.proc.check_alive()?;
     let bank_pid = bank.proc.pid();
@@ -617,6 +731,10 @@ async fn measure(
     let bank_cpu0 = procs::cpu_time(bank_pid)?;
     let own_cpu0 = procs::own_cpu_time()?;
     let machine0 = procs::machine_busy_time()?;
+    let metrics0 = match metrics {
+        Some(url) => Some(prom::Metrics::scrape(http, url).await?),
+        None => None,
+    };
     run.measure();
     let start = Instant::now();
     let mut rss_max = procs::rss_bytes(pid)?;
@@ -630,6 +748,10 @@ async fn measure(
     let bank_cpu = procs::cpu_time(bank_pid)?.saturating_sub(bank_cpu0);
     let own_cpu = procs::own_cpu_time()?.saturating_sub(own_cpu0);
     let machine = procs::machine_busy_time()?.saturating_sub(machine0);
+    let metrics_delta = match (metrics, metrics0) {
+        (Some(url), Some(before)) => prom::Metrics::scrape(http, url).await?.counter_deltas(&before),
+        _ => Default::default(),
+    };
     let (calls, per_endpoint) = bank.stats(http).await?;
     let result = run.finish(elapsed).await;
 
@@ -649,6 +771,7 @@ async fn measure(
         rss_max,
     );
     row.cache = cache.to_owned();
+    row.gateway_metrics = metrics_delta;
     eprintln!("bench: {}", row.one_line());
     Ok(row)
 }

@@ -7,7 +7,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -28,7 +28,10 @@ pub struct Proc {
 
 impl Proc {
     /// Starts `cmd` with stderr (and stdout unless `pipe_stdout`) appended to `log`. The child
-    /// also gets SIGKILL if the bench dies without cleaning up (PR_SET_PDEATHSIG).
+    /// also gets SIGKILL if the bench dies without cleaning up (PR_SET_PDEATHSIG). That signal
+    /// follows the *thread* that forked, so every child is forked by one thread that lives as
+    /// long as the bench ([`spawn_from_lasting_thread`]), not by whichever runtime thread runs the
+    /// caller (a blocking-pool thread retires after 10 s idle, and would take the child with it).
     pub fn spawn(name: &str, cmd: &mut Command, log: &Path, pipe_stdout: bool) -> Result<Proc> {
         let err = File::create(log).with_context(|| format!("creating {}", log.display()))?;
         let out = if pipe_stdout {
@@ -46,9 +49,9 @@ impl Proc {
                 Ok(())
             });
         }
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("starting {name} ({:?})", cmd.get_program()))?;
+        let program = cmd.get_program().to_owned();
+        let child = spawn_from_lasting_thread(std::mem::replace(cmd, Command::new(&program)))
+            .with_context(|| format!("starting {name} ({program:?})"))?;
         Ok(Proc {
             name: name.to_owned(),
             child,
@@ -110,6 +113,29 @@ impl Proc {
         }
     }
 
+    /// SIGKILL at once (a crash, for fault injection), and reaps the child.
+    pub fn kill_now(&mut self) {
+        if self.stopped {
+            return;
+        }
+        self.stopped = true;
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends `signal` (e.g. SIGHUP) unless the process has exited.
+    pub fn signal(&mut self, signal: libc::c_int) -> Result<()> {
+        if self.stopped || self.child.try_wait()?.is_some() {
+            bail!("{} is not running", self.name);
+        }
+        let pid = libc::pid_t::try_from(self.child.id())?;
+        // SAFETY: kill(2) on the PID of our own unreaped child (it cannot have been reused).
+        if unsafe { libc::kill(pid, signal) } != 0 {
+            bail!("kill({pid}, {signal}): {}", std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
     /// SIGTERM (unless sent already), waits up to the grace period, then SIGKILL; always reaps
     /// the child. Returns how long it took to exit, or None if it had to be killed.
     pub fn stop(&mut self) -> Option<Duration> {
@@ -139,6 +165,34 @@ impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.stop();
     }
+}
+
+type SpawnJob = (Command, mpsc::Sender<std::io::Result<Child>>);
+
+/// Spawns `cmd` from a thread that lives until the bench exits (see [`Proc::spawn`]).
+fn spawn_from_lasting_thread(cmd: Command) -> std::io::Result<Child> {
+    static SPAWNER: OnceLock<Mutex<mpsc::Sender<SpawnJob>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<SpawnJob>();
+        std::thread::Builder::new()
+            .name("bench-spawner".to_owned())
+            .spawn(move || {
+                for (mut cmd, reply) in rx {
+                    let _ = reply.send(cmd.spawn());
+                }
+            })
+            .expect("starting the spawner thread");
+        Mutex::new(tx)
+    });
+    let (reply, answer) = mpsc::channel();
+    spawner
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .send((cmd, reply))
+        .map_err(|_| std::io::Error::other("the spawner thread is gone"))?;
+    answer
+        .recv()
+        .map_err(|_| std::io::Error::other("the spawner thread is gone"))?
 }
 
 /// Reads `want` lines from a child's stdout within `timeout`; the rest of its output is drained
@@ -172,6 +226,19 @@ pub fn ports_free(base: u16, count: u16) -> bool {
         base.checked_add(i)
             .is_some_and(|port| TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).is_ok())
     })
+}
+
+/// `count` consecutive loopback ports free right now, below the ephemeral range; the first.
+pub fn free_port_run(count: u16) -> Result<u16> {
+    let span = 12_000u32;
+    let offset = std::process::id() % span;
+    for i in 0..span {
+        let base = 20_000 + u16::try_from((offset + i * 7919) % span).unwrap_or(0);
+        if ports_free(base, count) {
+            return Ok(base);
+        }
+    }
+    bail!("no {count} consecutive free ports in 20000..32000")
 }
 
 /// A loopback port free right now (the small race with other programs is accepted).

@@ -66,6 +66,9 @@ pub struct Row {
     pub rss_idle_mib: f64,
     pub rss_under_load_mib: f64,
     pub response_bytes: u64,
+    /// Mosaic's counters (from its `/metrics`) that changed during the measured phase.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub gateway_metrics: BTreeMap<String, f64>,
 }
 
 fn ms(us: u64) -> f64 {
@@ -138,6 +141,7 @@ impl Row {
             rss_idle_mib: rss_idle as f64 / MIB,
             rss_under_load_mib: rss_max as f64 / MIB,
             response_bytes: r.body_bytes.checked_div(r.ok).unwrap_or(0),
+            gateway_metrics: BTreeMap::new(),
         }
     }
 
