@@ -122,6 +122,10 @@ fn record_operation_span(
             },
         ));
     }
+    let hits = op.cache_hits.load(std::sync::atomic::Ordering::Relaxed);
+    if hits > 0 {
+        attributes.push(opentelemetry::KeyValue::new("mosaic.cache.hits", i64::from(hits)));
+    }
     if !codes.is_empty() {
         let mut unique: Vec<&str> = codes.iter().map(String::as_str).collect();
         unique.sort_unstable();

@@ -3,5 +3,6 @@
 
 pub mod logging;
 pub mod metrics;
+pub mod span_queue;
 pub mod trace_context;
 pub mod traces;

@@ -6,6 +6,7 @@
 //! These ids are also the ids of the exported spans ([`super::traces`]), so a trace id found in a
 //! log line finds the trace, and a backend's parent span id is the gateway span that called it.
 
+use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 
 use rand::Rng;
@@ -26,6 +27,9 @@ pub struct TraceContext {
     pub tracestate: Option<String>,
     /// Where this request's spans go: set when traces are exported and this trace is sampled.
     pub tracer: Option<Arc<Tracer>>,
+    /// Calls answered by a fresh cache entry: they get no span of their own (nothing happened on
+    /// the wire), they are counted on the operation's span (`mosaic.cache.hits`).
+    pub cache_hits: Arc<AtomicU32>,
 }
 
 impl std::fmt::Debug for TraceContext {
@@ -144,6 +148,7 @@ impl TraceContext {
                 .filter(|v| v.len() <= 512)
                 .map(str::to_string),
             tracer: tracer.filter(|_| sampled).cloned(),
+            cache_hits: Arc::default(),
         }
     }
 
@@ -167,6 +172,7 @@ impl TraceContext {
                 .as_deref()
                 .and_then(|t| http::HeaderValue::from_str(t).ok()),
             tracer: self.tracer.clone(),
+            cache_hits: self.cache_hits.clone(),
         })
     }
 }
@@ -181,6 +187,8 @@ pub struct CallTrace {
     pub tracestate: Option<http::HeaderValue>,
     /// Set when the call's spans are recorded.
     pub tracer: Option<Arc<Tracer>>,
+    /// The request's count of calls answered from the cache (see [`TraceContext::cache_hits`]).
+    pub cache_hits: Arc<AtomicU32>,
 }
 
 impl std::fmt::Debug for CallTrace {

@@ -4,7 +4,8 @@
 //! The gateway records four kinds of span: the HTTP request (server), each GraphQL operation in
 //! it, each backend call (cache, coalescing, breaker, attempts) and each HTTP attempt (client).
 //! They are recorded when they end, with the ids of the gateway's own trace context
-//! ([`super::trace_context`]), and handed to the SDK's batch processor and the OTLP exporter.
+//! ([`super::trace_context`]), queued ([`super::span_queue`]) and sent in batches by the SDK's
+//! OTLP exporter.
 //!
 //! Why not `tracing-opentelemetry`: that bridge mints span ids of its own and exports every
 //! `tracing` span; here the ids in log lines, in the `traceparent` sent to backends and in the
@@ -18,9 +19,9 @@ use std::time::{Duration, SystemTime};
 use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceState};
 use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
-use opentelemetry_sdk::runtime::Tokio;
-use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor;
-use opentelemetry_sdk::trace::{BatchConfigBuilder, SpanData, SpanEvents, SpanLinks, SpanProcessor};
+use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanExporter, SpanLinks};
+
+use super::span_queue::{QueueConfig, SpanQueue};
 
 use crate::config::settings::{OtlpProtocol, TelemetryToml};
 
@@ -96,7 +97,7 @@ pub struct SpanRecord {
 
 /// Records the spans of sampled requests and exports them in batches.
 pub struct Tracer {
-    processor: BatchSpanProcessor<Tokio>,
+    queue: Arc<SpanQueue>,
     scope: InstrumentationScope,
     sampler: Sampler,
 }
@@ -173,13 +174,11 @@ impl Tracer {
                 b.build()?
             }
         };
-        let mut batch = BatchConfigBuilder::default();
+        let mut exporter = exporter;
+        let mut queue = QueueConfig::from_env();
         if let Some(delay) = &settings.export_delay {
-            batch = batch.with_scheduled_delay(delay.0);
+            queue.delay = delay.0;
         }
-        let mut processor = BatchSpanProcessor::builder(exporter, Tokio)
-            .with_batch_config(batch.build())
-            .build();
         let service = settings
             .service_name
             .clone()
@@ -189,7 +188,8 @@ impl Tracer {
             .with_service_name(service)
             .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
             .build();
-        processor.set_resource(&resource);
+        exporter.set_resource(&resource);
+        let queue = SpanQueue::start(exporter, queue);
         let sampler = match settings.sampling_ratio {
             Some(r) => Sampler {
                 ratio: r.0,
@@ -198,7 +198,7 @@ impl Tracer {
             None => Sampler::from_env(),
         };
         Ok(Some(Arc::new(Self {
-            processor,
+            queue,
             scope: InstrumentationScope::builder("mosaic")
                 .with_version(env!("CARGO_PKG_VERSION"))
                 .build(),
@@ -210,7 +210,7 @@ impl Tracer {
         self.sampler
     }
 
-    /// Queues a finished span for export (dropped, and counted by the SDK, if the queue is full).
+    /// Queues a finished span for export (dropped, and counted, if the queue is full).
     pub fn record(&self, trace_id: super::trace_context::TraceId, span: SpanRecord) {
         let context = SpanContext::new(
             opentelemetry::trace::TraceId::from(trace_id.0),
@@ -223,7 +223,7 @@ impl Tracer {
             Some(description) => Status::Error { description },
             None => Status::Unset,
         };
-        self.processor.on_end(SpanData {
+        self.queue.push(SpanData {
             span_context: context,
             parent_span_id: SpanId::from(span.parent_span_id),
             parent_span_is_remote: span.parent_is_remote,
@@ -242,11 +242,7 @@ impl Tracer {
 
     /// Sends what is queued and stops exporting (at shutdown).
     pub async fn shutdown(self: Arc<Self>) {
-        // The processor waits for its export task with a blocking call: not on a runtime thread.
-        let done = tokio::task::spawn_blocking(move || self.processor.shutdown()).await;
-        if let Ok(Err(e)) = done {
-            tracing::warn!(error = %e, "could not flush the last traces");
-        }
+        self.queue.shutdown().await;
     }
 }
 
