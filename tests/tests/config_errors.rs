@@ -105,6 +105,7 @@ fn every_case_of_the_corpus_has_a_test() {
             "invalid-backend-url",
             "invalid-cors-origin",
             "invalid-duration",
+            "invalid-jwks",
             "invalid-otlp-endpoint",
             "invalid-rate-limit-key",
             "invalid-sampling-ratio",
@@ -280,6 +281,22 @@ fn invalid_duration_is_reported_at_the_value_with_examples() {
     );
     let (_, text) = diagnose("invalid-duration");
     assert!(text.contains("write e.g. \"500ms\", \"5s\", \"1m\""), "{text}");
+}
+
+#[test]
+fn a_missing_jwks_file_and_a_jwks_url_without_scheme_are_reported() {
+    assert_reports(
+        "invalid-jwks",
+        &[
+            ("mosaic.toml", 11, 13, "[auth] jwks_file: cannot read"),
+            (
+                "mosaic.toml",
+                12,
+                12,
+                "[auth] jwks_url \"idp.example.com/jwks.json\" is not an http(s) URL",
+            ),
+        ],
+    );
 }
 
 #[test]

@@ -520,3 +520,158 @@ async fn auth_on_a_subscription_field_is_checked_before_the_stream_opens() {
     assert_eq!(ledger_streams, 0, "the backend stream was never opened");
     env.stop().await;
 }
+
+#[tokio::test]
+async fn cors_star_allows_any_origin_without_credentials_and_preflights_allow_tracing_headers() {
+    let env = TestEnv::start_configured(&demo_sdl(), &demo_toml(), |plan| {
+        plan.security.cors_origins = vec![toml::Spanned::new(0..0, "*".into())];
+    })
+    .await;
+    let header =
+        |r: &reqwest::Response, name: &str| r.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let resp = env
+        .get_with(
+            "/graphql?query=%7Bdistricts%7Bdistrict%7D%7D",
+            &[("origin", "https://anyone.test")],
+        )
+        .await;
+    assert_eq!(header(&resp, "access-control-allow-origin").as_deref(), Some("*"));
+    assert!(resp.headers().get("access-control-allow-credentials").is_none());
+    assert_eq!(
+        header(&resp, "access-control-expose-headers").as_deref(),
+        Some("x-request-id")
+    );
+    let preflight = reqwest::Client::new()
+        .request(reqwest::Method::OPTIONS, env.url("/graphql"))
+        .header("origin", "https://anyone.test")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "content-type, authorization, traceparent",
+        )
+        .send()
+        .await
+        .expect("the preflight is answered");
+    let allowed = header(&preflight, "access-control-allow-headers").unwrap_or_default();
+    for h in ["content-type", "authorization", "traceparent", "x-request-id"] {
+        assert!(allowed.contains(h), "{h} not in {allowed}");
+    }
+    env.stop().await;
+}
+
+/// A JWKS server whose key set can be swapped (a key rotation at the identity provider); counts
+/// its fetches.
+async fn jwks_server(
+    initial: &str,
+) -> (
+    std::net::SocketAddr,
+    Arc<Mutex<String>>,
+    Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let set = Arc::new(Mutex::new(initial.to_string()));
+    let fetches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (s, f) = (set.clone(), fetches.clone());
+    let app = Router::new().route(
+        "/jwks.json",
+        get(move || {
+            let (s, f) = (s.clone(), f.clone());
+            async move {
+                f.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let body = s.lock().expect("lock").clone();
+                ([("content-type", "application/json")], body)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (addr, set, fetches)
+}
+
+fn fixture(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/jwt")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// An ES256 token signed with the fixture key `kid` (`es256-<kid>.pem`).
+fn es256_token(kid: &str, sub: &str) -> String {
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() + 600)
+        .unwrap_or(0);
+    let mut header = Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = Some(kid.to_string());
+    let key = EncodingKey::from_ec_pem(fixture(&format!("es256-{kid}.pem")).as_bytes()).expect("a PKCS#8 EC key");
+    encode(&header, &json!({"sub": sub, "exp": exp, "scope": "read"}), &key).expect("token")
+}
+
+#[tokio::test]
+async fn jwks_keys_without_alg_verify_es256_and_a_rotated_kid_is_fetched_at_once() {
+    let (echo, seen) = echo_backend().await;
+    // The fixtures' keys carry no "alg": EC P-256 means ES256.
+    let (idp, set, fetches) = jwks_server(&fixture("jwks-k1.json")).await;
+    let toml = format!(
+        "[auth]\njwks_url = \"http://{idp}/jwks.json\"\njwks_refresh = \"1h\"\n[backends.echo]\nurl = \"http://{echo}\"\n"
+    );
+    let env = TestEnv::start_with(AUTH_SDL, &toml).await;
+    // The first fetch happens in the background at start.
+    for _ in 0..100 {
+        if fetches.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let (status, body) = query_as(&env, Some(&es256_token("k1", "alice")), "{ me { user } }").await;
+    assert_eq!((status, &body["data"]["me"]["user"]), (200, &json!("alice")), "{body}");
+
+    // The provider rotates to k2; a k2 token arrives before the hourly refresh: fetched at once.
+    *set.lock().expect("lock") = fixture("jwks-k2.json");
+    let before = fetches.load(std::sync::atomic::Ordering::SeqCst);
+    let (status, body) = query_as(&env, Some(&es256_token("k2", "bob")), "{ me { user } }").await;
+    assert_eq!((status, &body["data"]["me"]["user"]), (200, &json!("bob")), "{body}");
+    assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), before + 1);
+
+    // Made-up kids cannot make the gateway hammer the provider: one fetch per 10 s at most.
+    let before = fetches.load(std::sync::atomic::Ordering::SeqCst);
+    for i in 0..5 {
+        let mut header = Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some(format!("unknown-{i}"));
+        let key = EncodingKey::from_ec_pem(fixture("es256-k1.pem").as_bytes()).expect("key");
+        let t = encode(&header, &json!({"sub": "mallory", "exp": 4_000_000_000u64}), &key).expect("token");
+        let (status, _) = query_as(&env, Some(&t), "{ open { user } }").await;
+        assert_eq!(status, 401);
+    }
+    assert_eq!(
+        fetches.load(std::sync::atomic::Ordering::SeqCst),
+        before,
+        "no fetch for unknown kids within 10 s of the last one"
+    );
+    assert!(seen.lock().expect("lock").len() >= 2);
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn refused_tokens_count_against_the_address_rate() {
+    let (echo, _) = echo_backend().await;
+    let toml = format!(
+        "{}[rate_limit]\nrequests_per_second = 1\nburst = 3\nkey = \"subject\"\n",
+        auth_toml(echo)
+    );
+    let env = TestEnv::start_with(AUTH_SDL, &toml).await;
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let (status, _) = query_as(&env, Some("not.a.token"), "{ open { user } }").await;
+        statuses.push(status);
+    }
+    assert_eq!(&statuses[..3], &[401, 401, 401], "{statuses:?}");
+    assert!(
+        statuses[3..].contains(&429),
+        "guessing tokens is rate limited: {statuses:?}"
+    );
+    env.stop().await;
+}

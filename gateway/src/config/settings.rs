@@ -125,9 +125,9 @@ pub struct AuthToml {
     /// HS256 shared secret, at least 32 bytes; `${ENV_VAR}` is read from the environment.
     pub hs256_secret: Option<Spanned<String>>,
     /// A JWKS file (RS256/ES256 public keys), relative to the config file.
-    pub jwks_file: Option<String>,
+    pub jwks_file: Option<Spanned<String>>,
     /// A JWKS URL, fetched at start and every `jwks_refresh`.
-    pub jwks_url: Option<String>,
+    pub jwks_url: Option<Spanned<String>>,
     pub jwks_refresh: HumanDuration,
     pub issuer: Option<String>,
     pub audience: Option<String>,

@@ -196,7 +196,7 @@ pub fn build(src: &ConfigSource, resolvers: &[&str]) -> Result<Plan, Diagnostics
         }
     });
 
-    let auth = check_auth(src, &mut diags);
+    let auth = check_auth(src, &config_dir, &mut diags);
     check_cors(src, &mut diags);
     check_rate_limit_key(src, &mut diags);
     if let Some(endpoint) = &src.settings.telemetry.otlp_endpoint {
@@ -490,8 +490,32 @@ fn resilience_settings(
 
 /// `[auth]` with its secret read from the environment (`${VAR}`); a missing, empty or short
 /// secret is an error (RFC 7518: an HS256 key has at least 256 bits).
-fn check_auth(src: &ConfigSource, diags: &mut Diagnostics) -> crate::config::settings::AuthToml {
+fn check_auth(
+    src: &ConfigSource,
+    config_dir: &std::path::Path,
+    diags: &mut Diagnostics,
+) -> crate::config::settings::AuthToml {
     let mut auth = src.settings.auth.clone();
+    if let Some(file) = &auth.jwks_file {
+        if let Err(e) = crate::runtime::verify::read_jwks_file(&config_dir.join(file.get_ref())) {
+            diags.error_with_hint(
+                Some(src.settings_file.location(file.span())),
+                format!("[auth] jwks_file: {e}"),
+                "give the path (relative to mosaic.toml) of a JSON Web Key Set: {\"keys\": [{\"kty\": \"RSA\", \"kid\": …, \"n\": …, \"e\": …}]}",
+            );
+        }
+    }
+    if let Some(url) = &auth.jwks_url {
+        let valid = reqwest::Url::parse(url.get_ref())
+            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+        if !valid {
+            diags.error_with_hint(
+                Some(src.settings_file.location(url.span())),
+                format!("[auth] jwks_url {:?} is not an http(s) URL", url.get_ref()),
+                "give the identity provider's JWKS endpoint, e.g. \"https://idp.example.com/.well-known/jwks.json\"",
+            );
+        }
+    }
     if let Some(secret) = &auth.hs256_secret {
         let value = interpolate_env(secret.get_ref());
         if value.len() < 32 {

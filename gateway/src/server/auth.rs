@@ -47,10 +47,15 @@ pub async fn authenticate(
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim);
     let identity = match token {
-        Some(t) => match verifier.verify(t) {
+        Some(t) => match verifier.verify(t).await {
             Ok(claims) => Identity { claims: Some(claims) },
             Err(e) => {
                 tracing::info!(error = %e, "token refused");
+                // Refused tokens count against the client's address, so guessing tokens is
+                // rate limited too (valid requests are counted after, by `[rate_limit] key`).
+                if let Some(limited) = app.limiter().and_then(|l| l.refuse_address(&request)) {
+                    return limited;
+                }
                 return unauthenticated("the token is not valid");
             }
         },

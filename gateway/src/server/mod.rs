@@ -39,7 +39,8 @@ pub struct AppState {
     websockets: std::sync::atomic::AtomicI64,
     /// Turns true when the listeners close: WebSocket connections are told to go away.
     closing: tokio::sync::watch::Sender<bool>,
-    limiter: Option<Arc<rate_limit::Limiter>>,
+    /// Rebuilt when a reload changes `[rate_limit]` (the buckets then start full).
+    limiter: arc_swap::ArcSwapOption<rate_limit::Limiter>,
     /// Where spans go, when traces are exported.
     tracer: Option<Arc<telemetry::traces::Tracer>>,
 }
@@ -59,7 +60,7 @@ impl AppState {
             subscriptions,
             websockets: std::sync::atomic::AtomicI64::new(0),
             closing: tokio::sync::watch::channel(false).0,
-            limiter: rate_limit::Limiter::new(&runtime.plan().rate_limit),
+            limiter: arc_swap::ArcSwapOption::new(rate_limit::Limiter::new(&runtime.plan().rate_limit)),
             tracer: None,
             runtime: ArcSwap::new(runtime),
             ready: AtomicBool::new(false),
@@ -89,8 +90,16 @@ impl AppState {
         self.runtime.load_full()
     }
 
-    /// Swaps in a new runtime; requests in flight finish on the old one.
+    /// Swaps in a new runtime; requests in flight finish on the old one. A changed
+    /// `[rate_limit]` takes effect with it.
     pub fn replace_runtime(&self, runtime: Arc<Runtime>) {
+        let current = self.runtime.load();
+        let (old, new) = (&current.plan().rate_limit, &runtime.plan().rate_limit);
+        let changed = (old.requests_per_second, old.burst, old.key.get_ref())
+            != (new.requests_per_second, new.burst, new.key.get_ref());
+        if changed {
+            self.limiter.store(rate_limit::Limiter::new(new));
+        }
         self.runtime.store(runtime);
     }
 
@@ -104,8 +113,8 @@ impl AppState {
         telemetry::metrics::websockets(delta as f64);
     }
 
-    pub fn limiter(&self) -> Option<&Arc<rate_limit::Limiter>> {
-        self.limiter.as_ref()
+    pub fn limiter(&self) -> Option<Arc<rate_limit::Limiter>> {
+        self.limiter.load_full()
     }
 
     /// Open WebSocket connections.

@@ -51,14 +51,20 @@ impl Limiter {
         }))
     }
 
+    /// Charges the request to its IP address's bucket: the 429 answer when that is over its rate.
+    pub fn refuse_address(&self, request: &axum::extract::Request) -> Option<Response> {
+        self.tick();
+        self.buckets.check_key(&ip_of(request)).err().map(too_many)
+    }
+
+    fn tick(&self) {
+        if self.seen.fetch_add(1, Ordering::Relaxed).is_multiple_of(4096) {
+            self.buckets.retain_recent();
+        }
+    }
+
     fn client(&self, request: &axum::extract::Request) -> String {
-        let ip = || {
-            request
-                .extensions()
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip().to_string())
-                .unwrap_or_default()
-        };
+        let ip = || ip_of(request);
         match &self.key {
             ClientKey::Ip => ip(),
             ClientKey::Subject => crate::runtime::identity::current()
@@ -75,6 +81,28 @@ impl Limiter {
     }
 }
 
+fn ip_of(request: &axum::extract::Request) -> String {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default()
+}
+
+/// The 429 answer, with `Retry-After` and a `RATE_LIMITED` error.
+fn too_many(not_until: governor::NotUntil<governor::clock::QuantaInstant>) -> Response {
+    let wait = not_until.wait_time_from(DefaultClock::default().now());
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let body = serde_json::json!({"errors": [{"message": "rate limit exceeded; retry later", "extensions": {"code": "RATE_LIMITED", "retryAfter": secs.max(1)}}]});
+    let mut resp = (StatusCode::TOO_MANY_REQUESTS, body.to_string()).into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
+}
+
 /// Middleware: refuse clients over their rate.
 pub async fn limit(
     State(app): State<Arc<AppState>>,
@@ -84,22 +112,9 @@ pub async fn limit(
     let Some(limiter) = app.limiter() else {
         return next.run(request).await;
     };
-    if limiter.seen.fetch_add(1, Ordering::Relaxed) % 4096 == 0 {
-        limiter.buckets.retain_recent();
-    }
+    limiter.tick();
     match limiter.buckets.check_key(&limiter.client(&request)) {
         Ok(()) => next.run(request).await,
-        Err(not_until) => {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            let body = serde_json::json!({"errors": [{"message": "rate limit exceeded; retry later", "extensions": {"code": "RATE_LIMITED", "retryAfter": secs}}]});
-            let mut resp = (StatusCode::TOO_MANY_REQUESTS, body.to_string()).into_response();
-            resp.headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
-                resp.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-            resp
-        }
+        Err(not_until) => too_many(not_until),
     }
 }

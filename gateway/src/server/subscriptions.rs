@@ -62,7 +62,7 @@ enum InitRefused {
 
 /// The connection's identity after `connection_init`: the upgrade's, or the one of the token in
 /// the payload (`{"authorization": "Bearer …"}`, any case of the key, with or without `Bearer`).
-fn init_identity(
+async fn init_identity(
     app: &AppState,
     payload: Option<&Value>,
     upgrade: Arc<Identity>,
@@ -84,7 +84,7 @@ fn init_identity(
                 .or_else(|| t.strip_prefix("bearer "))
                 .unwrap_or(t)
                 .trim();
-            match verifier.verify(t) {
+            match verifier.verify(t).await {
                 Ok(claims) => Ok(Arc::new(Identity { claims: Some(claims) })),
                 Err(e) => {
                     tracing::info!(error = %e, "WebSocket token refused");
@@ -136,7 +136,7 @@ async fn connection(app: Arc<AppState>, socket: WebSocket, headers: HeaderMap, u
     let mut who = upgrade_identity;
     let acknowledged = match init {
         Ok(Some(Ok(Message::Text(t)))) => match serde_json::from_str::<ClientMessage>(&t) {
-            Ok(m) if m.kind == "connection_init" => match init_identity(&app, m.payload.as_ref(), who.clone()) {
+            Ok(m) if m.kind == "connection_init" => match init_identity(&app, m.payload.as_ref(), who.clone()).await {
                 Ok(identity) => {
                     who = identity;
                     out.send(text(json!({"type": "connection_ack"}))).await.is_ok()
