@@ -629,6 +629,61 @@ async fn a_schema_change_made_during_warm_up_is_picked_up() {
 }
 
 #[tokio::test]
+async fn a_changed_trusted_documents_manifest_is_picked_up_without_a_signal() {
+    let _turn = shared().await;
+    let bank = mock_bank::start(BankConfig::default()).await.expect("the bank starts");
+    let dir = ConfigDir::new("manifest");
+    let (first, second) = ("{ districts { district } }", "{ transferStats { completed } }");
+    let sha = mosaic_gateway::plan::documents::sha256_hex;
+    dir.write("bank.graphql", &demo_sdl());
+    dir.write("trusted.json", &json!({ sha(first): first }).to_string());
+    dir.write(
+        "mosaic.toml",
+        &format!(
+            "{}\n[security]\ntrusted_documents = \"trusted.json\"\n",
+            with_server_settings(&demo_toml(), NO_DRAIN)
+        ),
+    );
+    let gateway = GatewayProcess::spawn(&dir.file("mosaic.toml"), &bank_env(&bank)).await;
+    let http = client();
+    let run = |q: &'static str| {
+        let (http, url) = (http.clone(), gateway.url("/graphql"));
+        async move {
+            let r = http
+                .post(url)
+                .json(&json!({ "query": q }))
+                .send()
+                .await
+                .expect("answered");
+            r.json::<Value>().await.expect("json")
+        }
+    };
+    let refused = run(second).await;
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"], "UNTRUSTED_DOCUMENT",
+        "{refused}"
+    );
+    dir.write(
+        "trusted.json",
+        &json!({ sha(first): first, sha(second): second }).to_string(),
+    );
+    let run = &run;
+    let picked_up = eventually(Duration::from_secs(6), move || async move {
+        run(second).await["data"]["transferStats"].is_object()
+    })
+    .await;
+    assert!(
+        picked_up,
+        "the new manifest was not served:\n{}",
+        gateway.logs().join("\n")
+    );
+    gateway.stop(Duration::from_secs(15)).await;
+    tokio::time::timeout(Duration::from_secs(15), bank.shutdown())
+        .await
+        .expect("the bank stops");
+}
+
+#[tokio::test]
 async fn sighup_reloads_the_configuration() {
     let served = Served::start(NO_DRAIN, "").await;
     // A new schema the file watcher cannot see: its modification time is the old one.

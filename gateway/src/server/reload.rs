@@ -1,4 +1,5 @@
-//! Hot reload: on SIGHUP, or when the config file or a schema file changes, the new configuration
+//! Hot reload: on SIGHUP, or when the config file, a schema file, the trusted-documents manifest or
+//! the JWKS file changes, the new configuration
 //! is loaded and validated first; if valid it is swapped in atomically (requests in flight finish
 //! on the old one), if not the old one keeps serving and every problem is logged and counted.
 //!
@@ -93,6 +94,13 @@ fn stamps(config: &Path) -> (Vec<PathBuf>, Vec<Option<SystemTime>>) {
     let mut files = vec![config.to_path_buf()];
     if let Ok(src) = crate::config::load_from_path(config) {
         files.extend(src.sdl.iter().map(|f| PathBuf::from(&*f.file.name)));
+        // The files the config names: the trusted-documents manifest and the JWKS.
+        let dir = config.parent().unwrap_or(Path::new(""));
+        let named = [
+            src.settings.security.trusted_documents.as_ref(),
+            src.settings.auth.jwks_file.as_ref(),
+        ];
+        files.extend(named.into_iter().flatten().map(|f| dir.join(f.get_ref())));
     }
     let times = stamps_of(&files);
     (files, times)
