@@ -684,6 +684,46 @@ async fn a_changed_trusted_documents_manifest_is_picked_up_without_a_signal() {
 }
 
 #[tokio::test]
+async fn a_reload_applies_new_cors_origins() {
+    let config = |origin: &str| format!("[security]\ncors_origins = [\"{origin}\"]\n");
+    let served = Served::start(NO_DRAIN, &config("https://a.test")).await;
+    let allowed = |origin: &'static str| {
+        let (http, url) = (
+            served.http.clone(),
+            served.gateway.url("/graphql?query=%7B__typename%7D"),
+        );
+        async move {
+            let r = http.get(url).header("origin", origin).send().await.expect("answered");
+            r.headers()
+                .get("access-control-allow-origin")
+                .is_some_and(|v| v.as_bytes() == origin.as_bytes())
+        }
+    };
+    assert!(allowed("https://a.test").await);
+    assert!(!allowed("https://b.test").await);
+    served.dir.write(
+        "mosaic.toml",
+        &format!(
+            "{}\n{}\n",
+            with_server_settings(&demo_toml(), NO_DRAIN),
+            config("https://b.test")
+        ),
+    );
+    served.gateway.signal("HUP");
+    let allowed = &allowed;
+    let picked_up = eventually(Duration::from_secs(3), move || async move {
+        allowed("https://b.test").await && !allowed("https://a.test").await
+    })
+    .await;
+    assert!(
+        picked_up,
+        "the new origins were not applied:\n{}",
+        served.gateway.logs().join("\n")
+    );
+    served.stop().await;
+}
+
+#[tokio::test]
 async fn sighup_reloads_the_configuration() {
     let served = Served::start(NO_DRAIN, "").await;
     // A new schema the file watcher cannot see: its modification time is the old one.

@@ -41,6 +41,8 @@ pub struct AppState {
     closing: tokio::sync::watch::Sender<bool>,
     /// Rebuilt when a reload changes `[rate_limit]` (the buckets then start full).
     limiter: arc_swap::ArcSwapOption<rate_limit::Limiter>,
+    /// The current `[security] cors_*`, rebuilt with every runtime.
+    cors: arc_swap::ArcSwapOption<tower_http::cors::CorsLayer>,
     /// Where spans go, when traces are exported.
     tracer: Option<Arc<telemetry::traces::Tracer>>,
 }
@@ -61,6 +63,7 @@ impl AppState {
             websockets: std::sync::atomic::AtomicI64::new(0),
             closing: tokio::sync::watch::channel(false).0,
             limiter: arc_swap::ArcSwapOption::new(rate_limit::Limiter::new(&runtime.plan().rate_limit)),
+            cors: arc_swap::ArcSwapOption::new(cors(runtime.plan()).map(Arc::new)),
             tracer: None,
             runtime: ArcSwap::new(runtime),
             ready: AtomicBool::new(false),
@@ -100,6 +103,7 @@ impl AppState {
         if changed {
             self.limiter.store(rate_limit::Limiter::new(new));
         }
+        self.cors.store(cors(runtime.plan()).map(Arc::new));
         self.runtime.store(runtime);
     }
 
@@ -225,11 +229,25 @@ pub fn router(state: Arc<AppState>) -> Router {
     let router = router
         .layer(DefaultBodyLimit::max(plan.limits.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe));
-    let router = match cors(plan) {
-        Some(layer) => router.layer(layer),
-        None => router,
+    router
+        .layer(axum::middleware::from_fn_with_state(state.clone(), apply_cors))
+        .with_state(state)
+}
+
+/// CORS as the current configuration says (none: no CORS headers at all).
+async fn apply_cors(
+    State(app): State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use tower::{Layer, ServiceExt};
+    let Some(layer) = app.cors.load_full() else {
+        return next.run(request).await;
     };
-    router.with_state(state)
+    match layer.layer(next).oneshot(request).await {
+        Ok(response) => response.into_response(),
+        Err(never) => match never {},
+    }
 }
 
 /// CORS for the configured origins only (`*`: any origin, never with credentials); none
