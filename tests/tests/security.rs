@@ -675,3 +675,59 @@ async fn refused_tokens_count_against_the_address_rate() {
     );
     env.stop().await;
 }
+
+#[tokio::test]
+async fn replicas_share_a_clients_rate_through_redis_and_fall_back_to_their_own_without_it() {
+    use mosaic_tests::infra::{redis_available, RedisServer};
+    if !redis_available("replicas_share_a_clients_rate_through_redis") {
+        return;
+    }
+    let mut redis = RedisServer::start();
+    let url = redis.url();
+    let shared = |plan: &mut mosaic_gateway::plan::Plan| {
+        plan.rate_limit.requests_per_second = 1;
+        plan.rate_limit.burst = 4;
+        plan.rate_limit.redis_url = toml::Spanned::new(0..0, url.clone());
+        plan.rate_limit.redis_timeout =
+            mosaic_gateway::config::settings::HumanDuration(std::time::Duration::from_millis(500));
+    };
+    let one = TestEnv::start_configured(&demo_sdl(), &demo_toml(), shared).await;
+    let two = TestEnv::start_configured(&demo_sdl(), &demo_toml(), shared).await;
+    let status = |env: &TestEnv| {
+        let url = env.url("/graphql?query=%7B__typename%7D");
+        async move { reqwest::get(url).await.map(|r| r.status().as_u16()).unwrap_or(0) }
+    };
+    // Both replicas connect in the background.
+    let mut connected = false;
+    for _ in 0..100 {
+        if redis.cli(&["--scan", "--pattern", "mosaic:rl:*"]).trim().is_empty() {
+            let _ = status(&one).await;
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        } else {
+            connected = true;
+            break;
+        }
+    }
+    assert!(connected, "the limiter never wrote to Redis");
+    redis.cli(&["FLUSHALL"]);
+    // A burst of 4 for the client, whichever replica it reaches: 2 + 2 pass, then both refuse.
+    let mut statuses = Vec::new();
+    for env in [&one, &two, &one, &two, &one, &two] {
+        statuses.push(status(env).await);
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 429, 429], "one budget across replicas");
+
+    // Redis gone: each replica decides with its own buckets (full burst each), never an error.
+    redis.kill();
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(status(&two).await);
+    }
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 429), "{statuses:?}");
+    assert!(
+        statuses.contains(&200),
+        "the local buckets serve while Redis is down: {statuses:?}"
+    );
+    one.stop().await;
+    two.stop().await;
+}

@@ -163,6 +163,12 @@ pub struct RateLimitToml {
     /// What identifies a client: `"ip"`, `"subject"` (the JWT's `sub`, else the IP) or
     /// `"header:NAME"` (e.g. an API key header, else the IP).
     pub key: Spanned<String>,
+    /// `redis://…` (`${VAR}` read from the environment): the buckets live in Redis, shared by
+    /// every replica; empty: in this process.
+    pub redis_url: Spanned<String>,
+    pub redis_key_prefix: String,
+    /// The longest a check waits for Redis before deciding with this replica's own buckets.
+    pub redis_timeout: HumanDuration,
 }
 
 impl Default for RateLimitToml {
@@ -171,6 +177,9 @@ impl Default for RateLimitToml {
             requests_per_second: 0,
             burst: 50,
             key: Spanned::new(0..0, "ip".into()),
+            redis_url: Spanned::new(0..0, String::new()),
+            redis_key_prefix: "mosaic:rl:".into(),
+            redis_timeout: HumanDuration(Duration::from_millis(50)),
         }
     }
 }

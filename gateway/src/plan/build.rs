@@ -199,6 +199,7 @@ pub fn build(src: &ConfigSource, resolvers: &[&str]) -> Result<Plan, Diagnostics
     let auth = check_auth(src, &config_dir, &mut diags);
     check_cors(src, &mut diags);
     check_rate_limit_key(src, &mut diags);
+    let rate_limit = check_rate_limit_redis(src, &mut diags);
     if let Some(endpoint) = &src.settings.telemetry.otlp_endpoint {
         if !crate::telemetry::traces::valid_endpoint(endpoint.get_ref()) {
             diags.error_with_hint(
@@ -224,7 +225,7 @@ pub fn build(src: &ConfigSource, resolvers: &[&str]) -> Result<Plan, Diagnostics
         cache: src.settings.cache.clone(),
         security: src.settings.security.clone(),
         auth,
-        rate_limit: src.settings.rate_limit.clone(),
+        rate_limit,
         telemetry: src.settings.telemetry.clone(),
         trusted_documents,
         config_dir,
@@ -584,6 +585,22 @@ fn check_rate_limit_key(src: &ConfigSource, diags: &mut Diagnostics) {
             "use \"ip\", \"subject\" (the token's sub) or \"header:NAME\" (e.g. \"header:x-api-key\")",
         );
     }
+}
+
+/// `[rate_limit] redis_url`, with `${VAR}` read from the environment, must be a Redis URL.
+fn check_rate_limit_redis(src: &ConfigSource, diags: &mut Diagnostics) -> crate::config::settings::RateLimitToml {
+    let mut settings = src.settings.rate_limit.clone();
+    let url = &settings.redis_url;
+    let value = interpolate_env(url.get_ref());
+    if !value.is_empty() && redis::Client::open(value.as_str()).is_err() {
+        diags.error_with_hint(
+            Some(src.settings_file.location(url.span())),
+            "[rate_limit] redis_url is not a Redis URL",
+            "write e.g. \"redis://127.0.0.1:6379/0\", \"rediss://user:${REDIS_PASSWORD}@redis.internal:6380\", or leave it empty",
+        );
+    }
+    settings.redis_url = toml::Spanned::new(url.span(), value);
+    settings
 }
 
 /// `${VAR}` and `${VAR:-default}` from the environment (for URLs and secrets in headers).

@@ -53,8 +53,11 @@ pub async fn authenticate(
                 tracing::info!(error = %e, "token refused");
                 // Refused tokens count against the client's address, so guessing tokens is
                 // rate limited too (valid requests are counted after, by `[rate_limit] key`).
-                if let Some(limited) = app.limiter().and_then(|l| l.refuse_address(&request)) {
-                    return limited;
+                if let Some(limiter) = app.limiter() {
+                    let ip = super::rate_limit::ip_of(&request);
+                    if let Some(limited) = limiter.refuse_address(ip).await {
+                        return limited;
+                    }
                 }
                 return unauthenticated("the token is not valid");
             }

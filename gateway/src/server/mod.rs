@@ -8,6 +8,7 @@ pub mod graphql;
 pub mod playground;
 pub mod rate_limit;
 pub mod reload;
+pub mod shared_buckets;
 pub mod subscriptions;
 
 use std::future::Future;
@@ -98,8 +99,17 @@ impl AppState {
     pub fn replace_runtime(&self, runtime: Arc<Runtime>) {
         let current = self.runtime.load();
         let (old, new) = (&current.plan().rate_limit, &runtime.plan().rate_limit);
-        let changed = (old.requests_per_second, old.burst, old.key.get_ref())
-            != (new.requests_per_second, new.burst, new.key.get_ref());
+        let settings = |r: &crate::config::settings::RateLimitToml| {
+            (
+                r.requests_per_second,
+                r.burst,
+                r.key.get_ref().clone(),
+                r.redis_url.get_ref().clone(),
+                r.redis_key_prefix.clone(),
+                r.redis_timeout.0,
+            )
+        };
+        let changed = settings(old) != settings(new);
         if changed {
             self.limiter.store(rate_limit::Limiter::new(new));
         }

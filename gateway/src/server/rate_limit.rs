@@ -1,7 +1,9 @@
 //! Rate limiting per client with token buckets (governor): `[rate_limit] requests_per_second`
 //! sustained, `burst` at once. A client is its IP, its JWT subject, or a header (an API key).
 //! Over the limit: HTTP 429 with `Retry-After` and a `RATE_LIMITED` GraphQL error. Buckets of
-//! clients not seen for a while are dropped, so the key space cannot grow without bound.
+//! clients not seen for a while are dropped, so the key space cannot grow without bound. With
+//! `redis_url`, the buckets live in Redis and every replica shares them ([`super::shared_buckets`]);
+//! the in-memory buckets then decide only while Redis does not answer.
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -27,6 +29,7 @@ pub enum ClientKey {
 
 pub struct Limiter {
     buckets: DefaultKeyedRateLimiter<String>,
+    shared: Option<super::shared_buckets::SharedBuckets>,
     key: ClientKey,
     seen: AtomicU64,
 }
@@ -44,17 +47,46 @@ impl Limiter {
                 None => ClientKey::Ip,
             },
         };
+        let shared = (!settings.redis_url.get_ref().is_empty())
+            .then(|| {
+                super::shared_buckets::SharedBuckets::start(
+                    settings.redis_url.get_ref(),
+                    &settings.redis_key_prefix,
+                    settings.redis_timeout.0,
+                    rate.get(),
+                    burst.get(),
+                )
+            })
+            .and_then(|r| {
+                // The URL was checked when the plan was built; this is a last resort.
+                r.map_err(|e| tracing::error!(error = %e, "invalid [rate_limit] redis_url; limits are per replica"))
+                    .ok()
+            });
         Some(Arc::new(Self {
             buckets: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
+            shared,
             key,
             seen: AtomicU64::new(0),
         }))
     }
 
-    /// Charges the request to its IP address's bucket: the 429 answer when that is over its rate.
-    pub fn refuse_address(&self, request: &axum::extract::Request) -> Option<Response> {
+    /// Charges a request to its IP address's bucket: the 429 answer when that is over its rate.
+    pub async fn refuse_address(&self, ip: String) -> Option<Response> {
+        self.check(ip).await.err()
+    }
+
+    /// Takes one request from `client`'s bucket (shared in Redis when configured and answering).
+    async fn check(&self, client: String) -> Result<(), Response> {
         self.tick();
-        self.buckets.check_key(&ip_of(request)).err().map(too_many)
+        if let Some(shared) = &self.shared {
+            use super::shared_buckets::Shared;
+            match shared.check(&client).await {
+                Shared::Allowed => return Ok(()),
+                Shared::Wait(wait) => return Err(too_many_after(wait)),
+                Shared::Unavailable => {}
+            }
+        }
+        self.buckets.check_key(&client).map_err(too_many)
     }
 
     fn tick(&self) {
@@ -81,7 +113,8 @@ impl Limiter {
     }
 }
 
-fn ip_of(request: &axum::extract::Request) -> String {
+/// The client's IP address, as the rate limiter keys it.
+pub fn ip_of(request: &axum::extract::Request) -> String {
     request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -91,7 +124,10 @@ fn ip_of(request: &axum::extract::Request) -> String {
 
 /// The 429 answer, with `Retry-After` and a `RATE_LIMITED` error.
 fn too_many(not_until: governor::NotUntil<governor::clock::QuantaInstant>) -> Response {
-    let wait = not_until.wait_time_from(DefaultClock::default().now());
+    too_many_after(not_until.wait_time_from(DefaultClock::default().now()))
+}
+
+fn too_many_after(wait: std::time::Duration) -> Response {
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     let body = serde_json::json!({"errors": [{"message": "rate limit exceeded; retry later", "extensions": {"code": "RATE_LIMITED", "retryAfter": secs.max(1)}}]});
     let mut resp = (StatusCode::TOO_MANY_REQUESTS, body.to_string()).into_response();
@@ -112,9 +148,9 @@ pub async fn limit(
     let Some(limiter) = app.limiter() else {
         return next.run(request).await;
     };
-    limiter.tick();
-    match limiter.buckets.check_key(&limiter.client(&request)) {
+    let client = limiter.client(&request);
+    match limiter.check(client).await {
         Ok(()) => next.run(request).await,
-        Err(not_until) => too_many(not_until),
+        Err(refused) => refused,
     }
 }
