@@ -105,6 +105,20 @@ async fn hostile_documents_get_clear_errors_without_reaching_any_backend() {
         "a fragment bomb is rejected in linear time"
     );
 
+    // The same at the root (2^40 root fields once spread): counted without spreading them.
+    let mut frags = String::from("fragment R0 on Query { __typename }\n");
+    for i in 1..=40 {
+        frags.push_str(&format!("fragment R{i} on Query {{ ...R{} ...R{} }}\n", i - 1, i - 1));
+    }
+    let started = Instant::now();
+    let (status, body) = post(&env, &json!({ "query": format!("{{ ...R40 }}\n{frags}") }).to_string()).await;
+    assert_eq!((status, code(&body).as_str()), (400, "TOO_MANY_ROOT_FIELDS"), "{body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "a root fragment fan-out is refused in linear time: {:?}",
+        started.elapsed()
+    );
+
     // A fragment cycle: a validation error.
     let cycle = "{ customers { ...A } } fragment A on Customer { ...B } fragment B on Customer { ...A }";
     let (status, body) = post(&env, &json!({ "query": cycle }).to_string()).await;

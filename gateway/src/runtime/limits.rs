@@ -150,7 +150,7 @@ pub fn check_document(
             plan.subscription_type.as_deref().unwrap_or("Subscription")
         }
     };
-    let root_fields = count_root_fields(&op.node.selection_set.node, &doc.fragments, 0);
+    let root_fields = count_root_fields(&op.node.selection_set.node, &doc.fragments, &mut HashMap::new());
     if root_fields > limits.max_root_fields {
         return Err(LimitError::TooManyRootFields {
             count: root_fields,
@@ -193,24 +193,35 @@ pub fn check_document(
     Ok(m)
 }
 
-fn count_root_fields(
-    set: &SelectionSet,
-    fragments: &HashMap<Name, Positioned<FragmentDefinition>>,
-    depth: usize,
+/// The fields a root selection set selects once fragments are spread. Each fragment is counted
+/// once and remembered (a spread used twice is not walked twice, so fragments spreading each other
+/// twice per level cannot make this exponential); a fragment met again while being counted (a
+/// cycle, refused later by validation) counts 0.
+fn count_root_fields<'a>(
+    set: &'a SelectionSet,
+    fragments: &'a HashMap<Name, Positioned<FragmentDefinition>>,
+    memo: &mut HashMap<&'a str, usize>,
 ) -> usize {
-    if depth > 32 {
-        return 0;
-    }
     set.items
         .iter()
         .map(|s| match &s.node {
             Selection::Field(_) => 1,
-            Selection::InlineFragment(i) => count_root_fields(&i.node.selection_set.node, fragments, depth + 1),
-            Selection::FragmentSpread(f) => fragments.get(&f.node.fragment_name.node).map_or(0, |d| {
-                count_root_fields(&d.node.selection_set.node, fragments, depth + 1)
-            }),
+            Selection::InlineFragment(i) => count_root_fields(&i.node.selection_set.node, fragments, memo),
+            Selection::FragmentSpread(f) => {
+                let name = f.node.fragment_name.node.as_str();
+                if let Some(n) = memo.get(name) {
+                    return *n;
+                }
+                let Some(def) = fragments.get(&f.node.fragment_name.node) else {
+                    return 0;
+                };
+                memo.insert(name, 0);
+                let n = count_root_fields(&def.node.selection_set.node, fragments, memo);
+                memo.insert(name, n);
+                n
+            }
         })
-        .sum()
+        .fold(0usize, usize::saturating_add)
 }
 
 fn combine(a: Measure, b: Measure) -> Measure {
@@ -335,9 +346,35 @@ mod bomb_tests {
                 _ => unreachable!(),
             },
             &doc.fragments,
-            0,
+            &mut HashMap::new(),
         );
         assert_eq!(n, 1);
         assert!(started.elapsed() < std::time::Duration::from_millis(100));
+    }
+
+    #[test]
+    fn a_fragment_fan_out_at_the_root_is_counted_in_linear_time() {
+        // 2^60 root fields once spread: counted without walking them (it used to double per level).
+        let mut q = String::from("{ ...F60 }\nfragment F0 on Query { __typename }\n");
+        for i in 1..=60 {
+            q.push_str(&format!("fragment F{i} on Query {{ ...F{} ...F{} }}\n", i - 1, i - 1));
+        }
+        let doc = async_graphql::parser::parse_query(&q).expect("parses");
+        let started = std::time::Instant::now();
+        let set = match &doc.operations {
+            async_graphql::parser::types::DocumentOperations::Single(op) => op.node.selection_set.node.clone(),
+            _ => unreachable!(),
+        };
+        let n = count_root_fields(&set, &doc.fragments, &mut HashMap::new());
+        assert_eq!(n, 1usize << 60);
+        assert!(started.elapsed() < std::time::Duration::from_millis(100));
+        // A cycle counts nothing more (validation refuses it with its own message).
+        let doc = async_graphql::parser::parse_query("{ a ...A } fragment A on Query { b ...B } fragment B on Query { ...A }")
+            .expect("parses");
+        let set = match &doc.operations {
+            async_graphql::parser::types::DocumentOperations::Single(op) => op.node.selection_set.node.clone(),
+            _ => unreachable!(),
+        };
+        assert_eq!(count_root_fields(&set, &doc.fragments, &mut HashMap::new()), 2);
     }
 }
