@@ -70,6 +70,13 @@ async fn hostile_documents_get_clear_errors_without_reaching_any_backend() {
     let (status, body) = post(&env, &json!({ "query": deep }).to_string()).await;
     assert_eq!((status, code(&body).as_str()), (400, "QUERY_TOO_DEEP"), "{body}");
 
+    // Thousands of levels in a few KiB: refused before the parser recurses into them.
+    let nested = format!("{}{}", "{a".repeat(3000), "}".repeat(3000));
+    let started = Instant::now();
+    let (status, body) = post(&env, &json!({ "query": nested }).to_string()).await;
+    assert_eq!((status, code(&body).as_str()), (400, "QUERY_TOO_DEEP"), "{body}");
+    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+
     // An alias bomb.
     let aliases: String = (0..500).map(|i| format!("a{i}: districts {{ district }} ")).collect();
     let (status, body) = post(&env, &json!({ "query": format!("{{ {aliases} }}") }).to_string()).await;

@@ -56,16 +56,41 @@ pub fn check_text(query: &str, limits: &LimitSettings) -> Result<(), LimitError>
             max: limits.max_query_bytes,
         });
     }
-    if count_tokens(query, limits.max_tokens + 1) > limits.max_tokens {
+    let scan = scan_tokens(query, limits.max_tokens + 1);
+    if scan.tokens > limits.max_tokens {
         return Err(LimitError::TooManyTokens { max: limits.max_tokens });
+    }
+    // Brackets nested far beyond any query the depth limit allows (inline fragments and list
+    // values nest brackets without nesting fields, hence the slack) are refused before the parser
+    // recurses into them.
+    let bound = limits.max_depth.saturating_mul(2).saturating_add(4);
+    if scan.max_nesting > bound {
+        return Err(LimitError::TooDeep {
+            depth: scan.max_nesting,
+            max: limits.max_depth,
+        });
     }
     Ok(())
 }
 
-/// Counts GraphQL tokens (names, numbers, strings, punctuators), stopping at `stop`.
+/// What a lexical pass over a document found.
+struct Scan {
+    tokens: usize,
+    /// The deepest nesting of `{`, `(` and `[` together.
+    max_nesting: usize,
+}
+
+#[cfg(test)]
 fn count_tokens(text: &str, stop: usize) -> usize {
+    scan_tokens(text, stop).tokens
+}
+
+/// Counts GraphQL tokens (names, numbers, strings, punctuators), stopping at `stop`, and the
+/// deepest bracket nesting on the way.
+fn scan_tokens(text: &str, stop: usize) -> Scan {
     let b = text.as_bytes();
     let (mut i, mut n) = (0, 0);
+    let (mut nesting, mut max_nesting) = (0usize, 0usize);
     while i < b.len() && n < stop {
         match b[i] {
             b' ' | b'\t' | b'\n' | b'\r' | b',' | 0xEF | 0xBB | 0xBF => i += 1,
@@ -102,13 +127,21 @@ fn count_tokens(text: &str, stop: usize) -> usize {
                 n += 1;
                 i += 3;
             }
-            _ => {
+            c => {
+                match c {
+                    b'{' | b'(' | b'[' => {
+                        nesting += 1;
+                        max_nesting = max_nesting.max(nesting);
+                    }
+                    b'}' | b')' | b']' => nesting = nesting.saturating_sub(1),
+                    _ => {}
+                }
                 n += 1;
                 i += 1;
             }
         }
     }
-    n
+    Scan { tokens: n, max_nesting }
 }
 
 /// What was measured of a document (for logs and for re-checking cost per request).
@@ -322,6 +355,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn deep_brackets_are_refused_before_parsing() {
+        let limits = LimitSettings::default();
+        let deep = format!("{}{}", "{a".repeat(3000), "}".repeat(3000));
+        match check_text(&deep, &limits) {
+            Err(LimitError::TooDeep { depth, .. }) => assert_eq!(depth, 3000),
+            other => panic!("{other:?}"),
+        }
+        let list = format!("{{ a(x: {}1{}) }}", "[".repeat(200), "]".repeat(200));
+        assert!(matches!(check_text(&list, &limits), Err(LimitError::TooDeep { .. })));
+        // Brackets inside strings and comments do not count.
+        let quoted = format!("{{ a(x: \"{}\") }} # {}", "{".repeat(500), "[".repeat(500));
+        assert_eq!(check_text(&quoted, &limits), Ok(()));
+    }
+
+    #[test]
     fn tokens_are_counted_like_a_lexer_would() {
         assert_eq!(count_tokens("{ a(b: \"x y\") { ...F } } # c", 100), 12);
         assert_eq!(count_tokens("{a}", 2), 2, "stops counting at the limit");
@@ -369,8 +417,10 @@ mod bomb_tests {
         assert_eq!(n, 1usize << 60);
         assert!(started.elapsed() < std::time::Duration::from_millis(100));
         // A cycle counts nothing more (validation refuses it with its own message).
-        let doc = async_graphql::parser::parse_query("{ a ...A } fragment A on Query { b ...B } fragment B on Query { ...A }")
-            .expect("parses");
+        let doc = async_graphql::parser::parse_query(
+            "{ a ...A } fragment A on Query { b ...B } fragment B on Query { ...A }",
+        )
+        .expect("parses");
         let set = match &doc.operations {
             async_graphql::parser::types::DocumentOperations::Single(op) => op.node.selection_set.node.clone(),
             _ => unreachable!(),
