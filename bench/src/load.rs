@@ -1,5 +1,6 @@
-//! The load generator: N keep-alive HTTP/1.1 connections, each sending the same request back to
-//! back. Only requests completed while the run is in its measured phase are counted.
+//! The load generator: N keep-alive HTTP/1.1 connections, each sending the same request (with the
+//! same headers) back to back. Only requests completed while the run is in its measured phase are
+//! counted.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
-use http::{header, Method, Request, StatusCode};
+use http::{header, HeaderName, HeaderValue, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
@@ -30,6 +31,8 @@ pub struct Target {
     pub bodies: Vec<Bytes>,
     /// Count 200 answers that contain `"errors"` as GraphQL errors.
     pub graphql: bool,
+    /// Headers added to every request (e.g. `authorization`).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl Target {
@@ -52,6 +55,7 @@ impl Target {
             path: path.to_owned(),
             bodies,
             graphql: true,
+            headers: Vec::new(),
         }
     }
 
@@ -62,6 +66,7 @@ impl Target {
             path: path_and_query.to_owned(),
             bodies: Vec::new(),
             graphql: false,
+            headers: Vec::new(),
         }
     }
 
@@ -76,7 +81,15 @@ impl Target {
                 .map(|q| Bytes::from(serde_json::json!({ "query": q }).to_string()))
                 .collect(),
             graphql: true,
+            headers: Vec::new(),
         }
+    }
+
+    /// Adds `name: value` to every request, e.g. `authorization: Bearer …`.
+    pub fn with_header(mut self, name: HeaderName, value: &str) -> Result<Target> {
+        let value = HeaderValue::from_str(value).with_context(|| format!("not a valid value of {name}"))?;
+        self.headers.push((name, value));
+        Ok(self)
     }
 
     pub(crate) fn request(&self, connection: usize) -> Result<Request<Full<Bytes>>> {
@@ -84,6 +97,9 @@ impl Target {
             .method(self.method.clone())
             .uri(&self.path)
             .header(header::HOST, self.addr.to_string());
+        for (name, value) in &self.headers {
+            builder = builder.header(name, value);
+        }
         let body = match self.bodies.len() {
             0 => Bytes::new(),
             n => {

@@ -7,7 +7,7 @@
 //! ```sh
 //! cargo run --release -p mosaic-bench -- [--duration 10s] [--connections 32] [--warmup 2s] [--no-peer] [--smoke]
 //!     [--cache schema|off|both]
-//! cargo run --release -p mosaic-bench -- chaos|cache|overhead [--smoke]
+//! cargo run --release -p mosaic-bench -- chaos|cache|overhead|security [--smoke]
 //! ```
 //!
 //! See bench/README.md.
@@ -36,7 +36,7 @@ use crate::report::{Peer, Results, Row, TargetInfo};
 use crate::stack::{Bank, Gateway};
 
 /// Mosaic's load benchmark: Mosaic vs Tailcall vs the backend directly, on loopback; and the
-/// `chaos`, `cache` and `overhead` scenarios of Mosaic alone.
+/// `chaos`, `cache`, `overhead` and `security` scenarios of Mosaic alone.
 #[derive(Debug, Parser)]
 #[command(name = "bench")]
 struct Args {
@@ -106,6 +106,9 @@ enum Scenario {
     Cache(scenarios::cache::CacheArgs),
     /// The cost of observability (logs, metrics scraping, tracing); startup and reload times.
     Overhead(scenarios::overhead::OverheadArgs),
+    /// The cost of the query limits, JWT authentication and rate limiting; time to refuse bombs;
+    /// answers and memory under a hostile suite.
+    Security(scenarios::security::SecurityArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -364,6 +367,7 @@ async fn dispatch(args: Args) -> Result<Vec<String>> {
         Some(Scenario::Chaos(a)) => scenarios::chaos::run(a, env).await,
         Some(Scenario::Cache(a)) => scenarios::cache::run(a, env).await,
         Some(Scenario::Overhead(a)) => scenarios::overhead::run(a, env).await,
+        Some(Scenario::Security(a)) => scenarios::security::run(a, env).await,
     }
 }
 

@@ -26,7 +26,7 @@ use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{fmt_opt, ms, quantile, verdict};
+use super::{fmt_opt, ms, quantile, ConfigFigures};
 use crate::load::Target;
 use crate::report::Row;
 use crate::stack::{self, Gateway, MosaicOptions};
@@ -181,31 +181,11 @@ impl Drop for Scraper {
     }
 }
 
+/// One configuration: its throughput figures, and what its telemetry produced.
 #[derive(Debug, Serialize)]
 struct Config {
-    key: &'static str,
-    describe: String,
-    rows: Vec<Row>,
-    requests_per_s: f64,
-    cpu_us_per_request: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    rps_min: f64,
-    rps_max: f64,
-    errors: u64,
-    /// 1 − req/s ÷ the baseline's.
-    throughput_loss: Option<f64>,
-    /// CPU µs/req ÷ the baseline's − 1.
-    cpu_increase: Option<f64>,
-    /// The median over the rounds of 1 − req/s ÷ (a)'s in the same round (less sensitive to the
-    /// machine's load drifting than the totals): what the verdict uses.
-    paired_loss_median: Option<f64>,
-    /// The median over the rounds of CPU µs/req ÷ (a)'s in the same round − 1.
-    paired_cpu_increase_median: Option<f64>,
-    target_loss: Option<f64>,
-    target_met: Option<bool>,
-    /// Why the row does not measure what it says (tracing not available).
-    unavailable: Option<String>,
+    #[serde(flatten)]
+    figures: ConfigFigures,
     scrapes: Option<u64>,
     scrape_failures: Option<u64>,
     scrape_bytes_avg: Option<f64>,
@@ -309,36 +289,16 @@ pub async fn run(args: OverheadArgs, env: Env) -> Result<Vec<String>> {
         .collect();
 
     let queries = super::queries_per_connection(settings.connections);
-    let mut rows: Vec<Vec<Row>> = vec![Vec::new(), Vec::new(), Vec::new()];
-    let mut c_load_ended = Instant::now();
-    for round in 0..rounds {
-        // Each round starts with another configuration, so that none is always measured first.
-        let order: Vec<usize> = (0..gws.len()).map(|k| (k + round) % gws.len()).collect();
-        for i in order {
-            let gw = &mut gws[i];
-            gw.proc.check_alive()?;
-            let t = Target::graphql_each(gw.addr, "/graphql", &queries);
-            let pid = gw.proc.pid();
-            let key = ["a", "b", "c"][i];
-            let row = crate::measure(
-                &settings,
-                &env.http,
-                &mut bank,
-                "mosaic",
-                "nested2-p20",
-                key,
-                t,
-                pid,
-                None,
-            )
-            .await?;
-            if i == 2 {
-                c_load_ended = Instant::now();
-            }
-            eprintln!("bench overhead: round {} {key} done", round + 1);
-            rows[i].push(row);
-        }
-    }
+    let targets: Vec<Target> = gws
+        .iter()
+        .map(|gw| Target::graphql_each(gw.addr, "/graphql", &queries))
+        .collect();
+    let keys = ["a", "b", "c"];
+    let measured = super::measure_in_turn(
+        &settings, &env.http, &mut bank, &mut gws, &targets, &keys, rounds, "overhead",
+    )
+    .await?;
+    let c_load_ended = measured.last_load_ended[2];
 
     // Reloads on (b): JSON logs at info.
     let mut reload_results = Vec::new();
@@ -364,60 +324,27 @@ pub async fn run(args: OverheadArgs, env: Env) -> Result<Vec<String>> {
     });
 
     let mut configs = Vec::new();
-    for (i, key) in ["a", "b", "c"].into_iter().enumerate() {
-        let scraper = scrapers[i].as_ref();
+    for (i, rows) in measured.rows.into_iter().enumerate() {
         let log_bytes = std::fs::metadata(&gws[i].log).map(|m| m.len()).unwrap_or(0);
-        configs.push(aggregate(
-            key,
-            describe[i],
-            std::mem::take(&mut rows[i]),
-            scraper,
-            log_bytes,
-        ));
+        configs.push(aggregate(keys[i], describe[i], rows, scrapers[i].as_ref(), log_bytes));
     }
     drop(scrapers);
-    let (base_rps, base_cpu) = (configs[0].requests_per_s, configs[0].cpu_us_per_request);
-    let base_rounds: Vec<(f64, f64)> = configs[0]
-        .rows
-        .iter()
-        .map(|r| (r.requests_per_s, r.cpu_us_per_request))
-        .collect();
-    for (i, cfg) in configs.iter_mut().enumerate().skip(1) {
-        cfg.throughput_loss = Some(1.0 - cfg.requests_per_s / base_rps);
-        cfg.cpu_increase = Some(cfg.cpu_us_per_request / base_cpu - 1.0);
-        let (mut losses, mut cpus): (Vec<f64>, Vec<f64>) = cfg
-            .rows
-            .iter()
-            .zip(&base_rounds)
-            .map(|(r, (rps, cpu))| (1.0 - r.requests_per_s / rps, r.cpu_us_per_request / cpu - 1.0))
-            .unzip();
-        cfg.paired_loss_median = Some(quantile(&mut losses, 0.5)).filter(|v| v.is_finite());
-        cfg.paired_cpu_increase_median = Some(quantile(&mut cpus, 0.5)).filter(|v| v.is_finite());
-        cfg.target_loss = Some(if i == 1 { 0.05 } else { 0.10 });
-        cfg.target_met = cfg.paired_loss_median.zip(cfg.target_loss).map(|(l, t)| l <= t);
-    }
+    super::judge_against_baseline(configs.iter_mut().map(|c| &mut c.figures), |i| {
+        Some(if i == 1 { 0.05 } else { 0.10 })
+    });
     if let Some(why) = &tracing_unavailable {
-        configs[2].unavailable = Some(why.clone());
-        configs[2].target_met = None;
+        configs[2].figures.unavailable = Some(why.clone());
+        configs[2].figures.target_met = None;
     }
     for cfg in &configs {
-        if cfg.target_met == Some(false) {
-            suspicious.push(format!(
-                "{}: {:.1}% throughput loss against (a) (median of the rounds; {:.1}% over all), target ≤ {:.0}% (CPU µs/req {:+.1}%)",
-                cfg.describe,
-                cfg.paired_loss_median.unwrap_or(0.0) * 100.0,
-                cfg.throughput_loss.unwrap_or(0.0) * 100.0,
-                cfg.target_loss.unwrap_or(0.0) * 100.0,
-                cfg.paired_cpu_increase_median.unwrap_or(0.0) * 100.0
-            ));
-        }
-        if cfg.errors > 0 {
-            problems.push(format!("{}: {} errors", cfg.describe, cfg.errors));
+        suspicious.extend(cfg.figures.missed());
+        if cfg.figures.errors > 0 {
+            problems.push(format!("{}: {} errors", cfg.figures.describe, cfg.figures.errors));
         }
         if cfg.scrape_failures.unwrap_or(0) > 0 {
             suspicious.push(format!(
                 "{}: {} failed scrapes of /metrics",
-                cfg.describe,
+                cfg.figures.describe,
                 cfg.scrape_failures.unwrap_or(0)
             ));
         }
@@ -479,36 +406,9 @@ pub async fn run(args: OverheadArgs, env: Env) -> Result<Vec<String>> {
 }
 
 fn aggregate(key: &'static str, describe: &str, rows: Vec<Row>, scraper: Option<&Scraper>, log_bytes: u64) -> Config {
-    let requests: u64 = rows.iter().map(|r| r.requests).sum();
-    let completed: u64 = rows.iter().map(|r| r.requests + r.errors()).sum();
-    let seconds: f64 = rows.iter().map(|r| r.seconds).sum();
-    let cpu_us: f64 = rows
-        .iter()
-        .map(|r| r.cpu_us_per_request * (r.requests + r.errors()) as f64)
-        .filter(|v| v.is_finite())
-        .sum();
-    let mut p50: Vec<f64> = rows.iter().map(|r| r.p50_ms).collect();
-    let mut p99: Vec<f64> = rows.iter().map(|r| r.p99_ms).collect();
-    let rps: Vec<f64> = rows.iter().map(|r| r.requests_per_s).collect();
     let scrapes = scraper.map(|s| s.scrapes.load(Ordering::Relaxed));
     Config {
-        key,
-        describe: describe.to_owned(),
-        requests_per_s: requests as f64 / seconds.max(1e-9),
-        cpu_us_per_request: cpu_us / completed.max(1) as f64,
-        p50_ms: quantile(&mut p50, 0.5),
-        p99_ms: quantile(&mut p99, 0.5),
-        rps_min: rps.iter().copied().fold(f64::INFINITY, f64::min),
-        rps_max: rps.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-        errors: rows.iter().map(Row::errors).sum(),
-        rows,
-        throughput_loss: None,
-        cpu_increase: None,
-        paired_loss_median: None,
-        paired_cpu_increase_median: None,
-        target_loss: None,
-        target_met: None,
-        unavailable: None,
+        figures: ConfigFigures::of_rounds(key, describe, rows),
         scrapes,
         scrape_failures: scraper.map(|s| s.failures.load(Ordering::Relaxed)),
         scrape_bytes_avg: scraper.and_then(|s| {
@@ -606,72 +506,28 @@ fn render(r: &Results) -> String {
         "\nMosaic observability overhead: {} connections, each its own page of `{}`, default config (cache on); {} round(s) of {:.0} s per configuration, measured in turn; {} cores shared by everything",
         r.connections, r.query, r.rounds, r.duration_per_round_s, r.cores
     );
-    let _ = writeln!(
-        s,
-        "{:<52} {:>9} {:>15} {:>9} {:>9} {:>8} {:>10} {:>8} {:>11} {:>9} {:>7} {:>8}",
-        "configuration",
-        "req/s",
-        "(rounds)",
-        "CPU µs/r",
-        "p50 ms",
-        "p99 ms",
-        "req/s loss",
-        "CPU",
-        "loss (med.)",
-        "CPU (med.)",
-        "target",
-        "verdict"
-    );
-    let _ = writeln!(s, "{}", "-".repeat(172));
+    let figures: Vec<&ConfigFigures> = r.configs.iter().map(|c| &c.figures).collect();
+    s.push_str(&super::render_comparison(&figures));
     for c in &r.configs {
-        let _ = writeln!(
-            s,
-            "{:<52} {:>9.0} {:>15} {:>9.1} {:>9.3} {:>8.3} {:>10} {:>8} {:>11} {:>9} {:>7} {:>8}",
-            c.describe,
-            c.requests_per_s,
-            format!("{:.0}..{:.0}", c.rps_min, c.rps_max),
-            c.cpu_us_per_request,
-            c.p50_ms,
-            c.p99_ms,
-            c.throughput_loss
-                .map_or("-".to_owned(), |l| format!("{:+.1}%", l * 100.0)),
-            c.cpu_increase.map_or("-".to_owned(), |l| format!("{:+.1}%", l * 100.0)),
-            c.paired_loss_median
-                .map_or("-".to_owned(), |l| format!("{:+.1}%", l * 100.0)),
-            c.paired_cpu_increase_median
-                .map_or("-".to_owned(), |l| format!("{:+.1}%", l * 100.0)),
-            c.target_loss.map_or("-".to_owned(), |t| format!("≤{:.0}%", t * 100.0)),
-            if c.unavailable.is_some() {
-                "n/a".to_owned()
-            } else {
-                verdict(c.target_met).to_owned()
-            }
-        );
-    }
-    let _ = writeln!(
-        s,
-        "(req/s loss: 1 − req/s ÷ (a)'s over all rounds; CPU: gateway CPU µs per request against (a)'s; (med.): the median over the rounds of the same against (a) in the same round — the verdict; p50/p99: median over the rounds)"
-    );
-    for c in &r.configs {
-        if let Some(why) = &c.unavailable {
+        if let Some(why) = &c.figures.unavailable {
             let _ = writeln!(
                 s,
                 "{}: {why}; its figures are those of (b) with the variable set, not a tracing cost",
-                c.describe
+                c.figures.describe
             );
         }
         if let Some(n) = c.scrapes {
             let _ = writeln!(
                 s,
                 "{}: {} scrapes of /metrics ({} bytes each on average), {} failed; log {} bytes",
-                c.key,
+                c.figures.key,
                 n,
                 fmt_opt(c.scrape_bytes_avg, 0),
                 c.scrape_failures.unwrap_or(0),
                 c.log_bytes
             );
         } else {
-            let _ = writeln!(s, "{}: log {} bytes", c.key, c.log_bytes);
+            let _ = writeln!(s, "{}: log {} bytes", c.figures.key, c.log_bytes);
         }
     }
     let _ = writeln!(
