@@ -66,6 +66,18 @@ pub struct BankConfig {
     pub sse_buffer: usize,
     /// Export OpenTelemetry spans of traced requests (default: off).
     pub traces: Option<TraceExport>,
+    /// Run only these services (default: all five). Split across processes, the transfers
+    /// service needs `upstreams` and, with the ledger elsewhere, `redis_url` for its events.
+    pub only: Option<Vec<Service>>,
+    /// Where the transfers service calls accounts and external-bank (default: this bank's own).
+    pub upstreams: UpstreamUrls,
+}
+
+/// Base URLs of the services the transfers service calls, when they run elsewhere.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct UpstreamUrls {
+    pub accounts: Option<String>,
+    pub external_bank: Option<String>,
 }
 
 impl Default for BankConfig {
@@ -78,6 +90,8 @@ impl Default for BankConfig {
             redis_prefix: "bank".to_owned(),
             sse_buffer: 1024,
             traces: None,
+            only: None,
+            upstreams: UpstreamUrls::default(),
         }
     }
 }
@@ -124,6 +138,11 @@ impl Service {
         Service::ExternalBank,
         Service::Ledger,
     ];
+
+    /// The service called `name` (as [`Service::name`] writes it).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
 
     /// `customers`, `accounts`, `transfers`, `external-bank` or `ledger`.
     pub fn name(self) -> &'static str {
@@ -277,12 +296,17 @@ fn reachable(addr: SocketAddr) -> SocketAddr {
     }
 }
 
-/// Binds all five listeners, spawns the servers (the ledger once it has
-/// loaded its state) and returns once all are listening.
+/// Binds the listeners (of all five services, or of `config.only`), spawns the servers (the
+/// ledger once it has loaded its state) and returns once all are listening.
 pub async fn start(config: BankConfig) -> Result<Bank, BankError> {
+    let runs = |s: Service| config.only.as_ref().is_none_or(|only| only.contains(&s));
     let mut listeners = Vec::with_capacity(Service::ALL.len());
     let mut addrs = [SocketAddr::new(config.host, 0); 5];
     for service in Service::ALL {
+        if !runs(service) {
+            listeners.push(None);
+            continue;
+        }
         let addr = SocketAddr::new(config.host, config.ports.get(service));
         let bind_error = |source| BankError::Bind {
             service: service.name(),
@@ -291,7 +315,7 @@ pub async fn start(config: BankConfig) -> Result<Bank, BankError> {
         };
         let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
         addrs[service.index()] = listener.local_addr().map_err(bind_error)?;
-        listeners.push(listener);
+        listeners.push(Some(listener));
     }
     let url = |service: Service| format!("http://{}", reachable(addrs[service.index()]));
 
@@ -299,7 +323,8 @@ pub async fn start(config: BankConfig) -> Result<Bank, BankError> {
         None => EventBus::in_process(),
         Some(url) => {
             let bus = EventBus::redis(url, &config.redis_prefix)?;
-            if let Some(client) = bus.redis_client() {
+            // The ledger's process owns the bank's keys: the others only publish.
+            if let Some(client) = bus.redis_client().filter(|_| runs(Service::Ledger)) {
                 ledger::reset_redis(client, &config.redis_prefix).await?;
             }
             bus
@@ -320,19 +345,28 @@ pub async fn start(config: BankConfig) -> Result<Bank, BankError> {
         redis_prefix: config.redis_prefix.clone(),
         sse_buffer: config.sse_buffer,
     };
-    let ledger_listener = listeners.pop().ok_or(BankError::Bind {
-        service: Service::Ledger.name(),
-        addr: addrs[Service::Ledger.index()],
-        source: std::io::ErrorKind::NotFound.into(),
-    })?;
-    let ledger = ledger_runtime::launch(&spec, ledger_listener).await?;
-    tracing::info!(service = Service::Ledger.name(), url = %url(Service::Ledger), "listening");
+    let ledger = match listeners.pop().flatten() {
+        Some(listener) => {
+            let running = ledger_runtime::launch(&spec, listener).await?;
+            tracing::info!(service = Service::Ledger.name(), url = %url(Service::Ledger), "listening");
+            Some(running)
+        }
+        None => None,
+    };
 
     let (shutdown, rx) = watch::channel(false);
     let relay = bus.spawn_relay(rx.clone()).await?;
     let upstreams = transfers::Upstreams {
-        accounts: url(Service::Accounts),
-        external_bank: url(Service::ExternalBank),
+        accounts: config
+            .upstreams
+            .accounts
+            .clone()
+            .unwrap_or_else(|| url(Service::Accounts)),
+        external_bank: config
+            .upstreams
+            .external_bank
+            .clone()
+            .unwrap_or_else(|| url(Service::ExternalBank)),
     };
     let apps = [
         customers::router(&data, rx.clone()),
@@ -343,6 +377,7 @@ pub async fn start(config: BankConfig) -> Result<Bank, BankError> {
 
     let mut tasks = Vec::with_capacity(Service::ALL.len());
     for ((service, listener), app) in Service::ALL.into_iter().zip(listeners).zip(apps) {
+        let Some(listener) = listener else { continue };
         let app = match tracers.get(service.index()) {
             Some(t) => common::traces::layer(app, t.clone()),
             None => app,
@@ -355,10 +390,7 @@ pub async fn start(config: BankConfig) -> Result<Bank, BankError> {
         shutdown,
         tasks,
         relay,
-        ledger: tokio::sync::Mutex::new(LedgerSlot {
-            spec,
-            running: Some(ledger),
-        }),
+        ledger: tokio::sync::Mutex::new(LedgerSlot { spec, running: ledger }),
         tracers,
     })
 }

@@ -33,6 +33,25 @@ struct Args {
     /// e.g. http://127.0.0.1:4318 (each service as `bank-<service>`).
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
     otlp_endpoint: Option<String>,
+    /// Run only these services (comma-separated: customers, accounts, transfers,
+    /// external-bank, ledger), each still on its own port of --base-port's sequence; e.g. one
+    /// container per service. Transfers then needs --accounts-url and --external-bank-url, and
+    /// --redis-url when the ledger runs elsewhere.
+    #[arg(long, value_delimiter = ',', value_parser = parse_service)]
+    only: Option<Vec<Service>>,
+    /// Where the transfers service calls the accounts service (default: this bank's).
+    #[arg(long)]
+    accounts_url: Option<String>,
+    /// Where the transfers service calls the external bank (default: this bank's).
+    #[arg(long)]
+    external_bank_url: Option<String>,
+}
+
+fn parse_service(name: &str) -> Result<Service, String> {
+    Service::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = Service::ALL.iter().map(|s| s.name()).collect();
+        format!("no service {name:?}; one of {}", names.join(", "))
+    })
 }
 
 /// Ports `base..base+4` in service order, or all ephemeral for 0.
@@ -97,6 +116,11 @@ async fn main() -> ExitCode {
             endpoint,
             delay: std::time::Duration::from_secs(1),
         }),
+        upstreams: mock_bank::UpstreamUrls {
+            accounts: args.accounts_url,
+            external_bank: args.external_bank_url,
+        },
+        only: args.only.clone(),
         ..BankConfig::default()
     };
     let bank = match start(config).await {
@@ -107,7 +131,9 @@ async fn main() -> ExitCode {
         }
     };
     for service in Service::ALL {
-        println!("{} {}", service.name(), bank.url(service));
+        if args.only.as_ref().is_none_or(|only| only.contains(&service)) {
+            println!("{} {}", service.name(), bank.url(service));
+        }
     }
     terminated().await;
     bank.shutdown().await;

@@ -15,8 +15,10 @@ use crate::plan::{Binding, BindingId, JsonPath};
 #[derive(Debug)]
 pub struct Payload {
     pub value: Value,
-    /// Size of the body as received (what a cache entry weighs).
+    /// Size of the body as received.
     pub bytes: usize,
+    /// Estimated memory the parsed value holds (what a cache entry weighs), computed on first use.
+    memory: OnceLock<usize>,
     /// The backend's `Cache-Control`, if it sent one.
     pub cache_control: Option<CacheControl>,
     /// The index for the first batched binding that reads this answer (nearly always the only one).
@@ -82,6 +84,7 @@ impl Payload {
         Self {
             value,
             bytes: 0,
+            memory: OnceLock::new(),
             cache_control: None,
             index: OnceLock::new(),
             other_indexes: Mutex::new(Vec::new()),
@@ -93,10 +96,20 @@ impl Payload {
         Self {
             value,
             bytes,
+            memory: OnceLock::new(),
             cache_control,
             index: OnceLock::new(),
             other_indexes: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Estimated bytes of memory this answer holds once parsed: several times its size on the
+    /// wire (every value is a 32-byte enum, every string and map node a heap allocation), so a
+    /// cache bounded by it is bounded in memory, not in JSON text.
+    pub fn memory(&self) -> usize {
+        *self
+            .memory
+            .get_or_init(|| std::mem::size_of::<Payload>() + heap_size(&self.value))
     }
 
     /// The items list at `select` (empty when absent or not a list).
@@ -180,5 +193,48 @@ mod tests {
         assert_eq!(idx.get("1"), &[0, 2]);
         assert_eq!(idx.get("2"), &[1]);
         assert!(idx.get("3").is_empty());
+    }
+}
+
+/// Heap bytes under `v` (the value itself excluded): strings' buffers, arrays' slots and map
+/// entries, each allocation rounded up as allocators do, map entries with their share of a B-tree
+/// node. An estimate, within a few percent of what the allocator reports for typical answers.
+fn heap_size(v: &Value) -> usize {
+    const VALUE: usize = std::mem::size_of::<Value>();
+    const KEY: usize = std::mem::size_of::<String>();
+    // A B-tree leaf holds up to 11 entries, about two thirds full on average: each entry's slots
+    // cost about 1.5 times their size, plus the node's own header.
+    const ENTRY_IN_NODE: usize = (KEY + VALUE) * 3 / 2 + 8;
+    let alloc = |n: usize| if n == 0 { 0 } else { (n + 15) & !15 };
+    match v {
+        Value::String(s) => alloc(s.capacity()),
+        Value::Array(items) => alloc(items.capacity() * VALUE) + items.iter().map(heap_size).sum::<usize>(),
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| ENTRY_IN_NODE + alloc(k.capacity()) + heap_size(v))
+            .sum(),
+        Value::Null | Value::Bool(_) | Value::Number(_) => 0,
+    }
+}
+
+#[cfg(test)]
+mod memory_tests {
+    use super::*;
+
+    #[test]
+    fn parsed_answers_weigh_more_than_their_text() {
+        let text = serde_json::json!({"items": (0..100).map(|i| serde_json::json!({
+            "id": format!("C{i:04}"), "name": "Kim Minjun", "district": "Gangnam-gu", "tier": "GOLD"
+        })).collect::<Vec<_>>()})
+        .to_string();
+        let value: Value = serde_json::from_str(&text).expect("json");
+        let p = Payload::received(value, text.len(), None);
+        let ratio = p.memory() as f64 / text.len() as f64;
+        assert!(
+            (2.0..12.0).contains(&ratio),
+            "memory {} for {} bytes of JSON",
+            p.memory(),
+            text.len()
+        );
     }
 }

@@ -39,7 +39,19 @@ pub struct Verifier {
     client: reqwest::Client,
     /// When `jwks_url` was last fetched because of an unknown `kid`.
     last_refetch: std::sync::Mutex<Option<std::time::Instant>>,
+    /// Tokens already verified, with their claims: a client sends the same token with every
+    /// request, and checking a signature and parsing the claims again each time costs more than
+    /// a lookup. Entries live at most [`VERIFIED_FOR`]; `exp` and `nbf` are checked again on
+    /// every hit, and a reload (new keys, issuer or audience) starts with an empty cache.
+    verified: moka::sync::Cache<Box<str>, Arc<Value>>,
 }
+
+/// How long a verified token is remembered (its `exp` is still checked on every use).
+const VERIFIED_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+/// Tokens remembered at most.
+const VERIFIED_MAX: u64 = 10_000;
+/// Longer tokens are verified every time rather than kept.
+const VERIFIED_MAX_LEN: usize = 4096;
 
 /// The algorithm a key is for: its `alg`, or the one its type and curve imply (RFC 7518).
 fn algorithm_of(jwk: &Jwk) -> Option<Algorithm> {
@@ -123,6 +135,10 @@ impl Verifier {
             required: settings.required,
             client: reqwest::Client::new(),
             last_refetch: std::sync::Mutex::new(None),
+            verified: moka::sync::Cache::builder()
+                .max_capacity(VERIFIED_MAX)
+                .time_to_live(VERIFIED_FOR)
+                .build(),
         });
         if let Some(url) = settings.jwks_url.as_ref().map(|u| u.get_ref().clone()) {
             let weak = Arc::downgrade(&v);
@@ -160,6 +176,37 @@ impl Verifier {
     /// The claims of a valid token. A token whose `kid` no known key has makes the gateway
     /// fetch `jwks_url` once more (see [`REFETCH_AT_MOST_EVERY`]) before refusing it.
     pub async fn verify(&self, token: &str) -> Result<Value, AuthError> {
+        if let Some(claims) = self.verified.get(token) {
+            if self.still_valid(&claims) {
+                return Ok(Value::clone(&claims));
+            }
+            self.verified.invalidate(token);
+        }
+        let claims = self.verify_uncached(token).await?;
+        if token.len() <= VERIFIED_MAX_LEN {
+            self.verified.insert(token.into(), Arc::new(claims.clone()));
+        }
+        Ok(claims)
+    }
+
+    /// `exp` and `nbf` of remembered claims against the clock, with the leeway.
+    fn still_valid(&self, claims: &Value) -> bool {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let leeway = self.settings.leeway.0.as_secs();
+        let exp_ok = claims
+            .get("exp")
+            .and_then(Value::as_u64)
+            .is_some_and(|exp| now < exp.saturating_add(leeway));
+        let nbf_ok = claims
+            .get("nbf")
+            .and_then(Value::as_u64)
+            .is_none_or(|nbf| nbf <= now.saturating_add(leeway));
+        exp_ok && nbf_ok
+    }
+
+    async fn verify_uncached(&self, token: &str) -> Result<Value, AuthError> {
         let head = decode_header(token)?;
         if head.alg == Algorithm::HS256 {
             if let Some(secret) = &self.secret {
@@ -257,6 +304,28 @@ mod tests {
             SECRET,
         );
         assert_eq!(v.verify(&t).await.expect("valid")["sub"], "u1");
+    }
+
+    #[tokio::test]
+    async fn a_remembered_token_is_checked_for_expiry_on_every_use() {
+        let v = Verifier::new(&settings(), std::path::Path::new("."))
+            .expect("ok")
+            .expect("configured");
+        let claims = serde_json::json!({"sub": "u1", "iss": "https://issuer.test", "aud": "mosaic", "exp": now() + 60});
+        let t = token(claims.clone(), SECRET);
+        assert!(v.verify(&t).await.is_ok());
+        assert!(v.verify(&t).await.is_ok(), "from the cache");
+        // The same claims, as remembered, once the clock passed exp + leeway.
+        let mut expired = claims;
+        expired["exp"] = (now() - 31).into();
+        assert!(!v.still_valid(&expired));
+        v.verified.insert(t.clone().into(), Arc::new(expired));
+        assert!(
+            v.verify(&t).await.is_ok(),
+            "verified again: the real token is still valid"
+        );
+        let forged = format!("{t}x");
+        assert!(v.verify(&forged).await.is_err(), "a different token is never a hit");
     }
 
     #[tokio::test]

@@ -77,7 +77,7 @@ impl CacheStore {
                 }
             })
             .max_capacity(max_bytes)
-            .weigher(|k: &Arc<str>, e: &Arc<Entry>| (k.len() + e.payload.bytes + 64).min(u32::MAX as usize) as u32)
+            .weigher(|k: &Arc<str>, e: &Arc<Entry>| (k.len() + e.payload.memory() + 64).min(u32::MAX as usize) as u32)
             .expire_after(KeepFor)
             .support_invalidation_closures()
             .build();
