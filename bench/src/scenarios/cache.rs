@@ -755,7 +755,7 @@ fn render(r: &Results) -> String {
         }
         let _ = writeln!(
             s,
-            "(entries and bytes: mosaic_cache_entries and mosaic_cache_bytes, the backend JSON held; a query makes 2 entries, its customers page and its accounts batch; \"one document each\" also fills the plan cache; cache off: the control, what serving the same queries costs without caching)"
+            "(entries and bytes: mosaic_cache_entries and mosaic_cache_bytes, the estimated memory of the answers held, which [cache] max_bytes (64 MiB) bounds; a query makes 2 entries, its customers page and its accounts batch; \"one document each\" also fills the plan cache; cache off: the control, what serving the same queries costs without caching)"
         );
     }
     if !r.suspicious.is_empty() {
