@@ -113,7 +113,12 @@ async fn post_with_another_content_type_is_415() {
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "{content_type:?}"
         );
-        assert_request_error(&json_of(response).await);
+        let body = json_of(response).await;
+        assert_request_error(&body);
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "UNSUPPORTED_MEDIA_TYPE",
+            "{body}"
+        );
     }
     env.stop().await;
 }
@@ -124,7 +129,9 @@ async fn post_of_invalid_json_is_400() {
     for body in [r#"{"query": "{ districts { district } }""#, "not json", "[{]"] {
         let response = env.post_raw(body, &[("content-type", JSON)]).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
-        assert_request_error(&json_of(response).await);
+        let answer = json_of(response).await;
+        assert_request_error(&answer);
+        assert_eq!(answer["errors"][0]["extensions"]["code"], "BAD_REQUEST", "{answer}");
     }
     env.stop().await;
 }
@@ -273,6 +280,11 @@ async fn a_body_larger_than_max_body_bytes_is_413() {
     let body = json!({ "query": format!("{{ districts {{ district }} {padding}}}") }).to_string();
     let response = env.post_raw(&body, &[("content-type", JSON)]).await;
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let refused = json_of(response).await;
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"], "REQUEST_TOO_LARGE",
+        "{refused}"
+    );
     let small = env.post_json(&json!({ "query": "{ districts { district } }" })).await;
     assert!(small["data"]["districts"].is_array(), "{small}");
     env.stop().await;

@@ -123,7 +123,16 @@ impl RawRequest {
 }
 
 fn reject(media: MediaType, Reject(status, message): Reject) -> Response {
-    let body = serde_json::json!({"errors": [{"message": message}]});
+    // A stable code for clients, as for every other error (Apollo's BAD_REQUEST for the 400s).
+    let code = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "REQUEST_TOO_LARGE",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "UNSUPPORTED_MEDIA_TYPE",
+        StatusCode::NOT_ACCEPTABLE => "NOT_ACCEPTABLE",
+        StatusCode::REQUEST_TIMEOUT => "REQUEST_TIMEOUT",
+        StatusCode::METHOD_NOT_ALLOWED => "METHOD_NOT_ALLOWED",
+        _ => "BAD_REQUEST",
+    };
+    let body = serde_json::json!({"errors": [{"message": message, "extensions": {"code": code}}]});
     let mut resp = (status, body.to_string()).into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, media.header());
     resp
