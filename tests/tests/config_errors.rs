@@ -108,6 +108,7 @@ fn every_case_of_the_corpus_has_a_test() {
             "invalid-jwks",
             "invalid-otlp-endpoint",
             "invalid-rate-limit-key",
+            "invalid-retry-budget",
             "invalid-sampling-ratio",
             "invalid-sdl-syntax",
             "many-list-mismatch",
@@ -297,6 +298,15 @@ fn a_missing_jwks_file_and_a_jwks_url_without_scheme_are_reported() {
             ),
         ],
     );
+}
+
+#[test]
+fn a_retry_budget_window_out_of_range_is_reported_not_a_panic() {
+    let (diagnostics, text) = diagnose("invalid-retry-budget");
+    assert_eq!(diagnostics.len(), 1, "{text}");
+    assert!(text.contains("retry budget_window 0ns is out of range"), "{text}");
+    assert!(text.contains("give 1s to 60s"), "{text}");
+    insta::assert_snapshot!("invalid-retry-budget", text);
 }
 
 #[test]

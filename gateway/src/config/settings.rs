@@ -409,6 +409,10 @@ pub struct RetryToml {
     pub budget_ratio: f32,
     pub budget_window: HumanDuration,
     pub budget_min_per_second: u32,
+    /// Retry throttling (gRPC's): a failed attempt takes a token, a successful one gives back
+    /// `throttle_token_ratio`; retries stop while half the tokens or fewer are left. 0: off.
+    pub throttle_max_tokens: u32,
+    pub throttle_token_ratio: f32,
 }
 
 impl Default for RetryToml {
@@ -420,6 +424,8 @@ impl Default for RetryToml {
             budget_ratio: 0.1,
             budget_window: HumanDuration(Duration::from_secs(10)),
             budget_min_per_second: 1,
+            throttle_max_tokens: 10,
+            throttle_token_ratio: 0.1,
         }
     }
 }

@@ -351,6 +351,22 @@ fn build_backends(src: &ConfigSource, diags: &mut Diagnostics) -> Vec<BackendPla
             }
         }
         let breaker = resilience_settings(name, b, &loc, &at, diags);
+        let r = &b.retry;
+        let window = r.budget_window.0;
+        if !(std::time::Duration::from_secs(1)..=std::time::Duration::from_secs(60)).contains(&window) {
+            diags.error_with_hint(
+                Some(loc.clone()),
+                format!("backend `{name}`: retry budget_window {window:?} is out of range"),
+                "give 1s to 60s (the default is \"10s\")",
+            );
+        }
+        if !(0.0..=1000.0).contains(&r.budget_ratio) || !(0.0..=1000.0).contains(&r.throttle_token_ratio) {
+            diags.error_with_hint(
+                Some(loc.clone()),
+                format!("backend `{name}`: retry budget_ratio and throttle_token_ratio must be between 0 and 1000"),
+                "e.g. budget_ratio = 0.1 (retries up to 10% of calls), throttle_token_ratio = 0.1",
+            );
+        }
         const NEVER: [&str; 11] = [
             "host",
             "connection",
@@ -393,9 +409,16 @@ fn build_backends(src: &ConfigSource, diags: &mut Diagnostics) -> Vec<BackendPla
                 attempts: b.retry.attempts.max(1),
                 backoff: b.retry.backoff.0,
                 max_backoff: b.retry.max_backoff.0,
-                budget_ratio: b.retry.budget_ratio,
-                budget_window: b.retry.budget_window.0,
-                budget_min_per_second: b.retry.budget_min_per_second,
+                // Kept within what tower's budget accepts (it panics outside); reported above.
+                budget_ratio: b.retry.budget_ratio.clamp(0.0, 1000.0),
+                budget_window: b
+                    .retry
+                    .budget_window
+                    .0
+                    .clamp(std::time::Duration::from_secs(1), std::time::Duration::from_secs(60)),
+                budget_min_per_second: b.retry.budget_min_per_second.min(1_000_000),
+                throttle_max_tokens: b.retry.throttle_max_tokens,
+                throttle_token_ratio: b.retry.throttle_token_ratio.clamp(0.0, 1000.0),
             },
             bulkhead: crate::plan::resilience::BulkheadSettings {
                 max_concurrent: b.bulkhead.max_concurrent,

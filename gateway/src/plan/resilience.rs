@@ -54,6 +54,9 @@ pub struct RetrySettings {
     pub budget_window: Duration,
     /// Retries always allowed per second, whatever the ratio.
     pub budget_min_per_second: u32,
+    /// Retry throttling: tokens (0 = off), and what a success gives back.
+    pub throttle_max_tokens: u32,
+    pub throttle_token_ratio: f32,
 }
 
 impl Default for RetrySettings {
@@ -65,6 +68,8 @@ impl Default for RetrySettings {
             budget_ratio: 0.1,
             budget_window: Duration::from_secs(10),
             budget_min_per_second: 1,
+            throttle_max_tokens: 10,
+            throttle_token_ratio: 0.1,
         }
     }
 }

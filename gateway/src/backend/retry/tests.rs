@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tower::{Layer, Service, ServiceExt};
 
-use super::{RetryLayer, RetryPolicy, RetrySettings};
+use super::{RetryLayer, RetryPolicy, RetrySettings, Throttle};
 use crate::backend::error::CallError;
 use crate::backend::http::CallFuture;
 use crate::backend::payload::Payload;
@@ -166,4 +166,42 @@ async fn no_retry_past_the_request_deadline() {
     req.deadline = Some(tokio::time::Instant::now() + Duration::from_secs(1));
     assert!(layer.layer(backend.clone()).oneshot(req).await.is_err());
     assert_eq!(backend.calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_stop_after_a_few_failures_even_with_a_full_budget() {
+    // A budget banked by a healthy spell would allow hundreds of retries; the throttle stops them
+    // once the backend keeps failing (10 tokens: after 5 failed attempts).
+    let backend = flaky(usize::MAX, unavailable());
+    let (layer, retries) = layer(RetrySettings {
+        attempts: 3,
+        budget_ratio: 1000.0,
+        budget_min_per_second: 1000,
+        ..RetrySettings::default()
+    });
+    let svc = layer.layer(backend.clone());
+    for _ in 0..100 {
+        let _ = svc.clone().oneshot(BackendRequest::for_test("/x")).await;
+    }
+    let calls = backend.calls.load(Ordering::SeqCst) as f64;
+    assert!(
+        retries.load(Ordering::SeqCst) <= 5,
+        "{} retries",
+        retries.load(Ordering::SeqCst)
+    );
+    assert!(calls / 100.0 <= 1.05, "amplification {}", calls / 100.0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_throttle_lets_retries_again_as_successes_come_back() {
+    let throttle = Throttle::new(10, 0.1).expect("on");
+    for _ in 0..6 {
+        throttle.record(true);
+    }
+    assert!(!throttle.allows_retry(), "4 tokens left of 10");
+    for _ in 0..20 {
+        throttle.record(false);
+    }
+    assert!(throttle.allows_retry(), "6 tokens after 20 successes");
+    assert!(Throttle::new(0, 0.1).is_none(), "0 tokens: off");
 }
