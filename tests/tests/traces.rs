@@ -29,6 +29,8 @@ struct Span {
     kind: i32,
     attributes: BTreeMap<String, String>,
     error: bool,
+    /// (trace id, span id) of linked spans.
+    links: Vec<(String, String)>,
 }
 
 type Spans = Arc<Mutex<Vec<Span>>>;
@@ -76,6 +78,7 @@ fn collect(spans: &Spans, request: ExportTraceServiceRequest) {
                     kind: s.kind,
                     attributes,
                     error: s.status.as_ref().is_some_and(|st| st.code == 2),
+                    links: s.links.iter().map(|l| (hex(&l.trace_id), hex(&l.span_id))).collect(),
                 });
             }
         }
@@ -508,6 +511,67 @@ async fn a_failing_backend_call_is_an_error_span_with_its_public_code() {
             assert!(!v.contains("http://127.0.0.1:"), "no backend URL in spans: {s:?}");
         }
     }
+    env.stop().await;
+    collector.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_that_joined_an_identical_one_links_to_its_trace() {
+    let collector = Collector::http().await;
+    let env = traced_demo(&collector, "").await;
+    // Slow enough for the second request to arrive while the first runs.
+    env.set_faults(mock_bank::Service::Customers, json!({ "latency_ms": 400 }))
+        .await;
+    let body = json!({ "query": "query Same { customer(id: \"C001\") { name } }" }).to_string();
+    let (leader, follower) = ("55555555555555555555555555555555", "66666666666666666666666666666666");
+    let send = |trace: &'static str| {
+        let (body, url) = (body.clone(), env.graphql_url());
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .header("content-type", "application/json")
+                .header("traceparent", traceparent(trace, true))
+                .body(body)
+                .send()
+                .await
+                .expect("answered")
+                .status()
+        }
+    };
+    let first = tokio::spawn(send(leader));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(send(follower).await, 200);
+    assert_eq!(first.await.expect("joined"), 200);
+    let leader_spans = collector
+        .wait_for(leader, |s| s.iter().any(|s| s.name.starts_with("query Same")))
+        .await;
+    let leader_op = leader_spans
+        .iter()
+        .find(|s| s.name.starts_with("query Same"))
+        .expect("the leader's operation span");
+    let follower_spans = collector
+        .wait_for(follower, |s| s.iter().any(|s| s.name.starts_with("query Same")))
+        .await;
+    let follower_op = follower_spans
+        .iter()
+        .find(|s| s.name.starts_with("query Same"))
+        .expect("the follower's operation span");
+    assert_eq!(
+        follower_op.attributes.get("mosaic.coalesced").map(String::as_str),
+        Some("true")
+    );
+    assert_eq!(
+        follower_op.links,
+        [(leader.to_string(), leader_op.span_id.clone())],
+        "linked to the operation that ran"
+    );
+    assert!(
+        !follower_spans
+            .iter()
+            .any(|s| s.attributes.contains_key("mosaic.backend")),
+        "the calls are in the leader's trace"
+    );
+    assert!(leader_op.links.is_empty());
     env.stop().await;
     collector.stop().await;
 }

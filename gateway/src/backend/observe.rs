@@ -220,6 +220,7 @@ where
                         end: SystemTime::now(),
                         attributes,
                         error: result.as_ref().err().map(|e| e.public_code().into()),
+                        links: Vec::new(),
                     },
                 );
             }
@@ -317,6 +318,7 @@ impl AttemptSpan {
                 end: SystemTime::now(),
                 attributes,
                 error,
+                links: Vec::new(),
             },
         );
     }

@@ -126,6 +126,10 @@ fn record_operation_span(
     if hits > 0 {
         attributes.push(opentelemetry::KeyValue::new("mosaic.cache.hits", i64::from(hits)));
     }
+    if op.coalesced_with.get().is_some() {
+        // Its backend calls are in the linked operation's trace.
+        attributes.push(opentelemetry::KeyValue::new("mosaic.coalesced", true));
+    }
     if !codes.is_empty() {
         let mut unique: Vec<&str> = codes.iter().map(String::as_str).collect();
         unique.sort_unstable();
@@ -148,6 +152,7 @@ fn record_operation_span(
             end: std::time::SystemTime::now(),
             attributes,
             error: executed.request_error.then(|| "request error".into()),
+            links: op.coalesced_with.get().copied().into_iter().collect(),
         },
     );
 }
@@ -156,7 +161,18 @@ fn record_operation_span(
 type SharedRun = Result<(bytes::Bytes, Arc<Vec<String>>), RunError>;
 
 /// Executions in flight, by what makes two requests identical.
-pub(super) type InFlight = Arc<Mutex<std::collections::HashMap<u64, Shared<BoxFuture<'static, SharedRun>>>>>;
+/// With each: the trace and span of the operation that runs it, when traced (followers link to it).
+pub(super) type InFlight = Arc<
+    Mutex<
+        std::collections::HashMap<
+            u64,
+            (
+                Shared<BoxFuture<'static, SharedRun>>,
+                Option<(crate::telemetry::trace_context::TraceId, u64)>,
+            ),
+        >,
+    >,
+>;
 
 pub(super) fn new_cache(size: u64) -> PlanCache {
     moka::sync::Cache::builder().max_capacity(size.max(1)).build()
@@ -314,8 +330,14 @@ impl Runtime {
                 Ok(m) => m,
                 Err(p) => p.into_inner(),
             };
+            let traced = crate::telemetry::trace_context::current().filter(|c| c.tracer.is_some());
             match inflight.get(&key) {
-                Some(s) => s.clone(),
+                Some((s, leader)) => {
+                    if let (Some(me), Some(leader)) = (&traced, leader) {
+                        let _ = me.coalesced_with.set(*leader);
+                    }
+                    s.clone()
+                }
                 None => {
                     let engine = self.engine.clone();
                     let variables = req.variables.clone();
@@ -331,7 +353,8 @@ impl Runtime {
                         out
                     });
                     let shared = fut.shared();
-                    inflight.insert(key, shared.clone());
+                    let leader = traced.map(|t| (t.trace_id, t.span_id));
+                    inflight.insert(key, (shared.clone(), leader));
                     shared
                 }
             }

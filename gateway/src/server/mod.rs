@@ -207,6 +207,7 @@ async fn observe(
                 end: std::time::SystemTime::now(),
                 attributes,
                 error: (status >= 500).then(|| format!("HTTP {status}").into()),
+                links: Vec::new(),
             },
         );
     }

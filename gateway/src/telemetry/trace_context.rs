@@ -30,6 +30,9 @@ pub struct TraceContext {
     /// Calls answered by a fresh cache entry: they get no span of their own (nothing happened on
     /// the wire), they are counted on the operation's span (`mosaic.cache.hits`).
     pub cache_hits: Arc<AtomicU32>,
+    /// Set when this operation joined an identical one in flight (another request's): that
+    /// operation's trace and span, linked from this one's span.
+    pub coalesced_with: std::sync::OnceLock<(TraceId, u64)>,
 }
 
 impl std::fmt::Debug for TraceContext {
@@ -149,6 +152,7 @@ impl TraceContext {
                 .map(str::to_string),
             tracer: tracer.filter(|_| sampled).cloned(),
             cache_hits: Arc::default(),
+            coalesced_with: std::sync::OnceLock::new(),
         }
     }
 
@@ -157,6 +161,7 @@ impl TraceContext {
         Self {
             parent_span_id: Some(self.span_id),
             span_id: new_span_id(),
+            coalesced_with: std::sync::OnceLock::new(),
             ..self.clone()
         }
     }

@@ -93,6 +93,8 @@ pub struct SpanRecord {
     pub attributes: Vec<KeyValue>,
     /// Set when the span's work failed: a short description (never a URL or a body).
     pub error: Option<Cow<'static, str>>,
+    /// Spans of other traces this one is related to (an operation it shared the execution of).
+    pub links: Vec<(super::trace_context::TraceId, u64)>,
 }
 
 /// Records the spans of sampled requests and exports them in batches.
@@ -223,6 +225,20 @@ impl Tracer {
             Some(description) => Status::Error { description },
             None => Status::Unset,
         };
+        let mut links = SpanLinks::default();
+        links.links = span
+            .links
+            .iter()
+            .map(|(trace, span)| {
+                opentelemetry::trace::Link::with_context(SpanContext::new(
+                    opentelemetry::trace::TraceId::from(trace.0),
+                    SpanId::from(*span),
+                    TraceFlags::SAMPLED,
+                    false,
+                    TraceState::default(),
+                ))
+            })
+            .collect();
         self.queue.push(SpanData {
             span_context: context,
             parent_span_id: SpanId::from(span.parent_span_id),
@@ -234,7 +250,7 @@ impl Tracer {
             attributes: span.attributes,
             dropped_attributes_count: 0,
             events: SpanEvents::default(),
-            links: SpanLinks::default(),
+            links,
             status,
             instrumentation_scope: self.scope.clone(),
         });
