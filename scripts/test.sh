@@ -6,12 +6,12 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-# Debian packages the tests need: Redis (the shared cache and the event streams).
-need_packages=()
-command -v redis-server >/dev/null 2>&1 || need_packages+=(redis-server)
-if [ ${#need_packages[@]} -gt 0 ]; then
-  step "installing ${need_packages[*]}"
-  apt-get update -qq && apt-get install -y -qq "${need_packages[@]}" >/dev/null
+# Debian packages the tests need: Redis (the shared cache, shared rate limits and the event
+# streams; the package brings redis-cli too). Chromium is installed by tests/e2e/run.sh, podman
+# and runc by scripts/container-test.sh, the deploy linters (from PyPI) by scripts/check-deploy.sh.
+if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
+  step "installing redis-server (apt-get)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
 fi
 
 step "format"

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod exec;
 pub mod plan;
+pub mod redis_link;
 pub mod response;
 pub mod runtime;
 pub mod server;

@@ -2,17 +2,14 @@
 //! runs in memory) as one Lua script, so each check is a single atomic round trip, timed by
 //! Redis' own clock so replicas' clocks do not matter.
 //!
-//! Redis is never allowed to take the gateway down: a check waits at most `redis_timeout`; when
-//! Redis is slow, unreachable or not connected yet, the replica decides with its own in-memory
-//! buckets (each replica then allows the full rate) and says so in the logs, and Redis is set
-//! aside for a second before it is tried again.
+//! Redis is never allowed to take the gateway down ([`RedisLink`]): a check waits at most
+//! `redis_timeout`; when Redis is slow, unreachable or not connected yet, the replica decides with
+//! its own in-memory buckets (each replica then allows the full rate), and Redis is set aside for
+//! a second before it is tried again.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arc_swap::ArcSwapOption;
-use redis::aio::ConnectionManager;
-use tokio::time::Instant;
+use crate::redis_link::RedisLink;
 
 /// GCRA: `tat` (theoretical arrival time, µs) per key. Allowed while `now >= tat + interval -
 /// burst × interval`; then `tat` moves on by one interval. Returns -1 when allowed, else the µs
@@ -41,84 +38,42 @@ pub enum Shared {
 }
 
 pub struct SharedBuckets {
-    conn: Arc<ArcSwapOption<ConnectionManager>>,
+    link: RedisLink,
     script: redis::Script,
     prefix: String,
-    timeout: Duration,
     interval_us: u64,
     burst: u32,
-    set_aside_until: Mutex<Option<Instant>>,
-    connecting: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for SharedBuckets {
-    fn drop(&mut self) {
-        self.connecting.abort();
-    }
 }
 
 impl SharedBuckets {
-    /// Connects in the background (retrying); until then, checks are [`Shared::Unavailable`].
+    /// Connects in the background; until then, checks are [`Shared::Unavailable`].
     pub fn start(url: &str, prefix: &str, timeout: Duration, rate: u32, burst: u32) -> Result<Self, redis::RedisError> {
         let client = redis::Client::open(url)?;
-        let conn: Arc<ArcSwapOption<ConnectionManager>> = Arc::default();
-        let slot = conn.clone();
-        let connecting = tokio::spawn(async move {
-            let mut wait = Duration::from_millis(100);
-            loop {
-                match ConnectionManager::new(client.clone()).await {
-                    Ok(c) => {
-                        slot.store(Some(Arc::new(c)));
-                        tracing::info!("connected to Redis for shared rate limits");
-                        return;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "Redis unavailable; rate limits are per replica until it answers")
-                    }
-                }
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(5));
-            }
-        });
         Ok(Self {
-            conn,
+            link: RedisLink::start(client, timeout, "shared rate limits"),
             script: redis::Script::new(GCRA),
             prefix: prefix.to_string(),
-            timeout,
             interval_us: (1_000_000 / u64::from(rate.max(1))).max(1),
             burst: burst.max(1),
-            set_aside_until: Mutex::new(None),
-            connecting,
         })
     }
 
     /// Takes one request from `key`'s shared bucket.
     pub async fn check(&self, key: &str) -> Shared {
-        if let Ok(until) = self.set_aside_until.lock() {
-            if until.is_some_and(|u| Instant::now() < u) {
-                return Shared::Unavailable;
-            }
-        }
-        let Some(mut conn) = self.conn.load().as_deref().cloned() else {
-            return Shared::Unavailable;
-        };
         let mut call = self.script.prepare_invoke();
         call.key(format!("{}{key}", self.prefix))
             .arg(self.interval_us)
             .arg(self.burst);
-        match tokio::time::timeout(self.timeout, call.invoke_async::<i64>(&mut conn)).await {
-            Ok(Ok(wait)) if wait < 0 => Shared::Allowed,
-            Ok(Ok(wait)) => Shared::Wait(Duration::from_micros(wait.unsigned_abs())),
-            Ok(Err(e)) => self.failed(e),
-            Err(_) => self.failed("timed out"),
+        let wait = self
+            .link
+            .bounded("rate limit check", |mut conn| async move {
+                call.invoke_async::<i64>(&mut conn).await
+            })
+            .await;
+        match wait {
+            Some(wait) if wait < 0 => Shared::Allowed,
+            Some(wait) => Shared::Wait(Duration::from_micros(wait.unsigned_abs())),
+            None => Shared::Unavailable,
         }
-    }
-
-    fn failed(&self, e: impl std::fmt::Display) -> Shared {
-        tracing::warn!(error = %e, "shared rate limit check failed; deciding with this replica's buckets for a second");
-        if let Ok(mut until) = self.set_aside_until.lock() {
-            *until = Some(Instant::now() + Duration::from_secs(1));
-        }
-        Shared::Unavailable
     }
 }

@@ -214,13 +214,7 @@ impl Tracer {
 
     /// Queues a finished span for export (dropped, and counted, if the queue is full).
     pub fn record(&self, trace_id: super::trace_context::TraceId, span: SpanRecord) {
-        let context = SpanContext::new(
-            opentelemetry::trace::TraceId::from(trace_id.0),
-            SpanId::from(span.span_id),
-            TraceFlags::SAMPLED,
-            false,
-            TraceState::default(),
-        );
+        let context = sampled_context(trace_id, span.span_id);
         let status = match span.error {
             Some(description) => Status::Error { description },
             None => Status::Unset,
@@ -229,15 +223,7 @@ impl Tracer {
         links.links = span
             .links
             .iter()
-            .map(|(trace, span)| {
-                opentelemetry::trace::Link::with_context(SpanContext::new(
-                    opentelemetry::trace::TraceId::from(trace.0),
-                    SpanId::from(*span),
-                    TraceFlags::SAMPLED,
-                    false,
-                    TraceState::default(),
-                ))
-            })
+            .map(|(trace, span)| opentelemetry::trace::Link::with_context(sampled_context(*trace, *span)))
             .collect();
         self.queue.push(SpanData {
             span_context: context,
@@ -260,6 +246,17 @@ impl Tracer {
     pub async fn shutdown(self: Arc<Self>) {
         self.queue.shutdown().await;
     }
+}
+
+/// The context of a recorded (sampled) span of ours.
+fn sampled_context(trace_id: super::trace_context::TraceId, span_id: u64) -> SpanContext {
+    SpanContext::new(
+        opentelemetry::trace::TraceId::from(trace_id.0),
+        SpanId::from(span_id),
+        TraceFlags::SAMPLED,
+        false,
+        TraceState::default(),
+    )
 }
 
 /// The OTLP/HTTP traces URL for a collector base URL (`…/v1/traces` unless already given).

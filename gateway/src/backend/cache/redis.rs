@@ -1,35 +1,30 @@
 //! The shared second level: cached answers in Redis for every replica, and invalidations fanned
 //! out over Redis pub/sub so a mutation on one replica evicts the entry on all.
 //!
-//! Redis is never on the critical path: every operation is bounded by a short timeout, a failure
-//! sets Redis aside for a second (requests go on from memory and backends), failures are logged,
-//! and the connection is re-established in the background. An invalidation that cannot reach
+//! Redis is never on the critical path ([`RedisLink`]: bounded operations, set aside for a second
+//! after a failure, connected in the background); requests go on from memory and backends. An
+//! invalidation that cannot reach
 //! Redis is not dropped: it is kept (deduplicated, bounded) and retried until Redis answers, so
 //! other replicas and the shared entries never keep an answer a mutation made stale.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use arc_swap::ArcSwapOption;
 use futures::StreamExt;
-use redis::aio::ConnectionManager;
 use serde_json::Value;
 use tokio::time::Instant;
 
 use super::store::{CacheStore, Entry};
 use crate::backend::payload::Payload;
+use crate::redis_link::RedisLink;
 
 /// Beyond this many distinct pending invalidations, they collapse into one of everything.
 const MAX_PENDING_INVALIDATIONS: usize = 1024;
 
 pub struct SharedLevel {
     client: redis::Client,
-    conn: ArcSwapOption<ConnectionManager>,
+    link: RedisLink,
     prefix: String,
-    timeout: Duration,
-    set_aside_until: Mutex<Option<Instant>>,
-    pub errors: AtomicU64,
     /// Invalidations (key prefixes) that could not be made yet, retried in the background.
     pending: Mutex<Vec<String>>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -67,39 +62,13 @@ impl SharedLevel {
     pub fn start(url: &str, prefix: &str, timeout: Duration) -> Result<Arc<Self>, redis::RedisError> {
         let client = redis::Client::open(url)?;
         let level = Arc::new(Self {
+            link: RedisLink::start(client.clone(), timeout, "the shared cache"),
             client,
-            conn: ArcSwapOption::empty(),
             prefix: prefix.to_string(),
-            timeout,
-            set_aside_until: Mutex::new(None),
-            errors: AtomicU64::new(0),
             pending: Mutex::new(Vec::new()),
             tasks: Mutex::new(Vec::new()),
         });
         level.retry_pending_invalidations();
-        let weak = Arc::downgrade(&level);
-        let task = tokio::spawn(async move {
-            let mut wait = Duration::from_millis(100);
-            loop {
-                let Some(level) = weak.upgrade() else { return };
-                match ConnectionManager::new(level.client.clone()).await {
-                    Ok(c) => {
-                        level.conn.store(Some(Arc::new(c)));
-                        tracing::info!("connected to Redis for the shared cache");
-                        return;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "Redis unavailable; caching in memory only until it answers");
-                    }
-                }
-                drop(level);
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(5));
-            }
-        });
-        if let Ok(mut t) = level.tasks.lock() {
-            t.push(task);
-        }
         Ok(level)
     }
 
@@ -138,36 +107,8 @@ impl SharedLevel {
         }
     }
 
-    fn connection(&self) -> Option<ConnectionManager> {
-        if let Ok(until) = self.set_aside_until.lock() {
-            if until.is_some_and(|u| Instant::now() < u) {
-                return None;
-            }
-        }
-        self.conn.load().as_deref().cloned()
-    }
-
-    fn failed(&self, what: &str, e: impl std::fmt::Display) {
-        self.errors.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(operation = what, error = %e, "Redis cache operation failed; going on without it for a second");
-        if let Ok(mut until) = self.set_aside_until.lock() {
-            *until = Some(Instant::now() + Duration::from_secs(1));
-        }
-    }
-
     async fn run<T: redis::FromRedisValue>(&self, what: &str, cmd: redis::Cmd) -> Option<T> {
-        let mut conn = self.connection()?;
-        match tokio::time::timeout(self.timeout, cmd.query_async::<T>(&mut conn)).await {
-            Ok(Ok(v)) => Some(v),
-            Ok(Err(e)) => {
-                self.failed(what, e);
-                None
-            }
-            Err(_) => {
-                self.failed(what, "timed out");
-                None
-            }
-        }
+        self.link.run(what, cmd).await
     }
 
     fn entry_key(&self, key: &str) -> String {
@@ -248,7 +189,7 @@ impl SharedLevel {
             loop {
                 tokio::time::sleep(Duration::from_millis(250)).await;
                 let Some(level) = weak.upgrade() else { return };
-                if level.connection().is_none() {
+                if level.link.connection().is_none() {
                     continue;
                 }
                 let due = level
@@ -301,11 +242,6 @@ impl SharedLevel {
             .run("publish", redis::cmd("PUBLISH").arg(channel).arg(prefix).clone())
             .await;
         published.is_some()
-    }
-
-    /// Whether a connection is established (for `/healthz`).
-    pub fn connected(&self) -> bool {
-        self.conn.load().is_some()
     }
 }
 
