@@ -3,6 +3,12 @@
 
 mod demo;
 
+/// jemalloc instead of the system allocator: on the warm-cache 2-level query (`bench cache`) the
+/// gateway spends about 15% less CPU per request (the answer tree is many small allocations freed
+/// across worker threads), for ~1 MiB more idle RSS. mimalloc saved as much but cost ~9 MiB idle.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use mosaic_gateway::runtime::ResolverRegistry;
 
 #[tokio::main]
