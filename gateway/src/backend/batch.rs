@@ -113,7 +113,7 @@ pub async fn call_batch(
         async move {
             match req {
                 Ok(req) => memo.call(clients, req).await,
-                Err(e) => Err(CallError::Request(e.to_string()).into()),
+                Err(e) => Err(CallError::from(e).into()),
             }
         }
     });

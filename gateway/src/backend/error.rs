@@ -24,6 +24,10 @@ pub enum CallError {
     TooLarge(usize),
     #[error("request to backend could not be built: {0}")]
     Request(String),
+    /// The client's arguments would make a request the backend cannot take (a URL over
+    /// `max_url_bytes`): the client's error, not the backend's.
+    #[error("request to backend refused: {0}")]
+    Input(String),
     #[error("circuit breaker is open")]
     CircuitOpen,
     #[error("bulkhead is full")]
@@ -40,6 +44,7 @@ impl CallError {
             CallError::Status { .. } | CallError::InvalidBody(_) | CallError::TooLarge(_) | CallError::Request(_) => {
                 "BACKEND_ERROR"
             }
+            CallError::Input(_) => "BAD_USER_INPUT",
             CallError::CircuitOpen => "CIRCUIT_OPEN",
             CallError::BulkheadFull => "BULKHEAD_FULL",
         }
@@ -54,6 +59,9 @@ impl CallError {
             CallError::InvalidBody(_) => format!("backend \"{backend}\" sent an invalid answer"),
             CallError::TooLarge(_) => format!("backend \"{backend}\" sent an answer that is too large"),
             CallError::Request(_) => format!("the call to backend \"{backend}\" could not be made"),
+            CallError::Input(_) => {
+                format!("the arguments are too long for a call to backend \"{backend}\"; the call was not made")
+            }
             CallError::CircuitOpen => {
                 format!("backend \"{backend}\" is failing; calls are suspended while it recovers (circuit open)")
             }

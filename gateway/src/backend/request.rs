@@ -111,6 +111,18 @@ pub enum RenderError {
     MissingPathValue(String),
     #[error("header {0} would not be a valid HTTP header value")]
     InvalidHeader(String),
+    /// The arguments make the path and query longer than the backend's `max_url_bytes`.
+    #[error("the path and query would be {bytes} bytes long, over max_url_bytes ({max})")]
+    UrlTooLong { bytes: usize, max: usize },
+}
+
+impl From<RenderError> for super::error::CallError {
+    fn from(e: RenderError) -> Self {
+        match e {
+            RenderError::UrlTooLong { .. } => Self::Input(e.to_string()),
+            _ => Self::Request(e.to_string()),
+        }
+    }
 }
 
 /// Renders a binding into a request. `keys` are the batch keys when the binding is batched.
@@ -172,6 +184,13 @@ pub fn render(
                 });
             }
         }
+    }
+
+    if url.len() > backend.max_url_bytes {
+        return Err(RenderError::UrlTooLong {
+            bytes: url.len(),
+            max: backend.max_url_bytes,
+        });
     }
 
     let mut headers = backend.headers.clone();
@@ -375,6 +394,22 @@ mod tests {
             render(&b, &backend(), &ctx(&args, &h), None),
             Err(RenderError::MissingPathValue(_))
         ));
+    }
+
+    #[test]
+    fn arguments_making_the_url_too_long_are_the_clients_error() {
+        let h = http::HeaderMap::new();
+        let b = binding("/c/{{args.id}}", &[("q", "{{args.q}}")]);
+        let mut small = backend();
+        small.max_url_bytes = 300;
+        let fits = json!({"id": "1", "q": "y".repeat(280)});
+        assert!(render(&b, &small, &ctx(&fits, &h), None).is_ok());
+        let long = json!({"id": "1", "q": "y".repeat(300)});
+        let err = render(&b, &small, &ctx(&long, &h), None).expect_err("too long");
+        assert_eq!(err, RenderError::UrlTooLong { bytes: 307, max: 300 });
+        let call = super::super::error::CallError::from(err);
+        assert_eq!(call.public_code(), "BAD_USER_INPUT");
+        assert!(!call.public_message("c").contains("yyy"));
     }
 
     #[test]

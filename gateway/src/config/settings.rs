@@ -381,6 +381,9 @@ pub struct BackendSettings {
     pub headers: BTreeMap<String, String>,
     /// Largest backend response body accepted.
     pub max_response_bytes: usize,
+    /// Longest path and query string sent to this backend: a call whose arguments would make it
+    /// longer fails with `BAD_USER_INPUT` instead of being sent (most servers refuse long URLs).
+    pub max_url_bytes: usize,
     /// Several instances (instead of `url`): requests are balanced over them.
     pub urls: Vec<Spanned<String>>,
     /// `"dns"`: re-resolve `url`'s host every `dns_refresh`, one instance per address.
@@ -519,6 +522,7 @@ impl Default for BackendSettings {
             pool_max_idle: 64,
             headers: BTreeMap::new(),
             max_response_bytes: 16 << 20,
+            max_url_bytes: 16 << 10,
             urls: Vec::new(),
             discovery: None,
             dns_refresh: HumanDuration(Duration::from_secs(10)),

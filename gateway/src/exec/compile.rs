@@ -31,6 +31,10 @@ pub struct OpPlan {
     pub slots: usize,
     /// The size of the last response, so the next one's buffer is allocated once.
     pub size_hint: std::sync::atomic::AtomicUsize,
+    /// A query without `@auth` fields: its response depends on the backends' answers alone.
+    pub memoizable: bool,
+    /// Its last response (see [`super::memo`]).
+    pub memo: super::memo::WriteMemo,
 }
 
 #[derive(Debug)]
@@ -176,7 +180,10 @@ pub fn compile(plan: &Plan, doc: &ExecutableDocument, name: Option<&str>, condit
     if let Some(e) = c.error {
         return Compiled::NotCompilable(e);
     }
+    let memoizable = op.node.ty == OperationType::Query && !any_auth(&root);
     Compiled::Plan(OpPlan {
+        memoizable,
+        memo: super::memo::WriteMemo::default(),
         kind: op.node.ty,
         root_type,
         variables,
@@ -184,6 +191,14 @@ pub fn compile(plan: &Plan, doc: &ExecutableDocument, name: Option<&str>, condit
         slots: c.slots,
         size_hint: std::sync::atomic::AtomicUsize::new(1024),
     })
+}
+
+/// Whether any field at or below `sel` has an `@auth` rule (checked against the caller).
+fn any_auth(sel: &SelectionPlan) -> bool {
+    sel.by_type
+        .iter()
+        .flat_map(|(_, fields)| fields)
+        .any(|f| f.auth.is_some() || matches!(&f.output, Output::Composite(_, sub) if any_auth(sub)))
 }
 
 impl<'a> Compiler<'a> {

@@ -77,6 +77,33 @@ pub struct Fetched {
     slots: Vec<Option<SlotData>>,
 }
 
+impl Fetched {
+    /// Every answer, slot by slot, in a fixed order (`None` for a slot without a call); `None`
+    /// when a call failed. What [`super::memo::WriteMemo`] compares.
+    pub fn answers(&self) -> Option<Vec<Option<&Arc<Payload>>>> {
+        let mut out = Vec::with_capacity(self.slots.len());
+        for slot in &self.slots {
+            match slot {
+                None => out.push(None),
+                Some(SlotData::Single(r)) => out.push(r.as_ref().ok()?.as_ref()),
+                Some(SlotData::PerParent { calls, .. }) => {
+                    out.push(None);
+                    for c in calls {
+                        out.push(c.as_ref().ok()?.as_ref());
+                    }
+                }
+                Some(SlotData::Batched { answers, .. }) => {
+                    out.push(None);
+                    for c in &answers.chunks {
+                        out.push(Some(c.as_ref().ok()?));
+                    }
+                }
+            }
+        }
+        Some(out)
+    }
+}
+
 /// What the fetch needs from the request.
 pub struct FetchContext<'a> {
     pub plan: &'a Plan,
@@ -374,7 +401,7 @@ async fn call_field(
             }
             Err(e) => {
                 requests.push(None);
-                render_errors.insert(requests.len() - 1, CallError::Request(e.to_string()));
+                render_errors.insert(requests.len() - 1, CallError::from(e));
                 requests.len() - 1
             }
         };
@@ -403,6 +430,6 @@ async fn call_one(
     match render(binding, backend, ctx, None) {
         Ok(req) => cx.memo.call(cx.clients, req).await.map(Some),
         Err(RenderError::MissingPathValue(_)) => Ok(None),
-        Err(e) => Err(CallError::Request(e.to_string()).into()),
+        Err(e) => Err(CallError::from(e).into()),
     }
 }

@@ -45,6 +45,8 @@ pub struct BackendPlan {
     /// Client headers forwarded as they are.
     pub forward_headers: Vec<http::HeaderName>,
     pub max_response_bytes: usize,
+    /// Longest path and query string a call may have (arguments making it longer are refused).
+    pub max_url_bytes: usize,
 }
 
 impl BackendPlan {
@@ -67,6 +69,7 @@ impl BackendPlan {
             headers: Vec::new(),
             forward_headers: Vec::new(),
             max_response_bytes: 16 << 20,
+            max_url_bytes: 16 << 10,
         }
     }
 }

@@ -367,6 +367,13 @@ fn build_backends(src: &ConfigSource, diags: &mut Diagnostics) -> Vec<BackendPla
                 "e.g. budget_ratio = 0.1 (retries up to 10% of calls), throttle_token_ratio = 0.1",
             );
         }
+        if b.max_url_bytes < 256 {
+            diags.error_with_hint(
+                Some(loc.clone()),
+                format!("backend `{name}`: max_url_bytes = {} is too small", b.max_url_bytes),
+                "give at least 256 (the default is 16384; most HTTP servers accept 8 KiB)",
+            );
+        }
         const NEVER: [&str; 11] = [
             "host",
             "connection",
@@ -439,6 +446,7 @@ fn build_backends(src: &ConfigSource, diags: &mut Diagnostics) -> Vec<BackendPla
             headers,
             forward_headers,
             max_response_bytes: b.max_response_bytes,
+            max_url_bytes: b.max_url_bytes,
         });
     }
     out

@@ -278,9 +278,7 @@ impl Runtime {
             let run = if prepared.kind == OperationType::Query && self.engine.plan.server.coalesce_operations {
                 self.run_coalesced(&prepared, op, &req, headers).await
             } else {
-                exec::run(&self.engine.plan, &self.engine.clients, &op, &req.variables, headers)
-                    .await
-                    .map(|(body, codes)| (bytes::Bytes::from(body), codes))
+                exec::run(&self.engine.plan, &self.engine.clients, &op, &req.variables, headers).await
             };
             match run {
                 Ok((body, codes)) => return (Executed::new(body), kind, codes, Some(prepared)),
@@ -346,7 +344,7 @@ impl Runtime {
                     let fut: BoxFuture<'static, SharedRun> = Box::pin(async move {
                         let out = exec::run(&engine.plan, &engine.clients, &op, &variables, &headers)
                             .await
-                            .map(|(body, codes)| (bytes::Bytes::from(body), Arc::new(codes)));
+                            .map(|(body, codes)| (body, Arc::new(codes)));
                         if let Ok(mut m) = inflight_map.lock() {
                             m.remove(&key);
                         }
@@ -370,7 +368,7 @@ impl Runtime {
         exec::run(&self.engine.plan, &self.engine.clients, &op, &req.variables, headers)
             .await
             .ok()
-            .map(|(body, _)| body)
+            .map(|(body, _)| body.to_vec())
     }
 
     /// First sight of a document: parse and validate it (async-graphql), then compile it.

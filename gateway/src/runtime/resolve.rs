@@ -392,7 +392,7 @@ async fn fetch_call(
         Err(RenderError::MissingPathValue(_)) => return Ok(None),
         Err(e) => {
             return Err(call_error(
-                &CallError::Request(e.to_string()),
+                &CallError::from(e),
                 plan,
                 binding.backend,
                 path,
