@@ -14,7 +14,7 @@
 //!   refusal should not grow with the fields they expand to.
 //! - Hostile suite: against (b), concurrent connections send a mix of hostile requests (see
 //!   [`hostile::hostile_mix`]). Each must be answered with a 4xx or a 200 (a 5xx or a connection
-//!   error is a finding); the gateway's RSS before, at its peak, after, and after 2 s idle.
+//!   error is a finding); the gateway's RSS before, at its peak, after, and after 2 s and 12 s idle.
 
 mod hostile;
 
@@ -246,6 +246,8 @@ struct Rss {
     peak_mib: f64,
     after_mib: f64,
     after_idle_mib: f64,
+    /// After 12 s idle: past jemalloc's 10 s decay of unused pages, what the gateway still holds.
+    after_long_idle_mib: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -261,7 +263,7 @@ struct Suite {
 }
 
 /// `connections` concurrent senders cycle through the hostile mix for `duration`; RSS is read
-/// before, every 100 ms during, just after and after 2 s idle.
+/// before, every 100 ms during, just after, after 2 s idle and after 12 s idle.
 async fn hostile_suite(
     http: &reqwest::Client,
     gw: &Gateway,
@@ -303,6 +305,8 @@ async fn hostile_suite(
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after_idle = procs::rss_bytes(pid)?;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let after_long_idle = procs::rss_bytes(pid)?;
     let answers: Vec<Answers> = mix.iter().zip(&per_kind).map(|(r, s)| Answers::of(r, s)).collect();
     let unanswered = answers.iter().map(Answers::unanswered).sum();
     let mib = |b: u64| b as f64 / hostile::MIB as f64;
@@ -316,6 +320,7 @@ async fn hostile_suite(
             peak_mib: mib(peak.max(after)),
             after_mib: mib(after),
             after_idle_mib: mib(after_idle),
+            after_long_idle_mib: mib(after_long_idle),
         },
         unanswered,
         target_met: unanswered == 0,
@@ -556,12 +561,14 @@ fn render(r: &Results) -> String {
     );
     let _ = writeln!(
         s,
-        "RSS of (b): before {} MiB, peak {} MiB, just after {} MiB, after 2 s idle {} MiB ({:+.1} MiB)",
+        "RSS of (b): before {} MiB, peak {} MiB, just after {} MiB, after 2 s idle {} MiB ({:+.1} MiB), after 12 s idle {} MiB ({:+.1} MiB)",
         fmt_opt(Some(h.rss.before_mib), 1),
         fmt_opt(Some(h.rss.peak_mib), 1),
         fmt_opt(Some(h.rss.after_mib), 1),
         fmt_opt(Some(h.rss.after_idle_mib), 1),
-        h.rss.after_idle_mib - h.rss.before_mib
+        h.rss.after_idle_mib - h.rss.before_mib,
+        fmt_opt(Some(h.rss.after_long_idle_mib), 1),
+        h.rss.after_long_idle_mib - h.rss.before_mib
     );
     let mut messages = BTreeMap::new();
     for a in r.bombs.iter().chain(&h.answers) {
