@@ -9,6 +9,15 @@ mod demo;
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// jemalloc's options (its `malloc_conf`, read when it starts; `_RJEM_MALLOC_CONF` in the
+/// environment still overrides them): one background thread returns unused pages to the system
+/// after `dirty_decay_ms` even when the gateway is idle. Without it pages are returned only while
+/// the gateway keeps allocating, so a burst (e.g. of hostile 1 MiB requests) left its RSS high.
+#[export_name = "_rjem_malloc_conf"]
+static MALLOC_CONF: Option<&u8> = Some(&JEMALLOC_OPTIONS[0]);
+static JEMALLOC_OPTIONS: [u8; 85] =
+    *b"background_thread:true,max_background_threads:1,dirty_decay_ms:5000,muzzy_decay_ms:0\0";
+
 use mosaic_gateway::runtime::ResolverRegistry;
 
 #[tokio::main]
