@@ -21,8 +21,8 @@ use bytes::Bytes;
 
 use crate::backend::Payload;
 
-/// Largest response kept.
-pub const MAX_BYTES: usize = 16 << 10;
+/// Largest response kept (at least 128 fit in [`TOTAL_BYTES`]).
+pub const MAX_BYTES: usize = 64 << 10;
 
 /// Most bytes of responses kept by all memos of the process together (a document can have up
 /// to 16 compiled operations, one per set of `@skip`/`@include` values, and the plan cache holds
