@@ -286,6 +286,27 @@ async fn a_shorter_ttl_wins_over_the_backends_longer_max_age() {
 // Private entries.
 
 #[tokio::test]
+async fn a_repeated_query_is_answered_anew_once_its_cached_answer_is_replaced() {
+    // The compiled executor reuses a query's last response while its answers are the same
+    // cache entries: a new entry (after the backend's max-age of 1 s) must show.
+    let (env, tiny) = start_tiny().await;
+    let first = item(&env, "maxAge1", &[]).await;
+    for _ in 0..3 {
+        assert_eq!(item(&env, "maxAge1", &[]).await, first, "a hit: the same answer");
+    }
+    assert_eq!(tiny.calls("/max-age-1/a"), 1);
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let second = item(&env, "maxAge1", &[]).await;
+    assert_eq!(tiny.calls("/max-age-1/a"), 2, "fetched again after its max-age");
+    assert_ne!(
+        second["n"], first["n"],
+        "the new answer, not the last response: {second}"
+    );
+    assert_eq!(item(&env, "maxAge1", &[]).await, second);
+    env.stop().await;
+}
+
+#[tokio::test]
 async fn private_entries_are_never_served_to_another_user() {
     let (env, tiny) = start_tiny().await;
     let alice = item(&env, "me", &[("x-user", "alice")]).await;
