@@ -353,7 +353,7 @@ async fn call_field(
                 clients: cx.clients,
                 memo: cx.memo,
                 headers: cx.headers,
-                claims: cx.identity.claims.as_ref(),
+                claims: cx.identity.claims.as_deref(),
             };
             call_batch(&scope, binding, args, &values).await
         };
@@ -371,7 +371,7 @@ async fn call_field(
             args,
             parent: None,
             headers: cx.headers,
-            claims: cx.identity.claims.as_ref(),
+            claims: cx.identity.claims.as_deref(),
         };
         return SlotData::Single(call_one(cx, binding, backend, &ctx).await);
     }
@@ -385,7 +385,7 @@ async fn call_field(
             args,
             parent: Some(p),
             headers: cx.headers,
-            claims: cx.identity.claims.as_ref(),
+            claims: cx.identity.claims.as_deref(),
         };
         let idx = match render(binding, backend, &ctx, None) {
             Ok(req) => {

@@ -110,7 +110,7 @@ impl async_graphql::dataloader::Loader<BatchKey> for BatchLoader {
                     clients: &self.clients,
                     memo: &memo,
                     headers: &self.headers,
-                    claims: self.state.identity.claims.as_ref(),
+                    claims: self.state.identity.claims.as_deref(),
                 };
                 let answers = call_batch(&scope, binding, args, &refs).await;
                 group

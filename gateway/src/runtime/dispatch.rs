@@ -178,6 +178,41 @@ pub(super) fn new_cache(size: u64) -> PlanCache {
     moka::sync::Cache::builder().max_capacity(size.max(1)).build()
 }
 
+/// Feeds a JSON value to a hasher, structurally (object keys in their map's order, which is
+/// sorted): equal values hash equally, without serializing them first.
+fn hash_json<H: Hasher>(value: &Value, h: &mut H) {
+    match value {
+        Value::Null => h.write_u8(0),
+        Value::Bool(b) => {
+            h.write_u8(1);
+            b.hash(h);
+        }
+        Value::Number(n) => {
+            h.write_u8(2);
+            n.hash(h);
+        }
+        Value::String(s) => {
+            h.write_u8(3);
+            s.hash(h);
+        }
+        Value::Array(items) => {
+            h.write_u8(4);
+            h.write_usize(items.len());
+            for item in items {
+                hash_json(item, h);
+            }
+        }
+        Value::Object(map) => {
+            h.write_u8(5);
+            h.write_usize(map.len());
+            for (k, v) in map {
+                k.hash(h);
+                hash_json(v, h);
+            }
+        }
+    }
+}
+
 fn cache_key(query: &str, op: Option<&str>) -> u64 {
     let mut h = rustc_hash::FxHasher::default();
     query.hash(&mut h);
@@ -304,9 +339,10 @@ impl Runtime {
         let plan = &self.engine.plan;
         let mut h = rustc_hash::FxHasher::default();
         (Arc::as_ptr(prepared) as usize).hash(&mut h);
-        serde_json::Value::Object(req.variables.clone())
-            .to_string()
-            .hash(&mut h);
+        for (name, value) in &req.variables {
+            name.hash(&mut h);
+            hash_json(value, &mut h);
+        }
         for name in plan.request_headers.iter().chain(plan.cache.principal_header.iter()) {
             headers.get(name.as_str()).map(|v| v.as_bytes()).hash(&mut h);
         }
@@ -317,11 +353,9 @@ impl Runtime {
                 headers.get(name).map(|v| v.as_bytes()).hash(&mut h);
             }
         }
-        super::identity::current()
-            .claims
-            .as_ref()
-            .map(|c| c.to_string())
-            .hash(&mut h);
+        if let Some(claims) = &super::identity::current().claims {
+            hash_json(claims, &mut h);
+        }
         let key = h.finish();
         let shared = {
             let mut inflight = match self.inflight.lock() {

@@ -8,8 +8,9 @@ use serde_json::Value;
 /// A request's verified identity.
 #[derive(Debug, Clone, Default)]
 pub struct Identity {
-    /// The token's claims; `None` for an anonymous request.
-    pub claims: Option<Value>,
+    /// The token's claims; `None` for an anonymous request. Shared with the verifier's cache of
+    /// verified tokens: the same token gives the same `Arc` (not a copy per request).
+    pub claims: Option<Arc<Value>>,
 }
 
 impl Identity {

@@ -385,7 +385,7 @@ async fn fetch_call(
         args,
         parent: parent_value,
         headers: &state.headers,
-        claims: state.identity.claims.as_ref(),
+        claims: state.identity.claims.as_deref(),
     };
     let req = match render(binding, plan.backend(binding.backend), &rctx, None) {
         Ok(r) => r,

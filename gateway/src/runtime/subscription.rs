@@ -57,7 +57,7 @@ pub fn stream_resolver(
                 args: &args,
                 parent: None,
                 headers: &state.headers,
-                claims: state.identity.claims.as_ref(),
+                claims: state.identity.claims.as_deref(),
             };
             let req = render(binding, plan.backend(binding.backend), &rctx, None).map_err(|e| {
                 error(

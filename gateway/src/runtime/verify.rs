@@ -175,16 +175,16 @@ impl Verifier {
 
     /// The claims of a valid token. A token whose `kid` no known key has makes the gateway
     /// fetch `jwks_url` once more (see [`REFETCH_AT_MOST_EVERY`]) before refusing it.
-    pub async fn verify(&self, token: &str) -> Result<Value, AuthError> {
+    pub async fn verify(&self, token: &str) -> Result<Arc<Value>, AuthError> {
         if let Some(claims) = self.verified.get(token) {
             if self.still_valid(&claims) {
-                return Ok(Value::clone(&claims));
+                return Ok(claims);
             }
             self.verified.invalidate(token);
         }
-        let claims = self.verify_uncached(token).await?;
+        let claims = Arc::new(self.verify_uncached(token).await?);
         if token.len() <= VERIFIED_MAX_LEN {
-            self.verified.insert(token.into(), Arc::new(claims.clone()));
+            self.verified.insert(token.into(), claims.clone());
         }
         Ok(claims)
     }
