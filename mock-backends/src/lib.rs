@@ -80,6 +80,13 @@ pub struct UpstreamUrls {
     pub external_bank: Option<String>,
 }
 
+impl BankConfig {
+    /// Whether `service` runs in this bank (all do unless `only` says otherwise).
+    pub fn runs(&self, service: Service) -> bool {
+        self.only.as_ref().is_none_or(|only| only.contains(&service))
+    }
+}
+
 impl Default for BankConfig {
     fn default() -> Self {
         Self {
@@ -299,11 +306,10 @@ fn reachable(addr: SocketAddr) -> SocketAddr {
 /// Binds the listeners (of all five services, or of `config.only`), spawns the servers (the
 /// ledger once it has loaded its state) and returns once all are listening.
 pub async fn start(config: BankConfig) -> Result<Bank, BankError> {
-    let runs = |s: Service| config.only.as_ref().is_none_or(|only| only.contains(&s));
     let mut listeners = Vec::with_capacity(Service::ALL.len());
     let mut addrs = [SocketAddr::new(config.host, 0); 5];
     for service in Service::ALL {
-        if !runs(service) {
+        if !config.runs(service) {
             listeners.push(None);
             continue;
         }
@@ -324,7 +330,7 @@ pub async fn start(config: BankConfig) -> Result<Bank, BankError> {
         Some(url) => {
             let bus = EventBus::redis(url, &config.redis_prefix)?;
             // The ledger's process owns the bank's keys: the others only publish.
-            if let Some(client) = bus.redis_client().filter(|_| runs(Service::Ledger)) {
+            if let Some(client) = bus.redis_client().filter(|_| config.runs(Service::Ledger)) {
                 ledger::reset_redis(client, &config.redis_prefix).await?;
             }
             bus

@@ -120,9 +120,10 @@ async fn main() -> ExitCode {
             accounts: args.accounts_url,
             external_bank: args.external_bank_url,
         },
-        only: args.only.clone(),
+        only: args.only,
         ..BankConfig::default()
     };
+    let running: Vec<Service> = Service::ALL.into_iter().filter(|s| config.runs(*s)).collect();
     let bank = match start(config).await {
         Ok(bank) => bank,
         Err(e) => {
@@ -130,10 +131,8 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    for service in Service::ALL {
-        if args.only.as_ref().is_none_or(|only| only.contains(&service)) {
-            println!("{} {}", service.name(), bank.url(service));
-        }
+    for service in running {
+        println!("{} {}", service.name(), bank.url(service));
     }
     terminated().await;
     bank.shutdown().await;

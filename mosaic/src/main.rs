@@ -14,9 +14,8 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// after `dirty_decay_ms` even when the gateway is idle. Without it pages are returned only while
 /// the gateway keeps allocating, so a burst (e.g. of hostile 1 MiB requests) left its RSS high.
 #[export_name = "_rjem_malloc_conf"]
-static MALLOC_CONF: Option<&u8> = Some(&JEMALLOC_OPTIONS[0]);
-static JEMALLOC_OPTIONS: [u8; 85] =
-    *b"background_thread:true,max_background_threads:1,dirty_decay_ms:5000,muzzy_decay_ms:0\0";
+static MALLOC_CONF: Option<&u8> =
+    Some(&b"background_thread:true,max_background_threads:1,dirty_decay_ms:5000,muzzy_decay_ms:0\0"[0]);
 
 use mosaic_gateway::runtime::ResolverRegistry;
 

@@ -270,6 +270,12 @@ fn collect_field_sites<'a>(defs: &IndexMap<String, RawType<'a>>, exts: &[RawType
     out
 }
 
+/// The retry budget windows tower's `TpsBudget` accepts (it panics outside).
+const BUDGET_WINDOW: std::ops::RangeInclusive<std::time::Duration> =
+    std::time::Duration::from_secs(1)..=std::time::Duration::from_secs(60);
+/// The retry budget and throttle ratios accepted.
+const RETRY_RATIO: std::ops::RangeInclusive<f32> = 0.0..=1000.0;
+
 fn build_backends(src: &ConfigSource, diags: &mut Diagnostics) -> Vec<BackendPlan> {
     let mut out = Vec::new();
     for (i, (name, spanned)) in src.settings.backends.iter().enumerate() {
@@ -353,14 +359,14 @@ fn build_backends(src: &ConfigSource, diags: &mut Diagnostics) -> Vec<BackendPla
         let breaker = resilience_settings(name, b, &loc, &at, diags);
         let r = &b.retry;
         let window = r.budget_window.0;
-        if !(std::time::Duration::from_secs(1)..=std::time::Duration::from_secs(60)).contains(&window) {
+        if !BUDGET_WINDOW.contains(&window) {
             diags.error_with_hint(
                 Some(loc.clone()),
                 format!("backend `{name}`: retry budget_window {window:?} is out of range"),
                 "give 1s to 60s (the default is \"10s\")",
             );
         }
-        if !(0.0..=1000.0).contains(&r.budget_ratio) || !(0.0..=1000.0).contains(&r.throttle_token_ratio) {
+        if !RETRY_RATIO.contains(&r.budget_ratio) || !RETRY_RATIO.contains(&r.throttle_token_ratio) {
             diags.error_with_hint(
                 Some(loc.clone()),
                 format!("backend `{name}`: retry budget_ratio and throttle_token_ratio must be between 0 and 1000"),
@@ -417,15 +423,18 @@ fn build_backends(src: &ConfigSource, diags: &mut Diagnostics) -> Vec<BackendPla
                 backoff: b.retry.backoff.0,
                 max_backoff: b.retry.max_backoff.0,
                 // Kept within what tower's budget accepts (it panics outside); reported above.
-                budget_ratio: b.retry.budget_ratio.clamp(0.0, 1000.0),
+                budget_ratio: b.retry.budget_ratio.clamp(*RETRY_RATIO.start(), *RETRY_RATIO.end()),
                 budget_window: b
                     .retry
                     .budget_window
                     .0
-                    .clamp(std::time::Duration::from_secs(1), std::time::Duration::from_secs(60)),
+                    .clamp(*BUDGET_WINDOW.start(), *BUDGET_WINDOW.end()),
                 budget_min_per_second: b.retry.budget_min_per_second.min(1_000_000),
                 throttle_max_tokens: b.retry.throttle_max_tokens,
-                throttle_token_ratio: b.retry.throttle_token_ratio.clamp(0.0, 1000.0),
+                throttle_token_ratio: b
+                    .retry
+                    .throttle_token_ratio
+                    .clamp(*RETRY_RATIO.start(), *RETRY_RATIO.end()),
             },
             bulkhead: crate::plan::resilience::BulkheadSettings {
                 max_concurrent: b.bulkhead.max_concurrent,

@@ -357,12 +357,12 @@ impl Runtime {
             hash_json(claims, &mut h);
         }
         let key = h.finish();
+        let traced = crate::telemetry::trace_context::current().filter(|c| c.tracer.is_some());
         let shared = {
             let mut inflight = match self.inflight.lock() {
                 Ok(m) => m,
                 Err(p) => p.into_inner(),
             };
-            let traced = crate::telemetry::trace_context::current().filter(|c| c.tracer.is_some());
             match inflight.get(&key) {
                 Some((s, leader)) => {
                     if let (Some(me), Some(leader)) = (&traced, leader) {

@@ -107,16 +107,13 @@ impl SharedLevel {
         }
     }
 
-    async fn run<T: redis::FromRedisValue>(&self, what: &str, cmd: redis::Cmd) -> Option<T> {
-        self.link.run(what, cmd).await
-    }
-
     fn entry_key(&self, key: &str) -> String {
         format!("{}c:{key}", self.prefix)
     }
 
     pub async fn get(&self, key: &str) -> Option<Entry> {
         let raw: Option<String> = self
+            .link
             .run("get", redis::cmd("GET").arg(self.entry_key(key)).clone())
             .await?;
         let v: Value = serde_json::from_str(&raw?).ok()?;
@@ -152,7 +149,7 @@ impl SharedLevel {
             .arg("PX")
             .arg(keep.as_millis().max(1) as u64)
             .clone();
-        let _: Option<()> = self.run("set", cmd).await;
+        let _: Option<()> = self.link.run("set", cmd).await;
     }
 
     /// Deletes the matching entries in Redis and tells every replica to evict them; if Redis
@@ -223,11 +220,11 @@ impl SharedLevel {
                 .arg("COUNT")
                 .arg(500)
                 .clone();
-            let Some((next, keys)): Option<(u64, Vec<String>)> = self.run("scan", cmd).await else {
+            let Some((next, keys)): Option<(u64, Vec<String>)> = self.link.run("scan", cmd).await else {
                 return false;
             };
             if !keys.is_empty() {
-                let deleted: Option<u64> = self.run("del", redis::cmd("DEL").arg(keys).clone()).await;
+                let deleted: Option<u64> = self.link.run("del", redis::cmd("DEL").arg(keys).clone()).await;
                 if deleted.is_none() {
                     return false;
                 }
@@ -239,6 +236,7 @@ impl SharedLevel {
         }
         let channel = format!("{}invalidate", self.prefix);
         let published: Option<u64> = self
+            .link
             .run("publish", redis::cmd("PUBLISH").arg(channel).arg(prefix).clone())
             .await;
         published.is_some()
