@@ -14,7 +14,13 @@
 #                        /livez and /readyz, its preStop sleep equals drain_delay and
 #                        terminationGracePeriodSeconds > preStop + drain_delay + shutdown_timeout;
 #                        Services, the HPA and the PDB select what exists; the image's USER and
-#                        EXPOSE agree with the manifests
+#                        EXPOSE agree with the manifests; every in-cluster URL a container is
+#                        given (the gateway's MOSAIC_*_URL, transfers' --accounts-url, ...) names
+#                        a Service and one of its ports, and a backend with discovery = "dns" a
+#                        headless one; the mock bank runs one service per Deployment (--only,
+#                        its own port, ready on /health, alive on an unfaulted path), transfers
+#                        and the ledger share one Redis; a rendering puts every namespaced
+#                        object in its Namespace
 #   generated copies     deploy/kubernetes/base/configmap.yaml holds schema/mosaic.toml and
 #                        schema/bank.graphql verbatim; deploy/compose/mosaic.toml and
 #                        deploy/kubernetes/dns-discovery/mosaic.toml are schema/mosaic.toml
@@ -95,6 +101,7 @@ import os
 import re
 import sys
 import tomllib
+import urllib.parse
 
 import yaml
 
@@ -410,6 +417,177 @@ def check_policy(paths):
                 bad(f"PodDisruptionBudget/{name}: its selector {sel} matches no workload")
     if not workloads:
         bad("no workloads found in the manifests")
+        return
+    check_links(docs, workloads, cm)
+    check_mock_bank(workloads)
+
+
+# In-cluster URLs: a bare host name (or NAME.NAMESPACE.svc[.cluster.local]) is a Service.
+URL = re.compile(r"\b(?:https?|redis)://[^\s\"'}{;,]+")
+DEFAULT_PORTS = {"http": 80, "https": 443, "redis": 6379}
+
+
+def service_link(url):
+    """(Service name, port) of an in-cluster URL; None for any other host."""
+    try:
+        u = urllib.parse.urlsplit(url)
+        port = u.port or DEFAULT_PORTS[u.scheme]
+    except (KeyError, ValueError):
+        return None
+    host = u.hostname or ""
+    m = re.fullmatch(r"([a-z0-9-]+)(?:\.[a-z0-9-]+\.svc(?:\.cluster\.local)?)?", host)
+    if not m or host == "localhost":
+        return None
+    return m[1], port
+
+
+def container_strings(c):
+    out = [str(x) for x in (c.get("command") or []) + (c.get("args") or [])]
+    out += [str(e["value"]) for e in c.get("env") or [] if "value" in e]
+    return out
+
+
+def check_links(docs, workloads, cm):
+    """Every in-cluster URL a container is given names a Service and one of its ports; a backend
+    the gateway discovers through DNS is behind a headless Service."""
+    services = {d["metadata"]["name"]: d for _, d in docs if d["kind"] == "Service"}
+    problems, links = [], set()
+    for name, _, tmpl in workloads:
+        spec = tmpl["spec"]
+        for c in spec.get("initContainers", []) + spec.get("containers", []):
+            for text in container_strings(c):
+                for url in URL.findall(text):
+                    if (link := service_link(url)) is None:
+                        continue
+                    host, port = link
+                    svc = services.get(host)
+                    if svc is None:
+                        problems.append(f"{name} container {c['name']}: {url} names no Service")
+                    elif port not in {sp["port"] for sp in svc["spec"]["ports"]}:
+                        problems.append(f"{name} container {c['name']}: Service/{host} has no port {port}")
+                    else:
+                        links.add((host, port))
+    # The gateway's backends: ${MOSAIC_*_URL:-default} in its config, the value from its env.
+    backends = tomllib.loads(cm["data"]["mosaic.toml"]).get("backends", {}) if cm else {}
+    gateways = [c for _, _, t in workloads for c in t["spec"].get("containers", [])
+                if "serve" in (c.get("command", []) + c.get("args", []))]
+    discovered = []
+    for c in gateways:
+        env = {e["name"]: str(e.get("value", "")) for e in c.get("env") or []}
+        for bname, b in backends.items():
+            url = str(b.get("url", ""))
+            m = re.fullmatch(r"\$\{([A-Z0-9_]+)(?::-(.*))?\}", url)
+            if m:
+                if m[1] not in env:
+                    problems.append(f"gateway backend {bname}: {m[1]} is not set in the container's env")
+                    continue
+                url = env[m[1]]
+            if b.get("discovery") != "dns":
+                continue
+            link = service_link(url)
+            svc = services.get(link[0]) if link else None
+            if svc is None:
+                problems.append(f"gateway backend {bname} (discovery = \"dns\"): {url} names no Service")
+            elif svc["spec"].get("clusterIP") != "None":
+                problems.append(f"gateway backend {bname} (discovery = \"dns\"): Service/{link[0]} is not headless")
+            else:
+                discovered.append(link[0])
+    if problems:
+        bad("in-cluster URLs: " + "; ".join(problems))
+    else:
+        names = sorted({h for h, _ in links})
+        ok(f"in-cluster URLs: {len(links)} Service ports referenced ({', '.join(names)}), each exists")
+    if discovered:
+        ok(f"the gateway discovers {len(discovered)} backends through headless Services: {', '.join(discovered)}")
+
+
+# The mock bank's services, in port order (mock-bank --base-port B: B, B+1, ...).
+BANK = ["customers", "accounts", "transfers", "external-bank", "ledger"]
+
+
+def bank_flags(c):
+    """The flags of a container running mock-bank (None if it does not)."""
+    argv = [str(x) for x in (c.get("command") or []) + (c.get("args") or [])]
+    i = next((i for i, a in enumerate(argv) if a.rsplit("/", 1)[-1] == "mock-bank"), None)
+    if i is None:
+        return None
+    flags, rest = {}, argv[i + 1:]
+    while rest:
+        a = rest.pop(0)
+        if a.startswith("--") and "=" in a:
+            k, v = a[2:].split("=", 1)
+        elif a.startswith("--"):
+            k, v = a[2:], (rest.pop(0) if rest and not rest[0].startswith("--") else "")
+        else:
+            continue
+        flags[k] = v
+    return flags
+
+
+def check_mock_bank(workloads):
+    """One mock bank service per workload, reachable, probed on its own port; the split services
+    find each other (transfers: accounts, external-bank; transfers -> ledger: one Redis)."""
+    runs = {}
+    for name, _, tmpl in workloads:
+        for c in tmpl["spec"].get("containers", []):
+            flags = bank_flags(c)
+            if flags is None:
+                continue
+            problems = []
+            only = [x for x in flags.get("only", "").split(",") if x]
+            base = int(flags.get("base-port", 4001))
+            if len(only) != 1 or only[0] not in BANK:
+                problems.append(f"runs {only or 'all five services'} (want --only with one service)")
+            else:
+                svc = only[0]
+                runs.setdefault(svc, []).append((name, flags))
+                want = base + BANK.index(svc)
+                ports = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
+                if set(ports.values()) != {want}:
+                    problems.append(f"containerPorts {sorted(ports.values())} (--only {svc} listens on {want})")
+                for probe, paths in (("readinessProbe", {"/health"}), ("livenessProbe", {"/_stats", "/openapi.json"})):
+                    get = (c.get(probe) or {}).get("httpGet") or {}
+                    port = ports.get(get.get("port"), get.get("port"))
+                    if get.get("path") not in paths or port != want:
+                        problems.append(f"{probe} is {get.get('path')} on {port} (want {' or '.join(sorted(paths))} on {want})")
+            if flags.get("host") not in ("0.0.0.0", "::"):
+                problems.append(f"--host {flags.get('host', '127.0.0.1 (the default)')} is unreachable from a Service")
+            if problems:
+                bad(f"{name} mock-bank: " + "; ".join(problems))
+            else:
+                ok(f"{name} mock-bank: only {svc} on port {want}; ready on /health, alive on "
+                   f"{c['livenessProbe']['httpGet']['path']} (not faulted)")
+    if not runs:
+        return
+    problems = [f"{s} runs in {len(runs[s])} workloads" for s in BANK if len(runs.get(s, [])) > 1]
+    problems += [f"no workload runs {s}" for s in BANK if s not in runs]
+    transfers = runs.get("transfers", [(None, {})])[0][1]
+    ledger = runs.get("ledger", [(None, {})])[0][1]
+    for flag in ("accounts-url", "external-bank-url"):
+        if "transfers" in runs and not transfers.get(flag):
+            problems.append(f"transfers has no --{flag} (it would call its own, absent, service)")
+    redis = {transfers.get("redis-url"), ledger.get("redis-url")}
+    if "transfers" in runs and "ledger" in runs and (None in redis or len(redis) != 1):
+        problems.append(f"transfers and the ledger do not share one --redis-url ({transfers.get('redis-url')} vs {ledger.get('redis-url')}): the events would not reach the ledger")
+    if problems:
+        bad("mock bank: " + "; ".join(problems))
+    else:
+        ok(f"mock bank: each of the {len(BANK)} services in a workload of its own; transfers calls "
+           f"{transfers['accounts-url']} and {transfers['external-bank-url']}; events via {transfers['redis-url']}")
+
+
+def check_rendering(path):
+    """A kustomize rendering: every namespaced object lands in a namespace the rendering creates."""
+    docs = [d for _, d in manifests([path])]
+    namespaces = {d["metadata"]["name"] for d in docs if d["kind"] == "Namespace"}
+    cluster_scoped = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition",
+                      "PersistentVolume", "StorageClass", "PriorityClass"}
+    stray = [f"{d['kind']}/{d['metadata']['name']} ({d['metadata'].get('namespace', 'no namespace')})"
+             for d in docs if d["kind"] not in cluster_scoped and d["metadata"].get("namespace") not in namespaces]
+    if stray:
+        bad(f"{os.path.basename(path)}: not in the namespace{'s' if len(namespaces) != 1 else ''} {sorted(namespaces)}: {', '.join(stray)}")
+    else:
+        ok(f"{os.path.basename(path)}: all {len(docs) - len(namespaces)} namespaced objects in {', '.join(sorted(namespaces))}")
 
 
 # ---- compose, Prometheus, Grafana -------------------------------------------------------------
@@ -499,6 +677,8 @@ def main():
         write_configs(args[0])
     elif mode == "policy":
         check_policy(args)
+    elif mode == "rendering":
+        check_rendering(args[0])
     elif mode == "compose":
         check_compose(args[0])
     elif mode == "dockerignore":
@@ -568,6 +748,7 @@ if command -v kubectl >/dev/null; then
             run "kubectl kustomize $k renders and validates (--strict)" \
                 "$KUBEVAL" --strict --quiet "$WORK/$name.yaml"
             counted policy "$WORK/$name.yaml"
+            counted rendering "$WORK/$name.yaml"
         else
             fail "kubectl kustomize $k: $(head -3 "$WORK/$name.err")"
         fi
