@@ -410,6 +410,95 @@ async fn a_request_in_flight_at_sigterm_finishes_before_the_process_exits() {
         .expect("the bank stops");
 }
 
+type WsStream = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next WebSocket message, within 10 s.
+async fn next_ws(
+    ws: &mut WsStream,
+) -> Option<Result<tokio_tungstenite::tungstenite::Message, tokio_tungstenite::tungstenite::Error>> {
+    use futures::StreamExt;
+    tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .expect("a message in time")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_closes_a_live_subscription_with_a_going_away_frame_and_exits_zero() {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+    let served = Served::start("drain_delay = \"0s\"\nshutdown_timeout = \"5s\"", "").await;
+    let mut request = served
+        .gateway
+        .url("/graphql")
+        .replacen("http://", "ws://", 1)
+        .into_client_request()
+        .expect("a WebSocket request");
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().expect("a header value"),
+    );
+    let (mut ws, _) = tokio::time::timeout(Duration::from_secs(5), tokio_tungstenite::connect_async(request))
+        .await
+        .expect("connects in time")
+        .expect("connects");
+    let send = |v: Value| Message::Text(v.to_string().into());
+    ws.send(send(json!({"type": "connection_init"}))).await.expect("sent");
+    let ack = next_ws(&mut ws).await;
+    assert!(
+        matches!(&ack, Some(Ok(Message::Text(t))) if t.contains("connection_ack")),
+        "{ack:?}"
+    );
+    ws.send(send(json!({
+        "type": "subscribe",
+        "id": "live",
+        "payload": {"query": "subscription { districtBalance(district: \"Gangnam-gu\") { district totalBalance } }"}
+    })))
+    .await
+    .expect("sent");
+    // The subscription is live once the ledger's stream has been opened.
+    let ledger_called = eventually(Duration::from_secs(5), || async {
+        let stats: Value = served
+            .http
+            .get(format!("{}/_stats", served.bank.url(Service::Ledger)))
+            .send()
+            .await
+            .map(|r| r.json::<Value>())
+            .expect("stats")
+            .await
+            .expect("JSON stats");
+        stats.to_string().contains("stream")
+    })
+    .await;
+    assert!(ledger_called, "the subscription never opened the ledger's stream");
+
+    let mut gateway = served.gateway;
+    gateway.signal("TERM");
+    // Whatever comes before it, the connection ends with a close frame saying the server goes away.
+    let mut close = None;
+    while let Some(msg) = next_ws(&mut ws).await {
+        match msg {
+            Ok(Message::Close(frame)) => {
+                close = Some(frame.map(|f| (u16::from(f.code), f.reason.to_string())));
+                break;
+            }
+            Ok(_) => continue,
+            Err(e) => panic!("the connection broke instead of being closed: {e}"),
+        }
+    }
+    let close = close.expect("a close frame before the connection ended");
+    assert_eq!(
+        close,
+        Some((1001, "the gateway is shutting down".to_string())),
+        "1001 (going away) tells clients to reconnect elsewhere"
+    );
+    let exit = gateway.wait_exit(Duration::from_secs(8)).await;
+    assert_eq!(exit.map(|s| s.success()), Some(true), "{exit:?}");
+    tokio::time::timeout(Duration::from_secs(15), served.bank.shutdown())
+        .await
+        .expect("the bank stops");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_still_in_flight_after_the_shutdown_timeout_does_not_keep_the_process_alive() {
     let served = Served::start("drain_delay = \"0s\"\nshutdown_timeout = \"1s\"", "").await;
@@ -1329,6 +1418,72 @@ async fn healthz_shows_every_backend_with_its_breaker_state() {
         .find(|b| b["backend"] == "accounts")
         .expect("accounts");
     assert!(accounts["breaker_opened"].as_u64() >= Some(1), "{accounts}");
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn readiness_follows_a_critical_backend_and_ignores_the_others() {
+    let env = TestEnv::start_configured(&demo_sdl(), &demo_toml(), |plan| {
+        for b in &mut plan.backends {
+            b.critical = b.name == "accounts";
+        }
+    })
+    .await;
+    let readyz = || async { env.get("/readyz").await.status().as_u16() };
+    assert_eq!(readyz().await, 200);
+
+    // A backend that is not critical failing changes nothing.
+    env.set_faults(Service::ExternalBank, json!({"down": true})).await;
+    for _ in 0..10 {
+        env.graphql(
+            "{ transfers(status: COMPLETED, limit: 3) { id externalCalls { count } } }",
+            json!({}),
+        )
+        .await;
+    }
+    let h = health(&env).await;
+    let backend = |h: &Value, name: &str| -> Value {
+        h["backends"]
+            .as_array()
+            .expect("backends")
+            .iter()
+            .find(|b| b["backend"] == name)
+            .cloned()
+            .expect("listed")
+    };
+    assert_eq!(backend(&h, "external-bank")["breaker"], "open", "{h}");
+    assert_eq!(backend(&h, "external-bank")["critical"], false);
+    assert_eq!(readyz().await, 200, "a non-critical backend does not decide readiness");
+
+    // The critical one failing takes the replica out of the load balancer, with a reason.
+    env.set_faults(Service::Accounts, json!({"down": true})).await;
+    let unready = eventually(Duration::from_secs(10), || async {
+        env.graphql(r#"{ customer(id: "C001") { accounts { id } } }"#, json!({}))
+            .await;
+        readyz().await == 503
+    })
+    .await;
+    assert!(unready, "/readyz never turned 503 with the critical backend down");
+    let response = env.get("/readyz").await;
+    let body = response.text().await.expect("a body");
+    assert!(body.contains("critical backend unavailable: accounts"), "{body}");
+    let h = health(&env).await;
+    assert_eq!(h["status"], "not ready");
+    let accounts = backend(&h, "accounts");
+    assert_eq!(
+        (accounts["critical"].clone(), accounts["available"].clone()),
+        (json!(true), json!(false))
+    );
+    assert_eq!(
+        env.get("/livez").await.status(),
+        200,
+        "liveness never depends on backends"
+    );
+
+    // Once it answers again, the breaker's own health probe lets it back in, with no traffic.
+    env.reset_faults().await;
+    let ready = eventually(Duration::from_secs(10), || async { readyz().await == 200 }).await;
+    assert!(ready, "/readyz stayed 503 after the critical backend recovered");
     env.stop().await;
 }
 

@@ -199,6 +199,66 @@ struct Startup {
     median_ms: f64,
     max_ms: f64,
     all_ms: Vec<f64>,
+    /// The first requests after ready with their operation in `[server] warmup`.
+    first_requests_warmed: FirstSummary,
+    /// The same without it (compiled on first sight).
+    first_requests_cold: FirstSummary,
+}
+
+/// One document with a variable: each request asks for a page no earlier request asked for, so
+/// every one misses the cache and calls both backends; only the first meets an uncompiled
+/// operation (when it was not warmed up) and a new client connection.
+const FIRST_QUERY: &str =
+    "query FirstRequests($offset: Int) { customers(limit: 20, offset: $offset) { id accounts { id balance } } }";
+
+/// Requests timed after each start: the first, and the ones after it.
+const NEXT_REQUESTS: usize = 10;
+
+#[derive(Debug, Default)]
+struct FirstRequests {
+    first_ms: Vec<f64>,
+    next_ms: Vec<f64>,
+}
+
+#[derive(Debug, Serialize)]
+struct FirstSummary {
+    /// Median over the starts of the first request's latency.
+    first_median_ms: f64,
+    first_all_ms: Vec<f64>,
+    /// Median of the next requests' latencies, over all starts.
+    next_median_ms: f64,
+}
+
+impl FirstRequests {
+    fn summary(mut self) -> FirstSummary {
+        FirstSummary {
+            first_median_ms: quantile(&mut self.first_ms.clone(), 0.5),
+            first_all_ms: std::mem::take(&mut self.first_ms),
+            next_median_ms: quantile(&mut self.next_ms, 0.5),
+        }
+    }
+}
+
+/// Times the first request to a gateway that just became ready (over a new connection), then
+/// [`NEXT_REQUESTS`] more on that connection; each must answer data without errors.
+async fn first_requests(addr: SocketAddr) -> Result<(f64, Vec<f64>)> {
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let url = format!("http://{addr}/graphql");
+    let mut times = Vec::with_capacity(NEXT_REQUESTS + 1);
+    for i in 0..=NEXT_REQUESTS {
+        let body = serde_json::json!({"query": FIRST_QUERY, "variables": {"offset": i * 20}});
+        let started = Instant::now();
+        let answer: Value = http.post(&url).json(&body).send().await?.json().await?;
+        times.push(ms(started.elapsed()));
+        if answer.get("errors").is_some() || !answer["data"]["customers"].is_array() {
+            bail!("the first requests after start failed: {answer}");
+        }
+    }
+    let first = times.remove(0);
+    Ok((first, times))
 }
 
 #[derive(Debug, Serialize)]
@@ -356,14 +416,29 @@ pub async fn run(args: OverheadArgs, env: Env) -> Result<Vec<String>> {
     }
     drop(gws);
 
-    // Startup: spawn → /readyz 200, configuration (a).
+    // Startup: spawn → /readyz 200, configuration (a); then the first requests, with the
+    // operation they run named in `[server] warmup` or not, in alternation.
+    let warmup_file = env.tmp.path.join("first-requests.graphql");
+    std::fs::write(&warmup_file, FIRST_QUERY).context("writing the warm-up document")?;
     let mut times = Vec::new();
-    for i in 0..starts {
+    let (mut warm, mut cold) = (FirstRequests::default(), FirstRequests::default());
+    for i in 0..starts * 2 {
+        let warmed = i % 2 == 0;
         let mut opts = a.clone();
         opts.label = format!("overhead-start-{i}");
+        if warmed {
+            let file = toml::Value::String(warmup_file.display().to_string());
+            opts = opts.edit("server.warmup", toml::Value::Array(vec![file]));
+        }
         let mut gw =
             stack::start_mosaic_with(&env.schema_dir, &env.mosaic_bin, &env.tmp.path, &opts, &bank, &env.http).await?;
-        times.push(ms(gw.ready_in));
+        if warmed {
+            times.push(ms(gw.ready_in));
+        }
+        let (first, rest) = first_requests(gw.addr).await?;
+        let into = if warmed { &mut warm } else { &mut cold };
+        into.first_ms.push(first);
+        into.next_ms.extend(rest);
         super::stop_gateway(&mut gw, "overhead start", &mut notes);
     }
     let mut sorted = times.clone();
@@ -373,6 +448,8 @@ pub async fn run(args: OverheadArgs, env: Env) -> Result<Vec<String>> {
         median_ms: quantile(&mut sorted, 0.5),
         max_ms: sorted.iter().copied().fold(f64::NEG_INFINITY, f64::max),
         all_ms: times,
+        first_requests_warmed: warm.summary(),
+        first_requests_cold: cold.summary(),
     };
     bank.proc.check_alive()?;
     suspicious.extend(notes);
@@ -541,6 +618,23 @@ fn render(r: &Results) -> String {
             "\nStartup (spawn → /readyz 200, configuration (a)), {} starts: min {:.0} ms, median {:.0} ms, max {:.0} ms",
             st.starts, st.min_ms, st.median_ms, st.max_ms
         );
+        let _ = writeln!(
+            s,
+            "First requests after ready (a new connection, cold cache, every request a cache miss; medians over {} starts each):",
+            st.starts
+        );
+        for (label, f) in [
+            ("operation in [server] warmup", &st.first_requests_warmed),
+            ("not warmed up", &st.first_requests_cold),
+        ] {
+            let _ = writeln!(
+                s,
+                "  {label:<30} first {:.2} ms, the {NEXT_REQUESTS} after it {:.2} ms (first/next {:.2}x)",
+                f.first_median_ms,
+                f.next_median_ms,
+                f.first_median_ms / f.next_median_ms.max(1e-9)
+            );
+        }
     }
     if !r.reloads.is_empty() {
         let _ = writeln!(s, "\nReload (configuration (b), under no load)");

@@ -41,6 +41,8 @@ pub type BackendService = BoxCloneSyncService<BackendRequest, Arc<Payload>, Call
 /// One backend's client and the state of its layers.
 pub struct BackendClient {
     pub name: String,
+    /// Readiness requires this backend to be available.
+    pub critical: bool,
     service: BackendService,
     /// The backend's HTTP client (its connection pool), for event streams.
     pub http: reqwest::Client,
@@ -51,10 +53,25 @@ pub struct BackendClient {
     _dns: Option<balance::discovery::DnsRefresh>,
 }
 
+impl BackendClient {
+    /// Whether calls can be made: the breaker is not open (half-open lets probes through) and
+    /// some instance is not ejected.
+    pub fn available(&self) -> bool {
+        let breaker_open = self
+            .breaker
+            .as_ref()
+            .is_some_and(|b| b.state() == breaker::BreakerState::Open);
+        !breaker_open && !self.instances.all_ejected()
+    }
+}
+
 /// What `/healthz` shows of a backend.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BackendStatus {
     pub backend: String,
+    /// Readiness requires it; `available` says whether it has it.
+    pub critical: bool,
+    pub available: bool,
     pub breaker: &'static str,
     pub breaker_opened: u64,
     pub breaker_rejected: u64,
@@ -170,6 +187,7 @@ impl BackendClients {
                 .service(http);
             clients.push(BackendClient {
                 name: b.name.clone(),
+                critical: b.critical,
                 http: http_client,
                 service: BoxCloneSyncService::new(svc),
                 breaker,
@@ -221,6 +239,8 @@ impl BackendClients {
                 let (in_flight, bulkhead_rejected) = c.bulkhead.counts();
                 BackendStatus {
                     backend: c.name.clone(),
+                    critical: c.critical,
+                    available: c.available(),
                     breaker: c.breaker.as_ref().map_or("disabled", |b| b.state().as_str()),
                     breaker_opened: opened,
                     breaker_rejected: rejected,
@@ -230,6 +250,15 @@ impl BackendClients {
                     instances: c.instances.status(),
                 }
             })
+            .collect()
+    }
+
+    /// The critical backends that are unavailable now (what keeps `/readyz` at 503).
+    pub fn unavailable_critical(&self) -> Vec<&str> {
+        self.clients
+            .iter()
+            .filter(|c| c.critical && !c.available())
+            .map(|c| c.name.as_str())
             .collect()
     }
 

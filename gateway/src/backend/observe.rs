@@ -12,16 +12,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime};
 
-use opentelemetry::trace::SpanKind;
-use opentelemetry::{KeyValue, StringValue};
-
 use super::breaker::Breaker;
 use super::error::CallError;
 use super::http::CallFuture;
 use super::payload::Payload;
 use super::request::BackendRequest;
+use crate::telemetry::otlp::encode::{Attribute, SpanKind, SpanRecord};
 use crate::telemetry::trace_context::{new_span_id, CallTrace};
-use crate::telemetry::traces::SpanRecord;
 
 /// What happened to one call inside the stack.
 #[derive(Debug, Default)]
@@ -187,40 +184,33 @@ where
                 other => other,
             };
             if let Some((trace, span_id, start)) = span {
-                let mut attributes = vec![
-                    KeyValue::new("mosaic.backend", StringValue::from(layer.backend.clone())),
-                    KeyValue::new("mosaic.cache", cache.as_str()),
-                    KeyValue::new("mosaic.coalesced", coalesced),
-                    KeyValue::new("mosaic.attempts", i64::from(attempts)),
-                    KeyValue::new("mosaic.outcome", outcome),
-                ];
-                if let Some(state) = breaker {
-                    attributes.push(KeyValue::new("mosaic.breaker.state", state));
-                }
-                if let Some(e) = &endpoint {
-                    attributes.push(KeyValue::new("mosaic.endpoint", StringValue::from(e.clone())));
-                }
                 let status = notes.status.load(Ordering::Relaxed);
-                if status != 0 {
-                    attributes.push(KeyValue::new("http.response.status_code", i64::from(status)));
-                }
-                let name = match &endpoint {
-                    Some(e) => format!("{} {e}", layer.backend),
-                    None => layer.backend.to_string(),
+                let name: &[&str] = match &endpoint {
+                    Some(e) => &[&layer.backend, " ", e],
+                    None => &[&layer.backend],
                 };
                 record(
                     &trace,
-                    SpanRecord {
-                        name: name.into(),
+                    &SpanRecord {
+                        name,
                         kind: SpanKind::Internal,
                         span_id,
                         parent_span_id: trace.parent_span_id,
                         parent_is_remote: false,
                         start,
                         end: SystemTime::now(),
-                        attributes,
-                        error: result.as_ref().err().map(|e| e.public_code().into()),
-                        links: Vec::new(),
+                        attributes: &[
+                            Some(Attribute::str("mosaic.backend", &layer.backend)),
+                            Some(Attribute::str("mosaic.cache", cache.as_str())),
+                            Some(Attribute::bool("mosaic.coalesced", coalesced)),
+                            Some(Attribute::i64("mosaic.attempts", i64::from(attempts))),
+                            Some(Attribute::str("mosaic.outcome", outcome)),
+                            breaker.map(|state| Attribute::str("mosaic.breaker.state", state)),
+                            endpoint.as_deref().map(|e| Attribute::str("mosaic.endpoint", e)),
+                            (status != 0).then(|| Attribute::i64("http.response.status_code", i64::from(status))),
+                        ],
+                        error: result.as_ref().err().map(|e| e.public_code()),
+                        links: &[],
                     },
                 );
             }
@@ -229,7 +219,7 @@ where
     }
 }
 
-fn record(trace: &CallTrace, span: SpanRecord) {
+fn record(trace: &CallTrace, span: &SpanRecord<'_>) {
     if let Some(tracer) = &trace.tracer {
         tracer.record(trace.trace_id, span);
     }
@@ -269,56 +259,50 @@ impl AttemptSpan {
         notes: Option<&CallNotes>,
         result: Result<u16, &CallError>,
     ) {
-        let mut attributes = vec![
-            KeyValue::new("http.request.method", req_method.to_string()),
-            KeyValue::new("mosaic.attempt", i64::from(self.attempt)),
-        ];
-        if self.attempt > 1 {
-            attributes.push(KeyValue::new("http.request.resend_count", i64::from(self.attempt - 1)));
-        }
-        if let Some(url) = base.and_then(|b| reqwest::Url::parse(b).ok()) {
-            if let Some(host) = url.host_str() {
-                attributes.push(KeyValue::new("server.address", host.to_string()));
-            }
-            if let Some(port) = url.port_or_known_default() {
-                attributes.push(KeyValue::new("server.port", i64::from(port)));
-            }
-        }
+        let url = base.and_then(|b| reqwest::Url::parse(b).ok());
         let template = notes.and_then(|n| n.endpoint()).cloned();
-        if let Some(t) = &template {
-            let path = t.split_once(' ').map_or(&**t, |(_, p)| p);
-            attributes.push(KeyValue::new("url.template", path.to_string()));
-        }
-        let error = match result {
-            Ok(status) => {
-                attributes.push(KeyValue::new("http.response.status_code", i64::from(status)));
-                (status >= 500).then(|| format!("HTTP {status}").into())
-            }
-            Err(e) => {
-                if let CallError::Status { status, .. } = e {
-                    attributes.push(KeyValue::new("http.response.status_code", i64::from(*status)));
-                }
-                attributes.push(KeyValue::new("error.type", e.public_code()));
-                Some(e.public_code().into())
-            }
+        let path = template.as_deref().map(|t| t.split_once(' ').map_or(t, |(_, p)| p));
+        let (status, error_type) = match result {
+            Ok(status) => (Some(status), None),
+            Err(CallError::Status { status, .. }) => (Some(*status), result.err().map(CallError::public_code)),
+            Err(e) => (None, Some(e.public_code())),
         };
-        let name = match &template {
-            Some(t) => t.to_string(),
-            None => req_method.to_string(),
+        let error = match (status, error_type) {
+            (_, Some(code)) => Some(code.to_string()),
+            (Some(s), None) if s >= 500 => Some(format!("HTTP {s}")),
+            _ => None,
+        };
+        let name: &[&str] = match &template {
+            Some(t) => &[t],
+            None => &[req_method.as_str()],
         };
         record(
             &self.trace,
-            SpanRecord {
-                name: name.into(),
+            &SpanRecord {
+                name,
                 kind: SpanKind::Client,
                 span_id: self.span_id,
                 parent_span_id: self.trace.parent_span_id,
                 parent_is_remote: false,
                 start: self.start,
                 end: SystemTime::now(),
-                attributes,
-                error,
-                links: Vec::new(),
+                attributes: &[
+                    Some(Attribute::str("http.request.method", req_method.as_str())),
+                    Some(Attribute::i64("mosaic.attempt", i64::from(self.attempt))),
+                    (self.attempt > 1)
+                        .then(|| Attribute::i64("http.request.resend_count", i64::from(self.attempt - 1))),
+                    url.as_ref()
+                        .and_then(|u| u.host_str())
+                        .map(|h| Attribute::str("server.address", h)),
+                    url.as_ref()
+                        .and_then(|u| u.port_or_known_default())
+                        .map(|p| Attribute::i64("server.port", i64::from(p))),
+                    path.map(|p| Attribute::str("url.template", p)),
+                    status.map(|s| Attribute::i64("http.response.status_code", i64::from(s))),
+                    error_type.map(|e| Attribute::str("error.type", e)),
+                ],
+                error: error.as_deref(),
+                links: &[],
             },
         );
     }

@@ -59,6 +59,12 @@ pub fn open(clients: &BackendClients, req: BackendRequest) -> BoxStream<'static,
             if let Some(id) = &last_id {
                 builder = builder.header("last-event-id", id.as_str());
             }
+            if let Some(t) = &req.trace {
+                builder = builder.header("traceparent", t.traceparent(t.parent_span_id));
+                if let Some(state) = &t.tracestate {
+                    builder = builder.header("tracestate", state.clone());
+                }
+            }
             let error = match builder.send().await {
                 Ok(resp) if resp.status().is_success() => {
                     failures = 0;

@@ -391,6 +391,9 @@ pub struct BackendSettings {
     pub dns_refresh: HumanDuration,
     /// Path of the health endpoint probed while the breaker is open.
     pub health_path: String,
+    /// `/readyz` answers 503 while this backend is unavailable (its breaker open, or every
+    /// instance ejected): for a backend without which no request can be answered.
+    pub critical: bool,
     /// Client request headers passed on to this backend as they are (never hop-by-hop headers
     /// or `host`; `cookie` and `authorization` only when listed).
     pub forward_headers: Vec<String>,
@@ -527,6 +530,7 @@ impl Default for BackendSettings {
             discovery: None,
             dns_refresh: HumanDuration(Duration::from_secs(10)),
             health_path: "/health".into(),
+            critical: false,
             forward_headers: Vec::new(),
             retry: RetryToml::default(),
             bulkhead: BulkheadToml::default(),

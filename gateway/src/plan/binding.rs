@@ -32,6 +32,8 @@ pub struct BackendPlan {
     pub dns_refresh: Option<Duration>,
     /// Path of the health endpoint probed while the breaker is open.
     pub health_path: String,
+    /// Readiness (`/readyz`) requires this backend to be available.
+    pub critical: bool,
     pub retry: RetrySettings,
     pub bulkhead: BulkheadSettings,
     /// The breaker, unless disabled; and how often to probe while open (`None`: never).
@@ -58,6 +60,7 @@ impl BackendPlan {
             instances: vec![base.trim_end_matches('/').to_string()],
             dns_refresh: None,
             health_path: "/health".into(),
+            critical: false,
             retry: RetrySettings::default(),
             bulkhead: BulkheadSettings::default(),
             breaker: Some((BreakerSettings::default(), Some(Duration::from_secs(1)))),

@@ -418,6 +418,7 @@ fn build_backends(src: &ConfigSource, diags: &mut Diagnostics) -> Vec<BackendPla
             instances,
             dns_refresh,
             health_path: b.health_path.clone(),
+            critical: b.critical,
             retry: crate::plan::resilience::RetrySettings {
                 attempts: b.retry.attempts.max(1),
                 backoff: b.retry.backoff.0,

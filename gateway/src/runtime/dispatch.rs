@@ -101,58 +101,55 @@ fn record_operation_span(
     requested: Option<&str>,
     out: &Outcome,
 ) {
+    use crate::telemetry::otlp::encode::{Attribute, SpanKind, SpanRecord};
     let Some(tracer) = &op.tracer else { return };
     let (executed, kind, codes, prepared) = out;
     let name = prepared.as_ref().and_then(|p| p.name.as_deref()).or(requested);
-    let mut attributes = vec![opentelemetry::KeyValue::new("graphql.operation.type", *kind)];
-    if let Some(n) = name {
-        attributes.push(opentelemetry::KeyValue::new("graphql.operation.name", n.to_string()));
-    }
-    if let Some(p) = prepared {
-        attributes.push(opentelemetry::KeyValue::new(
-            "graphql.document.hash",
-            p.hash.to_string(),
-        ));
-        attributes.push(opentelemetry::KeyValue::new(
-            "mosaic.executor",
-            if matches!(p.route, Route::Compiled { .. }) {
-                "compiled"
-            } else {
-                "dynamic"
-            },
-        ));
-    }
     let hits = op.cache_hits.load(std::sync::atomic::Ordering::Relaxed);
-    if hits > 0 {
-        attributes.push(opentelemetry::KeyValue::new("mosaic.cache.hits", i64::from(hits)));
-    }
-    if op.coalesced_with.get().is_some() {
-        // Its backend calls are in the linked operation's trace.
-        attributes.push(opentelemetry::KeyValue::new("mosaic.coalesced", true));
-    }
-    if !codes.is_empty() {
+    let error_codes = (!codes.is_empty()).then(|| {
         let mut unique: Vec<&str> = codes.iter().map(String::as_str).collect();
         unique.sort_unstable();
         unique.dedup();
-        attributes.push(opentelemetry::KeyValue::new("mosaic.error_codes", unique.join(",")));
-    }
-    let span_name = match name {
-        Some(n) => format!("{kind} {n}"),
-        None => kind.to_string(),
+        unique.join(",")
+    });
+    let executor = prepared.as_ref().map(|p| match p.route {
+        Route::Compiled { .. } => "compiled",
+        _ => "dynamic",
+    });
+    let links: &[_] = match op.coalesced_with.get() {
+        Some(leader) => std::slice::from_ref(leader),
+        None => &[],
+    };
+    let span_name: &[&str] = match name {
+        Some(n) => &[kind, " ", n],
+        None => &[kind],
     };
     tracer.record(
         op.trace_id,
-        crate::telemetry::traces::SpanRecord {
-            name: span_name.into(),
-            kind: opentelemetry::trace::SpanKind::Internal,
+        &SpanRecord {
+            name: span_name,
+            kind: SpanKind::Internal,
             span_id: op.span_id,
             parent_span_id: op.parent_span_id.unwrap_or(0),
             parent_is_remote: false,
             start,
             end: std::time::SystemTime::now(),
-            attributes,
-            error: executed.request_error.then(|| "request error".into()),
-            links: op.coalesced_with.get().copied().into_iter().collect(),
+            attributes: &[
+                Some(Attribute::str("graphql.operation.type", kind)),
+                name.map(|n| Attribute::str("graphql.operation.name", n)),
+                prepared
+                    .as_ref()
+                    .map(|p| Attribute::str("graphql.document.hash", &p.hash)),
+                executor.map(|e| Attribute::str("mosaic.executor", e)),
+                (hits > 0).then(|| Attribute::i64("mosaic.cache.hits", i64::from(hits))),
+                // Its backend calls are in the linked operation's trace.
+                op.coalesced_with
+                    .get()
+                    .map(|_| Attribute::bool("mosaic.coalesced", true)),
+                error_codes.as_deref().map(|c| Attribute::str("mosaic.error_codes", c)),
+            ],
+            error: executed.request_error.then_some("request error"),
+            links,
         },
     );
 }
@@ -502,6 +499,10 @@ impl Runtime {
     /// Before reporting ready: compiles the given documents' operations (so the first real
     /// requests find their plans) and opens a connection to every backend instance.
     pub async fn warm_up(&self, documents: &[String]) {
+        let started = std::time::Instant::now();
+        let trusted = self.persisted.trusted_documents();
+        let documents = documents.iter().map(String::as_str).chain(trusted.iter().map(|d| &**d));
+        let mut compiled = 0usize;
         for doc in documents {
             let Ok(parsed) = async_graphql::parser::parse_query(doc) else {
                 tracing::warn!("a warm-up document does not parse; skipped");
@@ -515,7 +516,7 @@ impl Runtime {
             };
             for name in names {
                 let req = GraphQLRequest {
-                    query: doc.clone(),
+                    query: doc.to_string(),
                     operation_name: name,
                     ..GraphQLRequest::default()
                 };
@@ -524,6 +525,7 @@ impl Runtime {
                         let key = cache_key(&req.query, req.operation_name.as_deref());
                         let _ = self.compiled_plan(&p, &Map::new());
                         self.plans.insert(key, p);
+                        compiled += 1;
                     }
                     Err(_) => {
                         tracing::warn!(operation = ?req.operation_name, "a warm-up operation is invalid; skipped")
@@ -542,6 +544,11 @@ impl Runtime {
             })
         });
         futures::future::join_all(probes).await;
+        tracing::info!(
+            operations = compiled,
+            took_ms = started.elapsed().as_millis() as u64,
+            "warmed up: operations compiled, backend connections opened"
+        );
     }
 
     /// Runs an operation as a stream of responses: a subscription's events, or the single response

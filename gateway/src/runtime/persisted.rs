@@ -48,6 +48,12 @@ impl PersistedQueries {
         }
     }
 
+    /// Every document of the trusted-documents manifest (none outside that mode): compiled at
+    /// warm-up, as they are the only operations clients can run.
+    pub fn trusted_documents(&self) -> Vec<std::sync::Arc<str>> {
+        self.trusted.iter().flat_map(|t| t.values().cloned()).collect()
+    }
+
     /// The document a request runs: its query, or the one its hash names.
     pub fn resolve(
         &self,

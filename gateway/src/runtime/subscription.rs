@@ -59,7 +59,7 @@ pub fn stream_resolver(
                 headers: &state.headers,
                 claims: state.identity.claims.as_deref(),
             };
-            let req = render(binding, plan.backend(binding.backend), &rctx, None).map_err(|e| {
+            let mut req = render(binding, plan.backend(binding.backend), &rctx, None).map_err(|e| {
                 error(
                     format!("the stream could not be opened: {e}"),
                     "BACKEND_ERROR",
@@ -72,6 +72,8 @@ pub fn stream_resolver(
                 _ => Arc::from(info.field.name.as_str()),
             };
             let select = binding.select.clone();
+            // The stream continues the subscribing request's trace (`traceparent`).
+            req.trace = crate::telemetry::trace_context::current().map(|t| t.call_trace());
             let events = open(&engine.clients, req);
             let stream = events.map(move |item| match item {
                 StreamItem::Value(v) => {

@@ -176,45 +176,57 @@ async fn observe(
                 request.uri().path().to_string(),
             )
         });
-    telemetry::metrics::in_flight(1.0);
     let request_id = ctx.request_id.clone();
-    let mut response = trace_context::scope(ctx.clone(), next.run(request).instrument(span)).await;
-    telemetry::metrics::in_flight(-1.0);
+    let mut response = {
+        let _in_flight = telemetry::metrics::InFlight::start();
+        trace_context::scope(ctx.clone(), next.run(request).instrument(span)).await
+    };
     if let (Some(tracer), Some((start, method, route, path))) = (&ctx.tracer, traced) {
-        let status = response.status().as_u16();
-        let mut attributes = vec![
-            opentelemetry::KeyValue::new("http.request.method", method.to_string()),
-            opentelemetry::KeyValue::new("url.path", path),
-            opentelemetry::KeyValue::new("http.response.status_code", i64::from(status)),
-            opentelemetry::KeyValue::new("mosaic.request_id", request_id.clone()),
-        ];
-        let name = match route {
-            Some(route) => {
-                attributes.push(opentelemetry::KeyValue::new("http.route", route.clone()));
-                format!("{method} {route}")
-            }
-            None => method.to_string(),
-        };
-        tracer.record(
-            ctx.trace_id,
-            telemetry::traces::SpanRecord {
-                name: name.into(),
-                kind: opentelemetry::trace::SpanKind::Server,
-                span_id: ctx.span_id,
-                parent_span_id: ctx.parent_span_id.unwrap_or(0),
-                parent_is_remote: ctx.parent_span_id.is_some(),
-                start,
-                end: std::time::SystemTime::now(),
-                attributes,
-                error: (status >= 500).then(|| format!("HTTP {status}").into()),
-                links: Vec::new(),
-            },
-        );
+        record_server_span(tracer, &ctx, start, &method, route.as_deref(), &path, response.status());
     }
     if let Ok(v) = axum::http::HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", v);
     }
     response
+}
+
+/// Records the server span of one traced request.
+fn record_server_span(
+    tracer: &telemetry::traces::Tracer,
+    ctx: &TraceContext,
+    start: std::time::SystemTime,
+    method: &http::Method,
+    route: Option<&str>,
+    path: &str,
+    status: http::StatusCode,
+) {
+    use telemetry::otlp::encode::{Attribute, SpanKind, SpanRecord};
+    let error = status.is_server_error().then(|| format!("HTTP {}", status.as_u16()));
+    let name: &[&str] = match route {
+        Some(route) => &[method.as_str(), " ", route],
+        None => &[method.as_str()],
+    };
+    tracer.record(
+        ctx.trace_id,
+        &SpanRecord {
+            name,
+            kind: SpanKind::Server,
+            span_id: ctx.span_id,
+            parent_span_id: ctx.parent_span_id.unwrap_or(0),
+            parent_is_remote: ctx.parent_span_id.is_some(),
+            start,
+            end: std::time::SystemTime::now(),
+            attributes: &[
+                Some(Attribute::str("http.request.method", method.as_str())),
+                Some(Attribute::str("url.path", path)),
+                Some(Attribute::i64("http.response.status_code", i64::from(status.as_u16()))),
+                Some(Attribute::str("mosaic.request_id", &ctx.request_id)),
+                route.map(|r| Attribute::str("http.route", r)),
+            ],
+            error: error.as_deref(),
+            links: &[],
+        },
+    );
 }
 
 /// All routes.
@@ -342,19 +354,28 @@ async fn playground_page(State(app): State<Arc<AppState>>) -> Response {
     playground::page(&path, &app.default_query).into_response()
 }
 
+/// `/readyz`: 200 once warmed up and serving, until shutdown begins; 503 meanwhile, and while a
+/// backend marked `critical` is unavailable (the body names it).
 async fn readyz(State(app): State<Arc<AppState>>) -> Response {
-    if app.ready.load(Ordering::SeqCst) {
+    if !app.ready.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response();
+    }
+    let runtime = app.runtime();
+    let unavailable = runtime.engine.clients.unavailable_critical();
+    if unavailable.is_empty() {
         (StatusCode::OK, "ready").into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response()
+        let body = format!("not ready: critical backend unavailable: {}", unavailable.join(", "));
+        (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
     }
 }
 
 /// `/healthz`: version, uptime, and each backend's breaker, bulkhead and instances.
 async fn healthz(State(app): State<Arc<AppState>>) -> Response {
     let runtime = app.runtime();
+    let ready = app.ready.load(Ordering::SeqCst) && runtime.engine.clients.unavailable_critical().is_empty();
     let body = serde_json::json!({
-        "status": if app.ready.load(Ordering::SeqCst) { "ready" } else { "not ready" },
+        "status": if ready { "ready" } else { "not ready" },
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": app.started.elapsed().as_secs(),
         "websocket_connections": app.websockets.load(Ordering::Relaxed),

@@ -48,9 +48,13 @@ pub fn upgrade(app: Arc<AppState>, ws: WebSocketUpgrade, headers: HeaderMap) -> 
         return (StatusCode::SERVICE_UNAVAILABLE, "too many WebSocket connections").into_response();
     }
     let who = identity::current();
+    // The connection runs in a task of its own: it keeps the upgrade request's trace (its
+    // operations' backend calls continue it) and its log span (request and trace ids).
+    let trace = trace_context::current();
+    let span = tracing::Span::current();
     ws.protocols(["graphql-transport-ws"])
         .max_message_size(limits.max_message_bytes)
-        .on_upgrade(move |socket| connection(app, socket, headers, who))
+        .on_upgrade(move |socket| tracing::Instrument::instrument(connection(app, socket, headers, who, trace), span))
         .into_response()
 }
 
@@ -116,7 +120,13 @@ fn text(v: Value) -> Message {
     Message::Text(v.to_string().into())
 }
 
-async fn connection(app: Arc<AppState>, socket: WebSocket, headers: HeaderMap, upgrade_identity: Arc<Identity>) {
+async fn connection(
+    app: Arc<AppState>,
+    socket: WebSocket,
+    headers: HeaderMap,
+    upgrade_identity: Arc<Identity>,
+    trace: Option<Arc<trace_context::TraceContext>>,
+) {
     let limits = app.subscription_limits();
     let (mut sink, mut source) = socket.split();
     let (out, mut queue) = mpsc::channel::<Message>(64);
@@ -161,7 +171,6 @@ async fn connection(app: Arc<AppState>, socket: WebSocket, headers: HeaderMap, u
         }
         _ => false,
     };
-    let trace = trace_context::current();
     let mut running: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
     let mut closing = app.closing();
     if acknowledged {

@@ -83,9 +83,11 @@ pub fn operation(name: Option<&str>, kind: &'static str, elapsed: Duration, erro
     }
 }
 
-/// Error codes are ours (a fixed set) or async-graphql's request errors; anything else is "OTHER".
+/// Error codes are ours (a fixed set, listed here) or async-graphql's request errors; anything
+/// else is "OTHER", so that no client can grow the label's values.
 fn bounded_code(code: &str) -> &'static str {
-    const CODES: [&str; 12] = [
+    const CODES: &[&str] = &[
+        // A backend call's outcome.
         "BACKEND_UNAVAILABLE",
         "BACKEND_TIMEOUT",
         "BACKEND_ERROR",
@@ -94,10 +96,28 @@ fn bounded_code(code: &str) -> &'static str {
         "BULKHEAD_FULL",
         "RESOLVER_ERROR",
         "STREAM_RECONNECTED",
+        "BAD_USER_INPUT",
+        "INTERNAL_ERROR",
+        // The request.
         "REQUEST_ERROR",
+        "BAD_REQUEST",
         "UNAUTHENTICATED",
         "FORBIDDEN",
         "RATE_LIMITED",
+        "TOO_MANY_SUBSCRIPTIONS",
+        // Query limits.
+        "QUERY_TOO_LARGE",
+        "QUERY_TOO_DEEP",
+        "QUERY_TOO_COMPLEX",
+        "TOO_MANY_ALIASES",
+        "TOO_MANY_ROOT_FIELDS",
+        "FRAGMENT_CYCLE",
+        // Persisted and trusted documents.
+        "UNTRUSTED_DOCUMENT",
+        "PERSISTED_QUERY_NOT_FOUND",
+        "PERSISTED_QUERY_NOT_SUPPORTED",
+        "PERSISTED_QUERY_HASH_MISMATCH",
+        "PERSISTED_QUERY_VERSION",
     ];
     CODES.iter().copied().find(|c| *c == code).unwrap_or("OTHER")
 }
@@ -168,10 +188,28 @@ pub fn breaker_transition(backend: &str, to: &'static str) {
     counter!("mosaic_breaker_transitions_total", "backend" => backend.to_string(), "to" => to).increment(1);
 }
 
-pub fn in_flight(delta: f64) {
+fn in_flight(delta: f64) {
     IN_FLIGHT
         .get_or_init(|| gauge!("mosaic_requests_in_flight"))
         .increment(delta);
+}
+
+/// One request counted in `mosaic_requests_in_flight` while this lives: dropped when the request
+/// ends, and also when it is cancelled (the client went away), so the gauge cannot drift.
+#[must_use]
+pub struct InFlight(());
+
+impl InFlight {
+    pub fn start() -> Self {
+        in_flight(1.0);
+        Self(())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        in_flight(-1.0);
+    }
 }
 
 pub fn websockets(delta: f64) {
@@ -225,4 +263,24 @@ pub fn render(handle: &PrometheusHandle, clients: &BackendClients) -> String {
         gauge!("mosaic_cache_bytes").set(bytes as f64);
     }
     handle.render()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bounded_code;
+
+    #[test]
+    fn error_codes_of_ours_are_labels_and_anything_else_is_other() {
+        for code in [
+            "BACKEND_TIMEOUT",
+            "BAD_USER_INPUT",
+            "QUERY_TOO_DEEP",
+            "UNTRUSTED_DOCUMENT",
+            "PERSISTED_QUERY_NOT_FOUND",
+        ] {
+            assert_eq!(bounded_code(code), code);
+        }
+        assert_eq!(bounded_code("user-chosen-code-123"), "OTHER");
+        assert_eq!(bounded_code(""), "OTHER");
+    }
 }

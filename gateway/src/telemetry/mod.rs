@@ -3,6 +3,7 @@
 
 pub mod logging;
 pub mod metrics;
+pub mod otlp;
 pub mod span_queue;
 pub mod trace_context;
 pub mod traces;

@@ -1,19 +1,24 @@
-//! Finished spans on their way to the OTLP exporter: a bounded buffer the request path pushes
-//! into (a lock held for one `push`), drained in batches by one export task, every
-//! `OTEL_BSP_SCHEDULE_DELAY` or as soon as a batch is full.
+//! Finished spans on their way to the collector: the request path encodes each span into the
+//! current batch's buffer (a lock held for one encoding, a few hundred nanoseconds), and one
+//! export task sends each batch as an OTLP request, every `OTEL_BSP_SCHEDULE_DELAY` or as soon as
+//! a batch is full.
 //!
 //! Why not the SDK's `BatchSpanProcessor`: its async-runtime variant sends every span through a
-//! channel to its task and wakes that task per span, which our overhead benchmark measured as most
-//! of the cost of tracing at 100% sampling; its thread variant drives the exporter with a blocking
-//! executor, which our Tokio-based exporters (reqwest, tonic) cannot run on. The exporter itself
-//! (batch → OTLP protobuf → HTTP or gRPC) is the SDK's.
+//! channel to its task and wakes that task per span, and both variants hold `SpanData` (owned
+//! strings and attribute vectors) until the exporter converts it; our overhead benchmark measured
+//! that as most of the cost of tracing at 100% sampling. Here a span costs one encoding into a
+//! buffer that is reused batch after batch.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use tokio::sync::Notify;
+
+use super::otlp::encode::{Envelope, SpanRecord};
+use super::otlp::export::Export;
+use super::trace_context::TraceId;
 
 /// Sizes and delays, from the standard `OTEL_BSP_*` variables (and `[telemetry] export_delay`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -29,14 +34,10 @@ pub struct QueueConfig {
 }
 
 impl QueueConfig {
-    /// The SDK's defaults (2048 spans, batches of 512, every 5 s), overridden by `OTEL_BSP_*`.
-    pub fn from_env() -> Self {
-        let var = |name: &str| {
-            std::env::var(name)
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .filter(|v| *v > 0)
-        };
+    /// The SDK's defaults (2048 spans, batches of 512, every 5 s), overridden by `OTEL_BSP_*`
+    /// (read with `env`).
+    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Self {
+        let var = |name: &str| env(name).and_then(|v| v.trim().parse::<u64>().ok()).filter(|v| *v > 0);
         let max_queue = var("OTEL_BSP_MAX_QUEUE_SIZE").map_or(2048, |v| v as usize);
         Self {
             max_queue,
@@ -49,9 +50,28 @@ impl QueueConfig {
     }
 }
 
+/// Encoded spans (entries of `ScopeSpans.spans`) for one export request.
+#[derive(Debug, Default)]
+struct Batch {
+    bytes: Vec<u8>,
+    spans: usize,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    /// Batches that reached `max_batch`, oldest first.
+    full: VecDeque<Batch>,
+    /// The batch spans are added to.
+    current: Batch,
+    /// Spans in `full` and `current`.
+    queued: usize,
+    /// An emptied buffer kept for the next batch (its capacity is what a batch needs).
+    spare: Vec<u8>,
+}
+
 /// The request path's side: where finished spans go.
 pub struct SpanQueue {
-    spans: Mutex<Vec<SpanData>>,
+    pending: Mutex<Pending>,
     config: QueueConfig,
     batch_ready: Notify,
     stop: Notify,
@@ -61,16 +81,16 @@ pub struct SpanQueue {
 
 impl SpanQueue {
     /// Starts the export task on the current Tokio runtime.
-    pub fn start<E: SpanExporter + 'static>(exporter: E, config: QueueConfig) -> Arc<Self> {
+    pub fn start<E: Export>(exporter: E, envelope: Envelope, config: QueueConfig) -> Arc<Self> {
         let queue = Arc::new(Self {
-            spans: Mutex::new(Vec::with_capacity(config.max_batch)),
+            pending: Mutex::new(Pending::default()),
             config,
             batch_ready: Notify::new(),
             stop: Notify::new(),
             dropped: AtomicU64::new(0),
             task: Mutex::new(None),
         });
-        let task = tokio::spawn(export_loop(queue.clone(), exporter));
+        let task = tokio::spawn(export_loop(queue.clone(), exporter, envelope));
         if let Ok(mut t) = queue.task.lock() {
             *t = Some(task);
         }
@@ -79,10 +99,10 @@ impl SpanQueue {
 
     /// Queues a finished span; drops it (counted in `mosaic_trace_spans_dropped_total`) when the
     /// queue is full, as the exporter is not keeping up.
-    pub fn push(&self, span: SpanData) {
-        let Ok(mut spans) = self.spans.lock() else { return };
-        if spans.len() >= self.config.max_queue {
-            drop(spans);
+    pub fn push(&self, trace_id: TraceId, span: &SpanRecord<'_>) {
+        let Ok(mut pending) = self.pending.lock() else { return };
+        if pending.queued >= self.config.max_queue {
+            drop(pending);
             if self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
                 tracing::warn!(
                     max_queue = self.config.max_queue,
@@ -92,24 +112,40 @@ impl SpanQueue {
             metrics::counter!("mosaic_trace_spans_dropped_total").increment(1);
             return;
         }
-        spans.push(span);
-        let full = spans.len() == self.config.max_batch;
-        drop(spans);
-        if full {
+        let pending = &mut *pending;
+        if pending.current.bytes.capacity() == 0 {
+            pending.current.bytes = std::mem::take(&mut pending.spare);
+        }
+        span.encode_entry(trace_id, &mut pending.current.bytes);
+        pending.current.spans += 1;
+        pending.queued += 1;
+        if pending.current.spans == self.config.max_batch {
+            let full = std::mem::take(&mut pending.current);
+            pending.full.push_back(full);
             self.batch_ready.notify_one();
         }
     }
 
-    /// Up to one batch of the oldest spans.
-    fn take_batch(&self) -> Vec<SpanData> {
-        let Ok(mut spans) = self.spans.lock() else {
-            return Vec::new();
+    /// The oldest batch (full, else the one being filled); `None` when nothing is queued.
+    fn take_batch(&self) -> Option<Batch> {
+        let mut pending = self.pending.lock().ok()?;
+        let batch = match pending.full.pop_front() {
+            Some(b) => b,
+            None if pending.current.spans > 0 => std::mem::take(&mut pending.current),
+            None => return None,
         };
-        if spans.len() <= self.config.max_batch {
-            return std::mem::replace(&mut *spans, Vec::with_capacity(self.config.max_batch));
+        pending.queued -= batch.spans;
+        Some(batch)
+    }
+
+    /// Gives an exported batch's buffer back for reuse.
+    fn recycle(&self, mut bytes: Vec<u8>) {
+        bytes.clear();
+        if let Ok(mut pending) = self.pending.lock() {
+            if pending.spare.capacity() < bytes.capacity() {
+                pending.spare = bytes;
+            }
         }
-        let rest = spans.split_off(self.config.max_batch);
-        std::mem::replace(&mut *spans, rest)
     }
 
     /// Exports what is queued, then stops the export task (at shutdown); bounded by the export
@@ -123,7 +159,7 @@ impl SpanQueue {
     }
 }
 
-async fn export_loop<E: SpanExporter>(queue: Arc<SpanQueue>, exporter: E) {
+async fn export_loop<E: Export>(queue: Arc<SpanQueue>, exporter: E, envelope: Envelope) {
     let failing = AtomicBool::new(false);
     let mut stopping = false;
     while !stopping {
@@ -132,25 +168,26 @@ async fn export_loop<E: SpanExporter>(queue: Arc<SpanQueue>, exporter: E) {
             _ = queue.batch_ready.notified() => {}
             _ = queue.stop.notified() => stopping = true,
         }
-        loop {
-            let batch = queue.take_batch();
-            if batch.is_empty() {
-                break;
-            }
-            let full = batch.len() == queue.config.max_batch;
-            let spans = batch.len();
-            match tokio::time::timeout(queue.config.export_timeout, exporter.export(batch)).await {
+        while let Some(batch) = queue.take_batch() {
+            let full = batch.spans == queue.config.max_batch;
+            let spans = batch.spans;
+            let request = envelope.request(&batch.bytes);
+            queue.recycle(batch.bytes);
+            match tokio::time::timeout(queue.config.export_timeout, exporter.export(request)).await {
                 Ok(Ok(())) => {
+                    metrics::counter!("mosaic_trace_spans_exported_total").increment(spans as u64);
                     if failing.swap(false, Ordering::Relaxed) {
                         tracing::info!("trace export works again");
                     }
                 }
                 Ok(Err(e)) => {
+                    metrics::counter!("mosaic_trace_export_failures_total").increment(1);
                     if !failing.swap(true, Ordering::Relaxed) {
                         tracing::warn!(error = %e, spans, "trace export failed; spans of this batch are lost");
                     }
                 }
                 Err(_) => {
+                    metrics::counter!("mosaic_trace_export_failures_total").increment(1);
                     if !failing.swap(true, Ordering::Relaxed) {
                         tracing::warn!(spans, timeout = ?queue.config.export_timeout, "trace export timed out");
                     }
@@ -162,42 +199,45 @@ async fn export_loop<E: SpanExporter>(queue: Arc<SpanQueue>, exporter: E) {
             }
         }
     }
-    let _ = exporter.shutdown();
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry::trace::{SpanContext, SpanKind, Status};
-    use opentelemetry_sdk::error::OTelSdkResult;
-    use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
+    use crate::telemetry::otlp::encode::SpanKind;
+    use crate::telemetry::otlp::export::ExportError;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use prost::Message;
 
+    /// Decodes every request and keeps the span count of each.
     #[derive(Debug, Default, Clone)]
     struct Collect(Arc<Mutex<Vec<usize>>>);
 
-    impl SpanExporter for Collect {
-        async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-            self.0.lock().expect("not poisoned").push(batch.len());
+    impl Export for Collect {
+        async fn export(&self, request: Vec<u8>) -> Result<(), ExportError> {
+            let decoded = ExportTraceServiceRequest::decode(request.as_slice()).expect("valid OTLP");
+            let spans = decoded.resource_spans[0].scope_spans[0].spans.len();
+            self.0.lock().expect("not poisoned").push(spans);
             Ok(())
         }
     }
 
-    fn span() -> SpanData {
-        SpanData {
-            span_context: SpanContext::empty_context(),
-            parent_span_id: opentelemetry::trace::SpanId::INVALID,
-            parent_span_is_remote: false,
-            span_kind: SpanKind::Internal,
-            name: "s".into(),
-            start_time: std::time::SystemTime::now(),
-            end_time: std::time::SystemTime::now(),
-            attributes: Vec::new(),
-            dropped_attributes_count: 0,
-            events: SpanEvents::default(),
-            links: SpanLinks::default(),
-            status: Status::Unset,
-            instrumentation_scope: Default::default(),
-        }
+    fn push(queue: &SpanQueue, id: u64) {
+        queue.push(
+            TraceId(1),
+            &SpanRecord {
+                name: &["s"],
+                kind: SpanKind::Internal,
+                span_id: id,
+                parent_span_id: 0,
+                parent_is_remote: false,
+                start: std::time::SystemTime::now(),
+                end: std::time::SystemTime::now(),
+                attributes: &[],
+                error: None,
+                links: &[],
+            },
+        );
     }
 
     fn config() -> QueueConfig {
@@ -209,12 +249,16 @@ mod tests {
         }
     }
 
+    fn envelope() -> Envelope {
+        Envelope::new(&[("service.name".into(), "t".into())], "mosaic", "0")
+    }
+
     #[tokio::test]
     async fn full_batches_go_at_once_and_the_rest_at_shutdown() {
         let exported = Collect::default();
-        let queue = SpanQueue::start(exported.clone(), config());
-        for _ in 0..9 {
-            queue.push(span());
+        let queue = SpanQueue::start(exported.clone(), envelope(), config());
+        for i in 1..=9 {
+            push(&queue, i);
         }
         tokio::time::timeout(Duration::from_secs(5), async {
             while exported.0.lock().expect("not poisoned").iter().sum::<usize>() < 8 {
@@ -230,13 +274,37 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_drops_new_spans() {
         let exported = Collect::default();
-        let queue = SpanQueue::start(exported.clone(), config());
+        let queue = SpanQueue::start(exported.clone(), envelope(), config());
         // The export task has not run yet (single-threaded test runtime): 10 fit, 5 are dropped.
-        for _ in 0..15 {
-            queue.push(span());
+        for i in 1..=15 {
+            push(&queue, i);
         }
         assert_eq!(queue.dropped.load(Ordering::Relaxed), 5);
         queue.shutdown().await;
         assert_eq!(exported.0.lock().expect("not poisoned").iter().sum::<usize>(), 10);
+    }
+
+    #[tokio::test]
+    async fn exported_buffers_are_reused() {
+        let exported = Collect::default();
+        let queue = SpanQueue::start(exported.clone(), envelope(), config());
+        for i in 1..=4 {
+            push(&queue, i);
+        }
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while exported.0.lock().expect("not poisoned").is_empty() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the full batch exported");
+        let spare = queue.pending.lock().expect("not poisoned").spare.capacity();
+        assert!(spare > 0, "the exported batch's buffer is kept");
+        push(&queue, 5);
+        assert_eq!(
+            queue.pending.lock().expect("not poisoned").current.bytes.capacity(),
+            spare
+        );
+        queue.shutdown().await;
     }
 }

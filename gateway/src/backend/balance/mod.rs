@@ -121,6 +121,13 @@ impl InstanceSet {
             .collect()
     }
 
+    /// Whether every instance is ejected now (calls still go to one of them: the least bad).
+    pub fn all_ejected(&self) -> bool {
+        let now = Instant::now();
+        let instances = self.instances.load();
+        !instances.is_empty() && instances.iter().all(|i| i.ejected(now))
+    }
+
     /// The base URLs, for health probes.
     pub fn bases(&self) -> Vec<String> {
         self.instances.load().iter().map(|i| i.base.to_string()).collect()
