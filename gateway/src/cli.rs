@@ -76,7 +76,7 @@ pub type DemoFn = fn(DemoArgs) -> Pin<Box<dyn Future<Output = Result<(), String>
 /// Parses the command line and runs it; returns the process exit code.
 pub async fn run(demo: Option<DemoFn>, resolvers: ResolverRegistry) -> i32 {
     let cli = Cli::parse();
-    let _logs = init_logging();
+    let _logs = init_logging(&cli.command);
     match cli.command {
         Command::Check { config } => match load_plan(&config, &resolvers) {
             Ok(plan) => {
@@ -329,6 +329,41 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-fn init_logging() -> Option<crate::telemetry::logging::LogGuard> {
-    crate::telemetry::logging::init(crate::telemetry::logging::Format::from_env())
+fn init_logging(command: &Command) -> Option<crate::telemetry::logging::LogGuard> {
+    let settings = log_settings(command);
+    crate::telemetry::logging::init(&crate::telemetry::logging::LogSetup::from_process(&settings))
+}
+
+/// The `[log]` table of the config file `command` reads, before the file is loaded (logging is
+/// set up first); the defaults when there is none or it does not parse (loading says why).
+fn log_settings(command: &Command) -> crate::config::settings::LogToml {
+    use crate::config::settings::{LogFormat, LogToml};
+    #[derive(serde::Deserialize)]
+    struct File {
+        log: Option<Log>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Log {
+        level: Option<String>,
+        format: Option<LogFormat>,
+        buffer_lines: Option<usize>,
+    }
+    let config = match command {
+        Command::Check { config } | Command::Serve { config, .. } | Command::Schema { config } => config,
+        _ => return LogToml::default(),
+    };
+    let Some(log) = std::fs::read_to_string(config)
+        .ok()
+        .and_then(|text| toml::from_str::<File>(&text).ok())
+        .and_then(|f| f.log)
+    else {
+        return LogToml::default();
+    };
+    let mut settings = LogToml::default();
+    if let Some(level) = log.level.filter(|l| crate::telemetry::logging::parse_filter(l).is_ok()) {
+        settings.level = toml::Spanned::new(0..0, level);
+    }
+    settings.format = log.format.unwrap_or(settings.format);
+    settings.buffer_lines = log.buffer_lines.unwrap_or(settings.buffer_lines);
+    settings
 }

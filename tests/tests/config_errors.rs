@@ -106,6 +106,7 @@ fn every_case_of_the_corpus_has_a_test() {
             "invalid-cors-origin",
             "invalid-duration",
             "invalid-jwks",
+            "invalid-log-level",
             "invalid-otlp-endpoint",
             "invalid-rate-limit-key",
             "invalid-retry-budget",
@@ -380,6 +381,19 @@ fn an_otlp_endpoint_that_is_not_an_http_url_is_reported_at_the_value() {
             11,
             17,
             "[telemetry] otlp_endpoint \"otel-collector:4318\" is not an http(s) URL",
+        )],
+    );
+}
+
+#[test]
+fn a_log_level_that_is_not_a_filter_is_reported_at_the_value() {
+    assert_reports(
+        "invalid-log-level",
+        &[(
+            "mosaic.toml",
+            11,
+            9,
+            "[log] level \"info,mosaic_gateway=loud\" is not a log filter",
         )],
     );
 }

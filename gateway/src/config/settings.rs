@@ -24,7 +24,41 @@ pub struct Settings {
     pub auth: AuthToml,
     pub rate_limit: RateLimitToml,
     pub telemetry: TelemetryToml,
+    pub log: LogToml,
     pub backends: BTreeMap<String, Spanned<BackendSettings>>,
+}
+
+/// `[log]`: the gateway's own logs. The `MOSAIC_LOG` (or `RUST_LOG`) and `MOSAIC_LOG_FORMAT`
+/// variables win over it. Read at start; a reload applies a changed `level`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogToml {
+    /// A filter in `RUST_LOG` syntax: `"info"`, `"warn,mosaic_gateway::backend=debug"`.
+    pub level: Spanned<String>,
+    /// `"json"`, `"text"`, or `"auto"`: JSON unless stderr is a terminal.
+    pub format: LogFormat,
+    /// Lines waiting for the writer thread; when it is full, logging waits (lines are never
+    /// dropped) and the wait is counted in `mosaic_log_lines_delayed_total`. At least 64.
+    pub buffer_lines: usize,
+}
+
+impl Default for LogToml {
+    fn default() -> Self {
+        Self {
+            level: Spanned::new(0..0, "info".to_string()),
+            format: LogFormat::Auto,
+            buffer_lines: 256 * 1024,
+        }
+    }
+}
+
+/// `[log] format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Auto,
+    Json,
+    Text,
 }
 
 /// `[telemetry]`: OpenTelemetry traces over OTLP. Off unless an endpoint is set here or in the
@@ -243,6 +277,7 @@ impl Default for Settings {
             auth: AuthToml::default(),
             rate_limit: RateLimitToml::default(),
             telemetry: TelemetryToml::default(),
+            log: LogToml::default(),
             backends: BTreeMap::new(),
         }
     }

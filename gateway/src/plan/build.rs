@@ -213,6 +213,15 @@ pub fn build(src: &ConfigSource, resolvers: &[&str]) -> Result<Plan, Diagnostics
         }
     }
 
+    let log = &src.settings.log;
+    if let Err(e) = crate::telemetry::logging::parse_filter(log.level.get_ref()) {
+        diags.error_with_hint(
+            Some(src.settings_file.location(log.level.span())),
+            format!("[log] level {:?} is not a log filter: {e}", log.level.get_ref()),
+            "use RUST_LOG syntax: a level (\"info\") or targets with levels (\"warn,mosaic_gateway::backend=debug\")",
+        );
+    }
+
     diags.into_result(Plan {
         types,
         query_type,
@@ -227,6 +236,7 @@ pub fn build(src: &ConfigSource, resolvers: &[&str]) -> Result<Plan, Diagnostics
         auth,
         rate_limit,
         telemetry: src.settings.telemetry.clone(),
+        log: src.settings.log.clone(),
         trusted_documents,
         config_dir,
         request_headers: src

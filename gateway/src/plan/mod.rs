@@ -45,6 +45,7 @@ pub struct Plan {
     pub auth: crate::config::settings::AuthToml,
     pub rate_limit: crate::config::settings::RateLimitToml,
     pub telemetry: crate::config::settings::TelemetryToml,
+    pub log: crate::config::settings::LogToml,
     /// The trusted documents (SHA-256 → document), when the gateway runs only those.
     pub trusted_documents: Option<std::collections::HashMap<String, Arc<str>>>,
     /// The folder of the config file (relative paths in it are read from there).

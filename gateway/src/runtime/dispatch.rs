@@ -154,6 +154,20 @@ fn record_operation_span(
     );
 }
 
+/// Names the operation on the request's log span: the lines logged from here on say which
+/// operation (name, type, document hash) they belong to. Never the variables.
+fn log_operation(prepared: &Prepared, kind: &'static str) {
+    let span = tracing::Span::current();
+    if span.is_disabled() {
+        return;
+    }
+    span.record("operation_type", kind);
+    if let Some(name) = &prepared.name {
+        span.record("operation", &**name);
+    }
+    span.record("document", &*prepared.hash);
+}
+
 /// The shared result of one compiled execution.
 type SharedRun = Result<(bytes::Bytes, Arc<Vec<String>>), RunError>;
 
@@ -272,6 +286,7 @@ impl Runtime {
             },
         };
         let kind = kind_label(prepared.kind);
+        log_operation(&prepared, kind);
         if prepared.kind == OperationType::Mutation && !self.engine.plan.security.allow_mutations {
             return (
                 request_error(&async_graphql::Response::from_errors(vec![mutations_disabled()])),

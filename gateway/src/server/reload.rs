@@ -64,6 +64,7 @@ pub fn watch(state: Arc<AppState>, watched: Watched, resolvers: ResolverRegistry
             let next = stamps(&config);
             match reload(&config, &resolvers, &warmup).await {
                 Ok(runtime) => {
+                    crate::telemetry::logging::apply_level(runtime.plan().log.level.get_ref());
                     state.replace_runtime(Arc::new(runtime));
                     metrics::reload(true);
                     tracing::info!(
