@@ -5,12 +5,12 @@
 //! Events are recorded where they happen through the `metrics` facade; figures the layers already
 //! count (breaker state, rejections, cache sizes) are read when `/metrics` is scraped.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use rustc_hash::FxHashMap;
 
 use crate::backend::BackendClients;
 
@@ -18,11 +18,42 @@ use crate::backend::BackendClients;
 const MAX_OPERATION_NAMES: usize = 200;
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
-static OPERATION_NAMES: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
-/// Handles of the per-operation series, so serving a request does not rebuild metric keys.
-/// (operation, kind) → its request counter and latency histogram.
-type OperationSeries = HashMap<(String, &'static str), (Counter, Histogram)>;
+
+/// The series of one operation label: its request counter and latency histogram.
+type Series = (Counter, Histogram);
+
+/// Handles of the per-operation series, so serving a request builds no metric key and allocates
+/// nothing: kind → operation label → series. Holds at most [`MAX_OPERATION_NAMES`] names (plus
+/// "anonymous" and "other") per kind.
+#[derive(Default)]
+struct OperationSeries {
+    by_kind: FxHashMap<&'static str, FxHashMap<Box<str>, Series>>,
+}
+
+impl OperationSeries {
+    fn get(&mut self, name: Option<&str>, kind: &'static str) -> &Series {
+        let names = self.by_kind.entry(kind).or_default();
+        let label = match name {
+            None => "anonymous",
+            Some(n) if names.contains_key(n) => n,
+            Some(n) if names.len() < MAX_OPERATION_NAMES && n.len() <= 64 => n,
+            Some(_) => "other",
+        };
+        if !names.contains_key(label) {
+            let op = label.to_string();
+            let series = (
+                counter!("mosaic_operations_total", "operation" => op.clone(), "kind" => kind),
+                histogram!("mosaic_operation_duration_seconds", "operation" => op, "kind" => kind),
+            );
+            names.insert(label.into(), series);
+        }
+        &names[label]
+    }
+}
+
 static OPERATION_SERIES: OnceLock<Mutex<OperationSeries>> = OnceLock::new();
+/// `mosaic_backend_batch_size` per backend.
+static BATCH_SIZES: OnceLock<RwLock<FxHashMap<Box<str>, Histogram>>> = OnceLock::new();
 static IN_FLIGHT: OnceLock<Gauge> = OnceLock::new();
 
 /// Installs the Prometheus recorder (once per process); `None` if another recorder is installed.
@@ -47,37 +78,24 @@ pub fn install() -> Option<PrometheusHandle> {
         .clone()
 }
 
-/// The label for an operation name: itself while fewer than the cap are known, else "other".
-fn operation_label(name: Option<&str>) -> String {
-    let Some(name) = name else { return "anonymous".into() };
-    let names = OPERATION_NAMES.get_or_init(|| Mutex::new(HashSet::new()));
-    let Ok(mut names) = names.lock() else {
-        return "other".into();
-    };
-    if names.contains(name) {
-        return name.to_string();
-    }
-    if names.len() < MAX_OPERATION_NAMES && name.len() <= 64 {
-        names.insert(name.to_string());
-        return name.to_string();
-    }
-    "other".into()
-}
-
 /// One GraphQL operation served.
 pub fn operation(name: Option<&str>, kind: &'static str, elapsed: Duration, error_codes: &[String]) {
-    let op = operation_label(name);
-    let series = OPERATION_SERIES.get_or_init(|| Mutex::new(HashMap::new()));
-    if let Ok(mut series) = series.lock() {
-        let (count, duration) = series.entry((op.clone(), kind)).or_insert_with(|| {
-            (
-                counter!("mosaic_operations_total", "operation" => op.clone(), "kind" => kind),
-                histogram!("mosaic_operation_duration_seconds", "operation" => op.clone(), "kind" => kind),
-            )
-        });
-        count.increment(1);
-        duration.record(elapsed.as_secs_f64());
+    let series = OPERATION_SERIES.get_or_init(Mutex::default);
+    let Ok(mut series) = series.lock() else { return };
+    let (count, duration) = series.get(name, kind);
+    count.increment(1);
+    duration.record(elapsed.as_secs_f64());
+    if error_codes.is_empty() {
+        return;
     }
+    // The label the series above got ("other" past the cap).
+    let op = series
+        .by_kind
+        .get(kind)
+        .and_then(|names| name.filter(|n| names.contains_key(*n)))
+        .unwrap_or(if name.is_some() { "other" } else { "anonymous" })
+        .to_string();
+    drop(series);
     for code in error_codes {
         counter!("mosaic_operation_errors_total", "operation" => op.clone(), "code" => bounded_code(code)).increment(1);
     }
@@ -180,7 +198,16 @@ impl BackendSeries {
 
 /// The number of keys in one batch request.
 pub fn batch_size(backend: &str, keys: usize) {
-    histogram!("mosaic_backend_batch_size", "backend" => backend.to_string()).record(keys as f64);
+    let sizes = BATCH_SIZES.get_or_init(RwLock::default);
+    if let Some(h) = sizes.read().ok().and_then(|m| m.get(backend).cloned()) {
+        h.record(keys as f64);
+        return;
+    }
+    let h = histogram!("mosaic_backend_batch_size", "backend" => backend.to_string());
+    h.record(keys as f64);
+    if let Ok(mut m) = sizes.write() {
+        m.insert(backend.into(), h);
+    }
 }
 
 /// A circuit breaker changed state.
