@@ -72,10 +72,101 @@ pub fn install() -> Option<PrometheusHandle> {
                     )
                 });
             let handle = builder.ok()?.install_recorder().ok()?;
+            describe();
             gauge!("mosaic_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
             Some(handle)
         })
         .clone()
+}
+
+/// The `# HELP` text and unit of every metric (what `promtool check metrics` asks for).
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!("mosaic_operations_total", "GraphQL operations served");
+    describe_histogram!(
+        "mosaic_operation_duration_seconds",
+        Unit::Seconds,
+        "Time to serve a GraphQL operation"
+    );
+    describe_counter!("mosaic_operation_errors_total", "Errors in responses, by public code");
+    describe_gauge!("mosaic_requests_in_flight", "HTTP requests being served");
+    describe_counter!(
+        "mosaic_backend_requests_total",
+        "Backend calls made (after the cache and coalescing), by outcome"
+    );
+    describe_histogram!(
+        "mosaic_backend_duration_seconds",
+        Unit::Seconds,
+        "Time of a backend call, retries included"
+    );
+    describe_counter!(
+        "mosaic_backend_coalesced_total",
+        "Backend calls that joined an identical call in flight"
+    );
+    describe_histogram!(
+        "mosaic_backend_batch_size",
+        Unit::Count,
+        "Keys per batched backend request"
+    );
+    describe_counter!("mosaic_backend_retries_total", "Retries of backend calls");
+    describe_gauge!("mosaic_backend_in_flight", "Backend calls in flight");
+    describe_gauge!("mosaic_backend_instances", "Instances of a backend");
+    describe_gauge!("mosaic_backend_instances_ejected", "Instances ejected as outliers");
+    describe_gauge!(
+        "mosaic_breaker_state",
+        "Circuit breaker state: 0 closed, 1 half-open, 2 open"
+    );
+    describe_counter!(
+        "mosaic_breaker_transitions_total",
+        "Circuit breaker state changes, by new state"
+    );
+    describe_counter!(
+        "mosaic_breaker_rejections_total",
+        "Calls refused by an open circuit breaker"
+    );
+    describe_counter!("mosaic_bulkhead_rejections_total", "Calls refused by a full bulkhead");
+    describe_counter!("mosaic_cache_hits_total", "Backend answers served from the cache");
+    describe_counter!(
+        "mosaic_cache_stale_hits_total",
+        "Expired answers served while refreshed"
+    );
+    describe_counter!("mosaic_cache_misses_total", "Cacheable calls not found in the cache");
+    describe_counter!("mosaic_cache_stores_total", "Answers stored in the cache");
+    describe_counter!(
+        "mosaic_cache_stale_if_error_total",
+        "Stale answers served because the backend failed"
+    );
+    describe_counter!(
+        "mosaic_cache_invalidations_total",
+        "Cache entries invalidated by mutations"
+    );
+    describe_counter!("mosaic_cache_evictions_total", "Cache entries evicted for room");
+    describe_gauge!("mosaic_cache_entries", "Entries in the cache");
+    describe_gauge!(
+        "mosaic_cache_bytes",
+        Unit::Bytes,
+        "Estimated memory of the cached answers"
+    );
+    describe_gauge!("mosaic_websocket_connections", "Open WebSocket connections");
+    describe_gauge!("mosaic_subscriptions_active", "Running subscriptions");
+    describe_counter!("mosaic_config_reloads_total", "Configuration reloads, by result");
+    describe_counter!(
+        "mosaic_log_lines_delayed_total",
+        "Log lines that waited for room in the writer's buffer"
+    );
+    describe_counter!(
+        "mosaic_trace_spans_exported_total",
+        "Spans accepted by the OTLP collector"
+    );
+    describe_counter!(
+        "mosaic_trace_spans_dropped_total",
+        "Spans dropped because the exporter did not keep up"
+    );
+    describe_counter!(
+        "mosaic_trace_export_failures_total",
+        "OTLP exports that failed (their spans are lost)"
+    );
+    describe_gauge!("mosaic_build_info", "The gateway's version (value 1)");
 }
 
 /// One GraphQL operation served.
