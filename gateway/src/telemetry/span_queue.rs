@@ -1,7 +1,8 @@
 //! Finished spans on their way to the collector: the request path encodes each span into the
 //! current batch's buffer (a lock held for one encoding, a few hundred nanoseconds), and one
 //! export task sends each batch as an OTLP request, every `OTEL_BSP_SCHEDULE_DELAY` or as soon as
-//! a batch is full.
+//! a batch is full. A batch buffer starts with room for the request's head, so it is sent as it
+//! is, and is sized from the previous full batch, so it does not grow by copying.
 //!
 //! Why not the SDK's `BatchSpanProcessor`: its async-runtime variant sends every span through a
 //! channel to its task and wakes that task per span, and both variants hold `SpanData` (owned
@@ -50,7 +51,8 @@ impl QueueConfig {
     }
 }
 
-/// Encoded spans (entries of `ScopeSpans.spans`) for one export request.
+/// Encoded spans (entries of `ScopeSpans.spans`) for one export request, after
+/// [`Envelope::head_room`] bytes.
 #[derive(Debug, Default)]
 struct Batch {
     bytes: Vec<u8>,
@@ -65,13 +67,15 @@ struct Pending {
     current: Batch,
     /// Spans in `full` and `current`.
     queued: usize,
-    /// An emptied buffer kept for the next batch (its capacity is what a batch needs).
-    spare: Vec<u8>,
+    /// The size of the last full batch: what a new batch buffer is allocated with.
+    full_bytes: usize,
 }
 
 /// The request path's side: where finished spans go.
 pub struct SpanQueue {
     pending: Mutex<Pending>,
+    /// Bytes left at the start of each batch for the request's head.
+    head_room: usize,
     config: QueueConfig,
     batch_ready: Notify,
     stop: Notify,
@@ -84,6 +88,7 @@ impl SpanQueue {
     pub fn start<E: Export>(exporter: E, envelope: Envelope, config: QueueConfig) -> Arc<Self> {
         let queue = Arc::new(Self {
             pending: Mutex::new(Pending::default()),
+            head_room: envelope.head_room(),
             config,
             batch_ready: Notify::new(),
             stop: Notify::new(),
@@ -113,14 +118,18 @@ impl SpanQueue {
             return;
         }
         let pending = &mut *pending;
-        if pending.current.bytes.capacity() == 0 {
-            pending.current.bytes = std::mem::take(&mut pending.spare);
+        if pending.current.spans == 0 {
+            let mut bytes = Vec::with_capacity(pending.full_bytes.max(self.head_room + 1024));
+            bytes.resize(self.head_room, 0);
+            pending.current.bytes = bytes;
         }
         span.encode_entry(trace_id, &mut pending.current.bytes);
         pending.current.spans += 1;
         pending.queued += 1;
         if pending.current.spans == self.config.max_batch {
             let full = std::mem::take(&mut pending.current);
+            // Room for one more span's worth of variation.
+            pending.full_bytes = full.bytes.len() + full.bytes.len() / full.spans.max(1) * 8;
             pending.full.push_back(full);
             self.batch_ready.notify_one();
         }
@@ -136,16 +145,6 @@ impl SpanQueue {
         };
         pending.queued -= batch.spans;
         Some(batch)
-    }
-
-    /// Gives an exported batch's buffer back for reuse.
-    fn recycle(&self, mut bytes: Vec<u8>) {
-        bytes.clear();
-        if let Ok(mut pending) = self.pending.lock() {
-            if pending.spare.capacity() < bytes.capacity() {
-                pending.spare = bytes;
-            }
-        }
     }
 
     /// Exports what is queued, then stops the export task (at shutdown); bounded by the export
@@ -171,8 +170,7 @@ async fn export_loop<E: Export>(queue: Arc<SpanQueue>, exporter: E, envelope: En
         while let Some(batch) = queue.take_batch() {
             let full = batch.spans == queue.config.max_batch;
             let spans = batch.spans;
-            let request = envelope.request(&batch.bytes);
-            queue.recycle(batch.bytes);
+            let request = envelope.wrap(batch.bytes);
             match tokio::time::timeout(queue.config.export_timeout, exporter.export(request)).await {
                 Ok(Ok(())) => {
                     metrics::counter!("mosaic_trace_spans_exported_total").increment(spans as u64);
@@ -214,8 +212,8 @@ mod tests {
     struct Collect(Arc<Mutex<Vec<usize>>>);
 
     impl Export for Collect {
-        async fn export(&self, request: Vec<u8>) -> Result<(), ExportError> {
-            let decoded = ExportTraceServiceRequest::decode(request.as_slice()).expect("valid OTLP");
+        async fn export(&self, request: bytes::Bytes) -> Result<(), ExportError> {
+            let decoded = ExportTraceServiceRequest::decode(request).expect("valid OTLP");
             let spans = decoded.resource_spans[0].scope_spans[0].spans.len();
             self.0.lock().expect("not poisoned").push(spans);
             Ok(())
@@ -285,26 +283,25 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn exported_buffers_are_reused() {
-        let exported = Collect::default();
-        let queue = SpanQueue::start(exported.clone(), envelope(), config());
-        for i in 1..=4 {
+    async fn a_new_batch_has_room_for_the_head_and_the_size_of_the_last_full_one() {
+        let queue = SpanQueue::start(Collect::default(), envelope(), config());
+        for i in 1..=5 {
             push(&queue, i);
         }
-        tokio::time::timeout(Duration::from_secs(5), async {
-            while exported.0.lock().expect("not poisoned").is_empty() {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
-        .await
-        .expect("the full batch exported");
-        let spare = queue.pending.lock().expect("not poisoned").spare.capacity();
-        assert!(spare > 0, "the exported batch's buffer is kept");
-        push(&queue, 5);
-        assert_eq!(
-            queue.pending.lock().expect("not poisoned").current.bytes.capacity(),
-            spare
-        );
+        {
+            let pending = queue.pending.lock().expect("not poisoned");
+            let full = &pending.full[0];
+            assert_eq!(full.spans, 4);
+            assert!(
+                full.bytes[..queue.head_room].iter().all(|b| *b == 0),
+                "the head's room is left free"
+            );
+            assert!(pending.full_bytes > full.bytes.len());
+            assert!(
+                pending.current.bytes.capacity() >= pending.full_bytes,
+                "sized from the last full batch"
+            );
+        }
         queue.shutdown().await;
     }
 }

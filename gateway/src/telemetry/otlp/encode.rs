@@ -283,18 +283,47 @@ impl Envelope {
         Self { resource: res, scope }
     }
 
-    /// An `ExportTraceServiceRequest` holding `spans`: entries written by
-    /// [`SpanRecord::encode_entry`].
+    /// Bytes to leave free at the start of a batch buffer for [`Envelope::wrap`] to write the
+    /// request's head into (the head's varints are at most 10 bytes each).
+    pub fn head_room(&self) -> usize {
+        self.resource.len() + self.scope.len() + 5 * (1 + 10)
+    }
+
+    /// The `ExportTraceServiceRequest` of a batch buffer: [`Envelope::head_room`] bytes, then
+    /// entries written by [`SpanRecord::encode_entry`]. The head is written into the room before
+    /// the spans, so the spans are not copied.
+    pub fn wrap(&self, mut batch: Vec<u8>) -> bytes::Bytes {
+        let room = self.head_room().min(batch.len());
+        let head = self.head(batch.len() - room);
+        let start = room - head.len().min(room);
+        if head.len() > room {
+            // Cannot happen (head_room bounds the head); copy rather than write out of bounds.
+            let mut out = head;
+            out.extend_from_slice(&batch[room..]);
+            return out.into();
+        }
+        batch[start..room].copy_from_slice(&head);
+        bytes::Bytes::from(batch).slice(start..)
+    }
+
+    /// An `ExportTraceServiceRequest` holding `spans` (entries written by
+    /// [`SpanRecord::encode_entry`]), copied after the head.
     pub fn request(&self, spans: &[u8]) -> Vec<u8> {
-        let scope_spans = delimited_len(SCOPE_SPANS_SCOPE, self.scope.len()) + spans.len();
+        let mut out = self.head(spans.len());
+        out.extend_from_slice(spans);
+        out
+    }
+
+    /// Everything of the request before its span entries, which take `spans` bytes.
+    fn head(&self, spans: usize) -> Vec<u8> {
+        let scope_spans = delimited_len(SCOPE_SPANS_SCOPE, self.scope.len()) + spans;
         let resource_spans = delimited_len(RESOURCE_SPANS_RESOURCE, self.resource.len())
             + delimited_len(RESOURCE_SPANS_SCOPE_SPANS, scope_spans);
-        let mut out = Vec::with_capacity(delimited_len(REQUEST_RESOURCE_SPANS, resource_spans));
+        let mut out = Vec::with_capacity(self.head_room());
         put_delimited_head(REQUEST_RESOURCE_SPANS, resource_spans, &mut out);
         put_bytes(RESOURCE_SPANS_RESOURCE, &self.resource, &mut out);
         put_delimited_head(RESOURCE_SPANS_SCOPE_SPANS, scope_spans, &mut out);
         put_bytes(SCOPE_SPANS_SCOPE, &self.scope, &mut out);
-        out.extend_from_slice(spans);
         out
     }
 }

@@ -46,7 +46,7 @@ pub enum ExporterError {
 
 /// Sends one export request; implemented by [`Exporter`] and by the queue's tests.
 pub trait Export: Send + Sync + 'static {
-    fn export(&self, request: Vec<u8>) -> impl Future<Output = Result<(), ExportError>> + Send;
+    fn export(&self, request: Bytes) -> impl Future<Output = Result<(), ExportError>> + Send;
 }
 
 /// How spans leave the process.
@@ -161,7 +161,7 @@ impl Exporter {
         client: &reqwest::Client,
         url: &reqwest::Url,
         headers: &HeaderMap,
-        request: Vec<u8>,
+        request: Bytes,
     ) -> Result<(), ExportError> {
         let mut builder = client
             .post(url.clone())
@@ -169,7 +169,7 @@ impl Exporter {
             .header(CONTENT_TYPE, "application/x-protobuf");
         let body = if self.gzip {
             builder = builder.header(CONTENT_ENCODING, "gzip");
-            gzip(&request)?
+            Bytes::from(gzip(&request)?)
         } else {
             request
         };
@@ -194,14 +194,14 @@ impl Exporter {
         &self,
         channel: &tonic::transport::Channel,
         metadata: &MetadataMap,
-        request: Vec<u8>,
+        request: Bytes,
     ) -> Result<(), ExportError> {
         let mut grpc = tonic::client::Grpc::new(channel.clone());
         if self.gzip {
             grpc = grpc.send_compressed(CompressionEncoding::Gzip);
         }
         grpc.ready().await?;
-        let mut call = tonic::Request::new(Bytes::from(request));
+        let mut call = tonic::Request::new(request);
         *call.metadata_mut() = metadata.clone();
         call.set_timeout(self.timeout);
         let path = http::uri::PathAndQuery::from_static(GRPC_EXPORT);
@@ -214,7 +214,7 @@ impl Exporter {
 }
 
 impl Export for Exporter {
-    async fn export(&self, request: Vec<u8>) -> Result<(), ExportError> {
+    async fn export(&self, request: Bytes) -> Result<(), ExportError> {
         match &self.transport {
             Transport::Http { client, url, headers } => self.send_http(client, url, headers, request).await,
             Transport::Grpc { channel, metadata } => self.send_grpc(channel, metadata, request).await,

@@ -171,6 +171,33 @@ fn entries_concatenate_into_one_request() {
 }
 
 #[test]
+fn a_batch_wrapped_in_place_equals_the_copied_request() {
+    let envelope = envelope();
+    let mut batch = vec![0u8; envelope.head_room()];
+    let mut spans = Vec::new();
+    for i in 1..=40u64 {
+        let record = SpanRecord {
+            name: &["op"],
+            kind: SpanKind::Internal,
+            span_id: i,
+            parent_span_id: 0,
+            parent_is_remote: false,
+            start: UNIX_EPOCH,
+            end: UNIX_EPOCH,
+            attributes: &[Some(Attribute::str("k", "v"))],
+            error: None,
+            links: &[],
+        };
+        record.encode_entry(TraceId(5), &mut batch);
+        record.encode_entry(TraceId(5), &mut spans);
+    }
+    let wrapped = envelope.wrap(batch);
+    assert_eq!(&wrapped[..], &envelope.request(&spans)[..]);
+    let decoded = ExportTraceServiceRequest::decode(&wrapped[..]).expect("valid OTLP protobuf");
+    assert_eq!(decoded.resource_spans[0].scope_spans[0].spans.len(), 40);
+}
+
+#[test]
 fn an_empty_batch_is_a_valid_request() {
     let request = decode(&[]);
     assert_eq!(request.resource_spans.len(), 1);
