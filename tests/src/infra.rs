@@ -1,6 +1,7 @@
-//! What the caching and operations suites start besides [`TestEnv`](crate::TestEnv): gateways in
-//! process over a bank they share, the `mosaic` binary as a child process (for signals, hot reload
-//! and its logs), `redis-server` on an ephemeral loopback port, and config folders on disk.
+//! What the caching, operations and metrics suites start besides [`TestEnv`](crate::TestEnv):
+//! gateways in process over a bank they share, the `mosaic` binary as a child process (for signals,
+//! hot reload, its logs and metrics of its own) and the demo served by it ([`Served`]),
+//! `redis-server` on an ephemeral loopback port, and config folders on disk.
 //!
 //! Everything started here is stopped by a guard when dropped (a failed assertion included):
 //! child processes are killed by their PID and reaped, in-process gateways are signalled and
@@ -532,6 +533,129 @@ impl Drop for GatewayProcess {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The demo served by the binary.
+
+/// The bank, a config folder with the demo's schema and config, and `mosaic serve` over them.
+pub struct Served {
+    pub gateway: GatewayProcess,
+    pub dir: ConfigDir,
+    pub bank: Bank,
+    pub http: reqwest::Client,
+    _turn: Turn,
+}
+
+impl Served {
+    /// The demo's schema and config (with `server` settings and `extra` TOML added) in a folder of
+    /// their own, served by the binary over a new bank; in parallel with other such tests.
+    pub async fn start(server: &str, extra: &str) -> Self {
+        Self::start_in(shared().await, server, extra, &[]).await
+    }
+
+    /// The same, with no other process test running (for timing under load, or heavy load).
+    pub async fn start_exclusive(server: &str, extra: &str) -> Self {
+        Self::start_in(exclusive().await, server, extra, &[]).await
+    }
+
+    /// [`Served::start`] with `env` added to (or replacing variables of) the process's
+    /// environment, e.g. `MOSAIC_CUSTOMERS_URL` to point a backend elsewhere.
+    pub async fn start_with_env(server: &str, extra: &str, env: &[(&str, &str)]) -> Self {
+        Self::start_in(shared().await, server, extra, env).await
+    }
+
+    async fn start_in(turn: Turn, server: &str, extra: &str, env: &[(&str, &str)]) -> Self {
+        let bank = mock_bank::start(mock_bank::BankConfig::default())
+            .await
+            .expect("the bank starts");
+        let dir = ConfigDir::new("ops");
+        dir.write("bank.graphql", &crate::demo_sdl());
+        dir.write(
+            "mosaic.toml",
+            &format!("{}\n{extra}\n", with_server_settings(&crate::demo_toml(), server)),
+        );
+        let mut vars = bank_env(&bank);
+        for (k, v) in env {
+            vars.retain(|(name, _)| name != k);
+            vars.push((k.to_string(), v.to_string()));
+        }
+        let gateway = GatewayProcess::spawn(&dir.file("mosaic.toml"), &vars).await;
+        Self {
+            gateway,
+            dir,
+            bank,
+            http: crate::client(),
+            _turn: turn,
+        }
+    }
+
+    /// POSTs a query; the HTTP status and the JSON body.
+    pub async fn graphql(&self, query: &str, variables: Value, headers: &[(&str, &str)]) -> (u16, Value) {
+        self.post(&json!({ "query": query, "variables": variables }), headers)
+            .await
+    }
+
+    /// POSTs a GraphQL request body; the HTTP status and the JSON body.
+    pub async fn post(&self, body: &Value, headers: &[(&str, &str)]) -> (u16, Value) {
+        let mut request = self.http.post(self.gateway.url("/graphql")).json(body);
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        let response = request.send().await.expect("the gateway answers");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("a body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}")),
+        )
+    }
+
+    /// Whether a log line matching `line` shows up within 2 s.
+    pub async fn logged(&self, line: impl Fn(&Value) -> bool) -> bool {
+        let (gateway, line) = (&self.gateway, &line);
+        eventually(Duration::from_secs(2), move || async move {
+            gateway.log_fields().iter().any(line)
+        })
+        .await
+    }
+
+    /// The text of `/metrics` on the admin port.
+    pub async fn metrics_text(&self) -> String {
+        let response = self
+            .http
+            .get(self.gateway.admin_url("/metrics"))
+            .send()
+            .await
+            .expect("the admin port answers");
+        assert_eq!(response.status(), reqwest::StatusCode::OK, "/metrics");
+        response.text().await.expect("a body")
+    }
+
+    /// Sets faults on one bank service (`{"latency_ms": 500}`, `{"down": true}`...).
+    pub async fn set_faults(&self, service: Service, faults: Value) {
+        let url = format!("{}/_faults", self.bank.url(service));
+        let response = self.http.put(url).json(&faults).send().await.expect("the bank answers");
+        assert!(response.status().is_success(), "faults {faults} on {}", service.name());
+    }
+
+    /// Business requests one bank service got so far.
+    pub async fn bank_calls(&self, service: Service) -> u64 {
+        let url = format!("{}/_stats", self.bank.url(service));
+        let response = self.http.get(url).send().await.expect("the bank answers");
+        let stats: Value = response.json().await.expect("/_stats is JSON");
+        stats["total"].as_u64().unwrap_or(0)
+    }
+
+    /// SIGTERM, a clean exit, then the bank stops.
+    pub async fn stop(self) {
+        let Served { gateway, dir, bank, .. } = self;
+        gateway.stop(Duration::from_secs(15)).await;
+        drop(dir);
+        tokio::time::timeout(Duration::from_secs(15), bank.shutdown())
+            .await
+            .expect("the bank stops");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Redis.
 
 /// Whether `redis-server` and `redis-cli` can be run; when not, prints a banner saying the test
@@ -684,4 +808,53 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// GraphQL over WebSocket (graphql-transport-ws).
+
+/// A WebSocket connection of a test client.
+pub type WsStream = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens a graphql-transport-ws connection to `http_url` (its `ws://` form) with `headers`, sends
+/// `connection_init` and waits for the `connection_ack`.
+pub async fn ws_connect(http_url: &str, headers: &[(&str, &str)]) -> WsStream {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut request = http_url
+        .replacen("http://", "ws://", 1)
+        .into_client_request()
+        .expect("a WebSocket request");
+    for (name, value) in [("sec-websocket-protocol", "graphql-transport-ws")]
+        .iter()
+        .chain(headers)
+    {
+        let name =
+            tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes()).expect("a header name");
+        request
+            .headers_mut()
+            .insert(name, value.parse().expect("a header value"));
+    }
+    let (mut ws, _) = tokio::time::timeout(Duration::from_secs(5), tokio_tungstenite::connect_async(request))
+        .await
+        .expect("connects in time")
+        .expect("connects");
+    ws_send(&mut ws, serde_json::json!({"type": "connection_init"})).await;
+    let ack = tokio::time::timeout(Duration::from_secs(5), ws.next()).await;
+    assert!(
+        matches!(&ack, Ok(Some(Ok(Message::Text(t)))) if t.contains("connection_ack")),
+        "{ack:?}"
+    );
+    ws
+}
+
+/// Sends one graphql-transport-ws message.
+pub async fn ws_send(ws: &mut WsStream, message: Value) {
+    use futures::SinkExt;
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(
+        message.to_string().into(),
+    ))
+    .await
+    .expect("sent");
 }

@@ -1,5 +1,7 @@
 //! Running the gateway: graceful shutdown under load, hot reload (file change, broken config,
-//! SIGHUP), the Prometheus metrics, the JSON logs, request and trace ids, and the probes.
+//! SIGHUP, a request in flight across a reload), the Prometheus metrics, the JSON logs (what a
+//! masked backend error logs, the request and trace ids on every line), request and trace ids,
+//! and the probes. The metric families not read here are in `metrics.rs`.
 //!
 //! Where signals, files or the log matter the real `mosaic` binary runs as a child process
 //! (`mosaic serve` over a copy of the demo config in a folder of its own, pointed at an
@@ -13,9 +15,10 @@ use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
 use axum::Router;
-use mock_bank::{Bank, BankConfig, Service};
+use mock_bank::{BankConfig, Service};
 use mosaic_tests::infra::{
-    bank_env, eventually, exclusive, shared, with_server_settings, ConfigDir, GatewayProcess, Turn,
+    bank_env, eventually, shared, with_server_settings, ws_connect, ws_send, ConfigDir, GatewayProcess, Served,
+    WsStream,
 };
 use mosaic_tests::{client, demo_sdl, demo_toml, TestEnv};
 use prometheus_parse::{LineInfo, Scrape, Value as Metric};
@@ -24,100 +27,6 @@ use serde_json::{json, Value};
 /// A query over three backends of the demo (customers, accounts, transfers).
 const CUSTOMER: &str =
     "query($id: ID!) { customer(id: $id) { id name accounts { id balance transfers(last: 1) { id } } } }";
-
-/// The bank, the config folder and `mosaic serve` over them.
-struct Served {
-    gateway: GatewayProcess,
-    dir: ConfigDir,
-    bank: Bank,
-    http: reqwest::Client,
-    _turn: Turn,
-}
-
-impl Served {
-    /// The demo's schema and config (with `server` settings and `extra` TOML added) in a folder of
-    /// their own, served by the binary over a new bank; in parallel with other such tests.
-    async fn start(server: &str, extra: &str) -> Self {
-        Self::start_in(shared().await, server, extra).await
-    }
-
-    /// The same, with no other process test running (for timing under load, or heavy load).
-    async fn start_exclusive(server: &str, extra: &str) -> Self {
-        Self::start_in(exclusive().await, server, extra).await
-    }
-
-    async fn start_in(turn: Turn, server: &str, extra: &str) -> Self {
-        let bank = mock_bank::start(BankConfig::default()).await.expect("the bank starts");
-        let dir = ConfigDir::new("ops");
-        dir.write("bank.graphql", &demo_sdl());
-        dir.write(
-            "mosaic.toml",
-            &format!("{}\n{extra}\n", with_server_settings(&demo_toml(), server)),
-        );
-        let gateway = GatewayProcess::spawn(&dir.file("mosaic.toml"), &bank_env(&bank)).await;
-        Self {
-            gateway,
-            dir,
-            bank,
-            http: client(),
-            _turn: turn,
-        }
-    }
-
-    /// POSTs a query; the HTTP status and the JSON body.
-    async fn graphql(&self, query: &str, variables: Value, headers: &[(&str, &str)]) -> (u16, Value) {
-        self.post(&json!({ "query": query, "variables": variables }), headers)
-            .await
-    }
-
-    /// POSTs a GraphQL request body; the HTTP status and the JSON body.
-    async fn post(&self, body: &Value, headers: &[(&str, &str)]) -> (u16, Value) {
-        let mut request = self.http.post(self.gateway.url("/graphql")).json(body);
-        for (k, v) in headers {
-            request = request.header(*k, *v);
-        }
-        let response = request.send().await.expect("the gateway answers");
-        let status = response.status().as_u16();
-        let text = response.text().await.expect("a body");
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}")),
-        )
-    }
-
-    /// Whether a log line matching `line` shows up within 2 s.
-    async fn logged(&self, line: impl Fn(&Value) -> bool) -> bool {
-        let (gateway, line) = (&self.gateway, &line);
-        eventually(Duration::from_secs(2), move || async move {
-            gateway.log_fields().iter().any(line)
-        })
-        .await
-    }
-
-    /// `/metrics` of the admin port, parsed.
-    async fn metrics(&self) -> Scrape {
-        let text = self
-            .http
-            .get(self.gateway.admin_url("/metrics"))
-            .send()
-            .await
-            .expect("the admin port answers")
-            .text()
-            .await
-            .expect("a body");
-        parse_metrics(&text)
-    }
-
-    /// SIGTERM, a clean exit, then the bank stops.
-    async fn stop(self) {
-        let Served { gateway, dir, bank, .. } = self;
-        gateway.stop(Duration::from_secs(15)).await;
-        drop(dir);
-        tokio::time::timeout(Duration::from_secs(15), bank.shutdown())
-            .await
-            .expect("the bank stops");
-    }
-}
 
 /// Settings of every process test but the drain test: stop at once.
 const NO_DRAIN: &str = "drain_delay = \"0s\"";
@@ -140,6 +49,11 @@ fn parse_metrics(text: &str) -> Scrape {
         }
     }
     Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("the Prometheus text parses")
+}
+
+/// `/metrics` of the admin port, parsed.
+async fn metrics(served: &Served) -> Scrape {
+    parse_metrics(&served.metrics_text().await)
 }
 
 /// The value of the counter or gauge `name` with `labels`, if exposed.
@@ -410,8 +324,6 @@ async fn a_request_in_flight_at_sigterm_finishes_before_the_process_exits() {
         .expect("the bank stops");
 }
 
-type WsStream = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 /// The next WebSocket message, within 10 s.
 async fn next_ws(
     ws: &mut WsStream,
@@ -423,39 +335,60 @@ async fn next_ws(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_a_live_sse_subscription_instead_of_waiting_for_the_shutdown_timeout() {
+    use futures::StreamExt;
+    let served = Served::start("drain_delay = \"0s\"\nshutdown_timeout = \"20s\"", "").await;
+    let response = served
+        .http
+        .post(served.gateway.url("/graphql"))
+        .header("accept", "text/event-stream")
+        .json(&json!({"query": "subscription { districtBalance(district: \"Gangnam-gu\") { district } }"}))
+        .send()
+        .await
+        .expect("the gateway answers");
+    assert_eq!(response.status(), 200);
+    let mut body = response.bytes_stream();
+    let first = tokio::time::timeout(Duration::from_secs(10), body.next())
+        .await
+        .expect("a first event in time");
+    assert!(
+        matches!(&first, Some(Ok(b)) if String::from_utf8_lossy(b).contains("event: next")),
+        "{first:?}"
+    );
+    let signalled = Instant::now();
+    let mut gateway = served.gateway;
+    gateway.signal("TERM");
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(Ok(_)) = body.next().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the event stream was still open 10 s after SIGTERM");
+    let exit = gateway.wait_exit(Duration::from_secs(10)).await;
+    assert_eq!(exit.map(|s| s.success()), Some(true), "{exit:?}");
+    assert!(
+        signalled.elapsed() < Duration::from_secs(10),
+        "exiting took {:?}: the stream held the shutdown",
+        signalled.elapsed()
+    );
+    tokio::time::timeout(Duration::from_secs(15), served.bank.shutdown())
+        .await
+        .expect("the bank stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_closes_a_live_subscription_with_a_going_away_frame_and_exits_zero() {
-    use futures::SinkExt;
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     use tokio_tungstenite::tungstenite::Message;
     let served = Served::start("drain_delay = \"0s\"\nshutdown_timeout = \"5s\"", "").await;
-    let mut request = served
-        .gateway
-        .url("/graphql")
-        .replacen("http://", "ws://", 1)
-        .into_client_request()
-        .expect("a WebSocket request");
-    request.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().expect("a header value"),
-    );
-    let (mut ws, _) = tokio::time::timeout(Duration::from_secs(5), tokio_tungstenite::connect_async(request))
-        .await
-        .expect("connects in time")
-        .expect("connects");
-    let send = |v: Value| Message::Text(v.to_string().into());
-    ws.send(send(json!({"type": "connection_init"}))).await.expect("sent");
-    let ack = next_ws(&mut ws).await;
-    assert!(
-        matches!(&ack, Some(Ok(Message::Text(t))) if t.contains("connection_ack")),
-        "{ack:?}"
-    );
-    ws.send(send(json!({
-        "type": "subscribe",
-        "id": "live",
-        "payload": {"query": "subscription { districtBalance(district: \"Gangnam-gu\") { district totalBalance } }"}
-    })))
-    .await
-    .expect("sent");
+    let mut ws = ws_connect(&served.gateway.url("/graphql"), &[]).await;
+    ws_send(
+        &mut ws,
+        json!({
+            "type": "subscribe",
+            "id": "live",
+            "payload": {"query": "subscription { districtBalance(district: \"Gangnam-gu\") { district totalBalance } }"}
+        }),
+    )
+    .await;
     // The subscription is live once the ledger's stream has been opened.
     let ledger_called = eventually(Duration::from_secs(5), || async {
         let stats: Value = served
@@ -579,7 +512,7 @@ async fn a_valid_schema_change_is_served_within_five_seconds() {
     );
     // The swap comes first; the counter and the log line right after it.
     let counted = eventually(Duration::from_secs(2), move || async move {
-        let metrics = served_ref.metrics().await;
+        let metrics = metrics(served_ref).await;
         metric_value(&metrics, "mosaic_config_reloads_total", &[("result", "success")]).is_some_and(|n| n >= 1.0)
     })
     .await;
@@ -602,7 +535,7 @@ async fn a_valid_schema_change_is_served_within_five_seconds() {
 async fn a_broken_schema_is_rejected_logged_and_counted_while_the_old_one_keeps_serving() {
     let served = Served::start(NO_DRAIN, "").await;
     let failures = |s: &Scrape| metric_value(s, "mosaic_config_reloads_total", &[("result", "failure")]).unwrap_or(0.0);
-    let before = failures(&served.metrics().await);
+    let before = failures(&metrics(&served).await);
 
     // An unknown type, and a root field without a binding.
     let broken = demo_sdl().replacen("type Query {\n", "type Query {\n  broken: Nope\n", 1);
@@ -610,7 +543,7 @@ async fn a_broken_schema_is_rejected_logged_and_counted_while_the_old_one_keeps_
     served.dir.write("bank.graphql", &broken);
     let served_ref = &served;
     let counted = eventually(Duration::from_secs(6), move || async move {
-        failures(&served_ref.metrics().await) >= before + 1.0
+        failures(&metrics(served_ref).await) >= before + 1.0
     })
     .await;
     assert!(
@@ -639,14 +572,14 @@ async fn a_broken_schema_is_rejected_logged_and_counted_while_the_old_one_keeps_
         "the error names the problem: {error}"
     );
     let successes = metric_value(
-        &served.metrics().await,
+        &metrics(&served).await,
         "mosaic_config_reloads_total",
         &[("result", "success")],
     );
     assert_eq!(successes.unwrap_or(0.0), 0.0, "nothing was swapped in");
     // The broken files are not retried in a loop: one failure per change.
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(failures(&served.metrics().await), before + 1.0);
+    assert_eq!(failures(&metrics(&served).await), before + 1.0);
     served.stop().await;
 }
 
@@ -851,7 +784,7 @@ async fn sighup_reloads_the_configuration() {
         served.gateway.logs().join("\n")
     );
     let successes = metric_value(
-        &served.metrics().await,
+        &metrics(&served).await,
         "mosaic_config_reloads_total",
         &[("result", "success")],
     );
@@ -859,6 +792,113 @@ async fn sighup_reloads_the_configuration() {
     let (_, old) = served.graphql(CUSTOMER, json!({"id": "C001"}), &[]).await;
     assert!(old.get("errors").is_none(), "{old}");
     eprintln!("SIGHUP: the new schema was served {took:?} after the signal");
+    served.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_in_flight_during_a_reload_completes_and_the_next_one_sees_the_new_schema() {
+    let served = Served::start(NO_DRAIN, "").await;
+    // The in-flight request waits on the ledger; the new field reads customers, which answer at once.
+    served.set_faults(Service::Ledger, json!({"latency_ms": 4000})).await;
+    let (http, url) = (client(), served.gateway.url("/graphql"));
+    let in_flight = tokio::spawn(async move {
+        let body = json!({ "query": "{ transferStats { completed } }" });
+        let response = http.post(url).json(&body).send().await.map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let value = response.json::<Value>().await.map_err(|e| e.to_string())?;
+        Ok::<_, String>((status, value))
+    });
+    let served_ref = &served;
+    let at_the_ledger = eventually(Duration::from_secs(5), move || async move {
+        served_ref.bank_calls(Service::Ledger).await >= 1
+    })
+    .await;
+    assert!(at_the_ledger, "the request never reached the ledger");
+
+    served.dir.write("bank.graphql", &sdl_with_new_field());
+    served.gateway.signal("HUP");
+    let reloaded = eventually(Duration::from_secs(3), move || async move {
+        let (_, v) = served_ref.graphql(NEW_FIELD, json!({}), &[]).await;
+        v["data"]["customerAgain"]["id"] == "C001"
+    })
+    .await;
+    assert!(
+        reloaded,
+        "the new schema was not served after SIGHUP:\n{}",
+        served.gateway.logs().join("\n")
+    );
+    assert!(
+        !in_flight.is_finished(),
+        "the slow request was over before the reload: the test proves nothing"
+    );
+    let (status, v) = in_flight
+        .await
+        .expect("the client task")
+        .unwrap_or_else(|e| panic!("the request in flight got no answer: {e}"));
+    assert_eq!(status, 200);
+    assert!(v.get("errors").is_none(), "{v}");
+    assert!(v["data"]["transferStats"]["completed"].is_u64(), "{v}");
+    served.stop().await;
+}
+
+#[tokio::test]
+async fn an_invalid_config_sent_with_sighup_is_rejected_logged_and_counted_while_the_old_one_keeps_serving() {
+    let served = Served::start(NO_DRAIN, "").await;
+    let reloads =
+        |s: &Scrape, result: &str| metric_value(s, "mosaic_config_reloads_total", &[("result", result)]).unwrap_or(0.0);
+    let before = reloads(&metrics(&served).await, "failure");
+    // A misspelt key; the file keeps its old modification time so that only the signal reloads it.
+    let config = served.dir.file("mosaic.toml");
+    let modified = std::fs::metadata(&config).and_then(|m| m.modified()).expect("an mtime");
+    served.dir.write(
+        "mosaic.toml",
+        &format!(
+            "{}\n[limits]\nmax_depht = 3\n",
+            with_server_settings(&demo_toml(), NO_DRAIN)
+        ),
+    );
+    std::fs::File::options()
+        .write(true)
+        .open(&config)
+        .and_then(|f| f.set_modified(modified))
+        .expect("the old mtime is set back");
+    served.gateway.signal("HUP");
+
+    let served_ref = &served;
+    let counted = eventually(Duration::from_secs(3), move || async move {
+        reloads(&metrics(served_ref).await, "failure") >= before + 1.0
+    })
+    .await;
+    assert!(
+        counted,
+        "mosaic_config_reloads_total{{result=\"failure\"}} did not increase:\n{}",
+        served.gateway.logs().join("\n")
+    );
+    let rejected = |l: &Value| {
+        l["level"] == "ERROR"
+            && l["message"] == "new configuration rejected; the current one keeps serving"
+            && l["reason"] == "SIGHUP"
+    };
+    assert!(
+        served.logged(rejected).await,
+        "no rejection for SIGHUP in the log:\n{}",
+        served.gateway.logs().join("\n")
+    );
+    let logs = served.gateway.log_fields();
+    let line = logs.iter().find(|l| rejected(l)).expect("the error line");
+    assert!(
+        line["problems"].as_str().is_some_and(|p| p.contains("max_depht")),
+        "the line names the problem: {line}"
+    );
+    let scrape = metrics(&served).await;
+    assert_eq!(reloads(&scrape, "failure"), before + 1.0, "one failure for one signal");
+    assert_eq!(reloads(&scrape, "success"), 0.0, "nothing was swapped in");
+    let (status, old) = served.graphql(CUSTOMER, json!({"id": "C001"}), &[]).await;
+    assert_eq!(status, 200);
+    assert!(
+        old.get("errors").is_none(),
+        "the old configuration keeps serving: {old}"
+    );
     served.stop().await;
 }
 
@@ -945,7 +985,7 @@ async fn metrics_count_backend_calls_per_backend_and_outcome() {
         let (_, v) = served.graphql(CUSTOMER, json!({ "id": id }), &[]).await;
         assert!(v.get("errors").is_none(), "{v}");
     }
-    let scrape = served.metrics().await;
+    let scrape = metrics(&served).await;
     let names: BTreeSet<&str> = scrape.samples.iter().map(|s| s.metric.as_str()).collect();
     for family in ["mosaic_backend_requests_total", "mosaic_backend_duration_seconds"] {
         assert!(names.contains(family), "no {family} in {names:?}");
@@ -978,7 +1018,7 @@ async fn an_operation_named_only_in_its_document_is_labelled_with_its_name() {
         .graphql("query DistrictsByName { districts { district } }", json!({}), &[])
         .await;
     assert!(v.get("errors").is_none(), "{v}");
-    let scrape = served.metrics().await;
+    let scrape = metrics(&served).await;
     assert_eq!(
         metric_value(&scrape, "mosaic_operations_total", &[("operation", "DistrictsByName")]),
         Some(1.0)
@@ -1008,7 +1048,7 @@ async fn metric_labels_stay_bounded_whatever_the_ids_paths_and_operation_names()
         let (_, v) = served.post(&body, &[]).await;
         assert!(v.get("errors").is_none(), "{v}");
     }
-    let scrape = served.metrics().await;
+    let scrape = metrics(&served).await;
     let allowed_keys = [
         "operation",
         "kind",
@@ -1162,6 +1202,179 @@ async fn a_failed_backend_call_of_a_compiled_query_is_logged_with_its_request_id
         "no warning with request_id compiled-1:\n{}",
         served.gateway.logs().join("\n")
     );
+    served.stop().await;
+}
+
+#[tokio::test]
+async fn a_masked_backend_error_is_logged_in_full_with_the_request_id_the_client_got() {
+    // Nothing listens on port 1: the call fails to connect, and the reason names the address.
+    let served = Served::start_with_env(
+        NO_DRAIN,
+        "[backends.customers.retry]\nattempts = 1\n",
+        &[("MOSAIC_CUSTOMERS_URL", "http://127.0.0.1:1")],
+    )
+    .await;
+    let response = served
+        .http
+        .post(served.gateway.url("/graphql"))
+        .json(&json!({ "query": r#"{ customer(id: "C001") { name } }"# }))
+        .send()
+        .await
+        .expect("the gateway answers");
+    assert_eq!(response.status(), 200);
+    let request_id = response.headers()["x-request-id"].to_str().expect("ASCII").to_string();
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "BACKEND_UNAVAILABLE", "{body}");
+    let shown = body["errors"].to_string();
+    for secret in [
+        "127.0.0.1",
+        "http://",
+        ":1/",
+        "/customers/C001",
+        "error sending request",
+    ] {
+        assert!(!shown.contains(secret), "the client sees {secret:?}: {shown}");
+    }
+    let failed = |l: &Value| l["message"] == "backend call failed" && l["span"]["request_id"] == request_id.as_str();
+    assert!(
+        served.logged(failed).await,
+        "no failed call logged with request_id {request_id}:\n{}",
+        served.gateway.logs().join("\n")
+    );
+    let logs = served.gateway.log_fields();
+    let line = logs.iter().find(|l| failed(l)).expect("the line");
+    assert_eq!(line["level"], "WARN", "{line}");
+    assert_eq!(line["backend"], "customers", "{line}");
+    assert_eq!(line["field"], "Query.customer", "{line}");
+    assert!(
+        line["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("127.0.0.1:1/customers/C001")),
+        "the log says where the call went: {line}"
+    );
+    served.stop().await;
+}
+
+/// Requests made by the log tests: each with a request id of its own and a trace of its own.
+struct Traced {
+    request_id: String,
+    trace_id: String,
+}
+
+impl Traced {
+    fn new(n: usize) -> Self {
+        Self {
+            request_id: format!("logged-{n}"),
+            trace_id: format!("{:032x}", 0x5eed_0000 + n),
+        }
+    }
+
+    fn traceparent(&self) -> String {
+        format!("00-{}-00f067aa0ba902b7-01", self.trace_id)
+    }
+}
+
+/// Asserts that every line of `lines` carries the `request_id` of one of `requests` and that
+/// request's `trace_id`.
+fn assert_lines_carry_their_request(lines: &[Value], requests: &[Traced]) {
+    for line in lines {
+        let span = &line["span"];
+        let request = requests
+            .iter()
+            .find(|r| span["request_id"] == r.request_id.as_str())
+            .unwrap_or_else(|| panic!("a line logged while serving a request has no request_id of one: {line}"));
+        assert_eq!(
+            span["trace_id"], request.trace_id,
+            "the line's trace is the client's traceparent: {line}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_line_logged_while_serving_a_query_carries_its_request_and_trace_ids() {
+    // The transfers backend fails, and its breaker opens after two failed calls; no health probe
+    // (nothing logs but the requests).
+    let extra = "[backends.transfers.retry]\nattempts = 1\n\n\
+                 [backends.transfers.breaker]\nminimum_calls = 2\nwindow_size = 2\nprobe_interval = \"0s\"\n";
+    let served = Served::start(NO_DRAIN, extra).await;
+    served.set_faults(Service::Transfers, json!({"status": 500})).await;
+    let before = served.gateway.log_fields().len();
+    // The transfers of accounts are batched: on the compiled executor, and on async-graphql's
+    // (introspection next to them) where batches are loaded by a task of their own.
+    let compiled = "{ customers(limit: 2) { accounts { transfers { id } } } }";
+    let dynamic = "{ __schema { queryType { name } } customers(limit: 2) { accounts { transfers { id } } } }";
+    let requests: Vec<Traced> = (0..4).map(Traced::new).collect();
+    for (i, request) in requests.iter().enumerate() {
+        let query = if i % 2 == 0 { compiled } else { dynamic };
+        let (status, v) = served
+            .graphql(
+                query,
+                json!({}),
+                &[
+                    ("x-request-id", &request.request_id),
+                    ("traceparent", &request.traceparent()),
+                ],
+            )
+            .await;
+        assert_eq!(status, 200);
+        assert!(v.get("errors").is_some(), "the transfers calls failed: {v}");
+    }
+    // Every request logged its failed call; one of them opened the breaker.
+    let served_ref = &served;
+    let all_logged = eventually(Duration::from_secs(3), move || async move {
+        let lines = served_ref.gateway.log_fields();
+        let lines = &lines[before.min(lines.len())..];
+        lines.iter().any(|l| l["message"] == "circuit breaker opened")
+            && (0..4).all(|n| {
+                lines
+                    .iter()
+                    .any(|l| l["message"] == "backend call failed" && l["span"]["request_id"] == format!("logged-{n}"))
+            })
+    })
+    .await;
+    assert!(
+        all_logged,
+        "the failed calls and the breaker opening were not all logged:\n{}",
+        served.gateway.logs().join("\n")
+    );
+    let lines = served.gateway.log_fields();
+    assert_lines_carry_their_request(&lines[before..], &requests);
+    served.stop().await;
+}
+
+#[tokio::test]
+async fn the_lines_a_subscription_logs_carry_its_request_and_trace_ids() {
+    let served = Served::start(NO_DRAIN, "").await;
+    // The ledger's stream cannot be opened: the gateway logs each try.
+    served.set_faults(Service::Ledger, json!({"status": 500})).await;
+    let before = served.gateway.log_fields().len();
+    let request = Traced::new(7);
+    let response = served
+        .http
+        .post(served.gateway.url("/graphql"))
+        .header("accept", "text/event-stream")
+        .header("x-request-id", &request.request_id)
+        .header("traceparent", request.traceparent())
+        .json(&json!({"query": "subscription { districtBalance(district: \"Gangnam-gu\") { district } }"}))
+        .send()
+        .await
+        .expect("the gateway answers");
+    assert_eq!(response.status(), 200);
+    let dropped = |l: &Value| l["message"] == "backend event stream dropped";
+    let served_ref = &served;
+    let logged = eventually(Duration::from_secs(3), move || async move {
+        served_ref.gateway.log_fields()[before..].iter().any(dropped)
+    })
+    .await;
+    assert!(
+        logged,
+        "the failed stream was not logged:\n{}",
+        served.gateway.logs().join("\n")
+    );
+    drop(response);
+    // Nothing else runs: every line since the subscription came is one of its own.
+    let lines = served.gateway.log_fields();
+    assert_lines_carry_their_request(&lines[before..], &[request]);
     served.stop().await;
 }
 

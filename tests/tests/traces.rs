@@ -3,6 +3,11 @@
 //! spans of one request must form one tree under the client's span: the gateway's request,
 //! operation, backend call and HTTP attempt, then each bank service's server span and the calls
 //! it makes to other services, all in the client's trace.
+//!
+//! Also: spans still queued at shutdown are sent before the gateway stops; the client's
+//! `traceparent` and `tracestate` reach backends, subscription streams (SSE and WebSocket)
+//! included, through a probe backend that records headers; and a `mosaic` process set up by the
+//! `OTEL_*` variables alone exports with the headers they give.
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -89,6 +94,8 @@ fn collect(spans: &Spans, request: ExportTraceServiceRequest) {
 struct Collector {
     addr: SocketAddr,
     spans: Spans,
+    /// The headers of every OTLP/HTTP export request.
+    headers: Arc<Mutex<Vec<http::HeaderMap>>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -115,10 +122,13 @@ impl Collector {
         let addr = listener.local_addr().expect("bound");
         let spans = Spans::default();
         let store = spans.clone();
+        let headers_seen: Arc<Mutex<Vec<http::HeaderMap>>> = Arc::default();
+        let record = headers_seen.clone();
         let app = axum::Router::new().route(
             "/v1/traces",
             axum::routing::post(move |headers: http::HeaderMap, body: axum::body::Bytes| {
                 let store = store.clone();
+                record.lock().expect("not poisoned").push(headers.clone());
                 async move {
                     let protobuf = headers
                         .get("content-type")
@@ -152,6 +162,7 @@ impl Collector {
         Self {
             addr,
             spans,
+            headers: headers_seen,
             stop: Some(tx),
             task,
         }
@@ -176,6 +187,7 @@ impl Collector {
         Self {
             addr,
             spans,
+            headers: Arc::default(),
             stop: Some(tx),
             task,
         }
@@ -187,6 +199,11 @@ impl Collector {
 
     fn spans(&self) -> Vec<Span> {
         self.spans.lock().expect("not poisoned").clone()
+    }
+
+    /// The headers of every OTLP/HTTP export request so far.
+    fn export_headers(&self) -> Vec<http::HeaderMap> {
+        self.headers.lock().expect("not poisoned").clone()
     }
 
     /// The spans of `trace_id` once `done` holds for them (at most 10 s).
@@ -573,5 +590,305 @@ async fn a_query_that_joined_an_identical_one_links_to_its_trace() {
     );
     assert!(leader_op.links.is_empty());
     env.stop().await;
+    collector.stop().await;
+}
+
+#[tokio::test]
+async fn spans_still_queued_at_shutdown_are_exported_before_the_gateway_stops() {
+    let collector = Collector::http().await;
+    // Batches would leave every hour: only the flush at shutdown can send this request's spans.
+    let toml = format!(
+        "{}\n[telemetry]\notlp_endpoint = \"{}\"\nexport_delay = \"1h\"\n",
+        demo_toml(),
+        collector.endpoint()
+    );
+    let env = TestEnv::start_with(&demo_sdl(), &toml).await;
+    let trace = "77777777777777777777777777777777";
+    let r = env
+        .post_raw(
+            &json!({ "query": "query Late { districts { district } }" }).to_string(),
+            &[
+                ("content-type", "application/json"),
+                ("traceparent", &traceparent(trace, true)),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        collector.spans().is_empty(),
+        "nothing is exported before the delay or the shutdown: {:#?}",
+        collector.spans()
+    );
+    env.stop().await;
+    // Stopping waited for the flush: the spans are there, without waiting for anything else.
+    let spans: Vec<Span> = collector.spans().into_iter().filter(|s| s.trace_id == trace).collect();
+    let names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
+    assert!(names.contains(&"POST /graphql"), "{names:?}");
+    assert!(names.contains(&"query Late"), "{names:?}");
+    assert!(
+        spans
+            .iter()
+            .any(|s| s.attributes.get("mosaic.backend").map(String::as_str) == Some("ledger")),
+        "the ledger call: {spans:#?}"
+    );
+    collector.stop().await;
+}
+
+/// The path and headers of every request a probe backend got.
+type Recorded = Arc<Mutex<Vec<(String, http::HeaderMap)>>>;
+
+/// A backend that records the headers of every request: `GET /events` is a Server-Sent Events
+/// stream of one `{"ok": true}` event that then stays open, anything else answers `{"ok": true}`.
+async fn probe_backend() -> (SocketAddr, Recorded, tokio::task::JoinHandle<()>) {
+    use futures::StreamExt;
+    let seen = Recorded::default();
+    let recorded = seen.clone();
+    let app = axum::Router::new().fallback(move |uri: http::Uri, headers: http::HeaderMap| {
+        let recorded = recorded.clone();
+        async move {
+            recorded
+                .lock()
+                .expect("not poisoned")
+                .push((uri.path().to_string(), headers));
+            if uri.path() == "/events" {
+                let events =
+                    futures::stream::once(async { Ok::<_, std::convert::Infallible>("data: {\"ok\": true}\n\n") })
+                        .chain(futures::stream::pending());
+                (
+                    [("content-type", "text/event-stream")],
+                    axum::body::Body::from_stream(events),
+                )
+            } else {
+                (
+                    [("content-type", "application/json")],
+                    axum::body::Body::from("{\"ok\": true}"),
+                )
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .expect("a free port");
+    let addr = listener.local_addr().expect("bound");
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (addr, seen, task)
+}
+
+/// A gateway over [`probe_backend`]: `probe` (a query) and `ticks` (a subscription) call it.
+async fn probed(addr: SocketAddr) -> TestEnv {
+    let sdl = "type Probe { ok: Boolean! }\n\
+               type Query { probe: Probe @http(backend: \"probe\", path: \"/probe\") }\n\
+               type Subscription { ticks: Probe! @stream(backend: \"probe\", path: \"/events\") }\n";
+    TestEnv::start_with(sdl, &format!("[backends.probe]\nurl = \"http://{addr}\"\n")).await
+}
+
+/// The headers of the requests `recorded` got at `path`, once there are `n` (within 5 s).
+async fn requests_to(recorded: &Recorded, path: &str, n: usize) -> Vec<http::HeaderMap> {
+    let got = || -> Vec<http::HeaderMap> {
+        recorded
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .filter(|(p, _)| p == path)
+            .map(|(_, h)| h.clone())
+            .collect()
+    };
+    let arrived = mosaic_tests::infra::eventually(Duration::from_secs(5), || async { got().len() >= n }).await;
+    assert!(arrived, "{n} request(s) to {path} expected, got {}", got().len());
+    got()
+}
+
+/// The parts of a `traceparent` header: version, trace id, parent span id, flags.
+fn traceparent_parts(headers: &http::HeaderMap) -> Vec<String> {
+    let value = headers
+        .get("traceparent")
+        .unwrap_or_else(|| panic!("no traceparent in {headers:?}"))
+        .to_str()
+        .expect("ASCII");
+    value.split('-').map(str::to_string).collect()
+}
+
+/// A `tracestate` of two vendors' entries, as a client's tracer would send it.
+const TRACESTATE: &str = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7";
+
+#[tokio::test]
+async fn the_clients_tracestate_reaches_the_backends_with_its_traceparent() {
+    let (addr, recorded, task) = probe_backend().await;
+    let env = probed(addr).await;
+    let trace = "88888888888888888888888888888888";
+    let body = json!({ "query": "{ probe { ok } }" }).to_string();
+    let r = env
+        .post_raw(
+            &body,
+            &[
+                ("content-type", "application/json"),
+                ("traceparent", &traceparent(trace, true)),
+                ("tracestate", TRACESTATE),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    // Without one, none is made up.
+    let r = env
+        .post_raw(
+            &body,
+            &[
+                ("content-type", "application/json"),
+                ("traceparent", &traceparent(trace, true)),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let calls = requests_to(&recorded, "/probe", 2).await;
+    assert_eq!(calls.len(), 2, "one call per query");
+    let parent = traceparent_parts(&calls[0]);
+    assert_eq!(parent[1], trace, "the client's trace");
+    assert_ne!(parent[2], CLIENT_SPAN, "the gateway's span is the parent");
+    assert_eq!(
+        calls[0].get("tracestate").map(|v| v.to_str().expect("ASCII")),
+        Some(TRACESTATE),
+        "the client's tracestate, as it was: {:?}",
+        calls[0]
+    );
+    assert_eq!(traceparent_parts(&calls[1])[1], trace);
+    assert!(calls[1].get("tracestate").is_none(), "{:?}", calls[1]);
+    env.stop().await;
+    task.abort();
+}
+
+#[tokio::test]
+async fn a_subscriptions_backend_stream_over_sse_continues_the_clients_trace() {
+    let (addr, recorded, task) = probe_backend().await;
+    let env = probed(addr).await;
+    let trace = "99999999999999999999999999999999";
+    let mut response = env
+        .post_raw(
+            &json!({ "query": "subscription { ticks { ok } }" }).to_string(),
+            &[
+                ("content-type", "application/json"),
+                ("accept", "text/event-stream"),
+                ("traceparent", &traceparent(trace, true)),
+                ("tracestate", TRACESTATE),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    // The first event: the backend stream is open.
+    let mut received = String::new();
+    while !received.contains("event: next") {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), response.chunk())
+            .await
+            .expect("an event in time")
+            .expect("a readable stream")
+            .unwrap_or_else(|| panic!("the stream ended: {received}"));
+        received.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(received.contains(r#""ok":true"#), "{received}");
+    let stream = &requests_to(&recorded, "/events", 1).await[0];
+    assert_eq!(stream["accept"], "text/event-stream");
+    let parent = traceparent_parts(stream);
+    assert_eq!(parent[1], trace, "the client's trace: {stream:?}");
+    assert_ne!(parent[2], CLIENT_SPAN, "the gateway's span is the parent");
+    assert_eq!(parent[3], "01", "sampled as the client said");
+    assert_eq!(
+        stream.get("tracestate").map(|v| v.to_str().expect("ASCII")),
+        Some(TRACESTATE)
+    );
+    drop(response);
+    env.stop().await;
+    task.abort();
+}
+
+#[tokio::test]
+async fn a_subscriptions_backend_stream_over_websocket_continues_the_upgrade_requests_trace() {
+    use futures::StreamExt;
+    use mosaic_tests::infra::{ws_connect, ws_send};
+    use tokio_tungstenite::tungstenite::Message;
+    let (addr, recorded, task) = probe_backend().await;
+    let env = probed(addr).await;
+    let trace = "abababababababababababababababab";
+    let traceparent = traceparent(trace, true);
+    let mut ws = ws_connect(&env.graphql_url(), &[("traceparent", &traceparent)]).await;
+    ws_send(
+        &mut ws,
+        json!({
+            "type": "subscribe",
+            "id": "ticks",
+            "payload": {"query": "subscription { ticks { ok } }"}
+        }),
+    )
+    .await;
+    let first = tokio::time::timeout(Duration::from_secs(5), ws.next()).await;
+    assert!(
+        matches!(&first, Ok(Some(Ok(Message::Text(t)))) if t.contains(r#""ok":true"#)),
+        "{first:?}"
+    );
+    let stream = &requests_to(&recorded, "/events", 1).await[0];
+    let parent = traceparent_parts(stream);
+    assert_eq!(parent[1], trace, "the upgrade request's trace: {stream:?}");
+    assert_ne!(parent[2], CLIENT_SPAN, "the gateway's span is the parent");
+    let _ = ws.close(None).await;
+    env.stop().await;
+    task.abort();
+}
+
+#[tokio::test]
+async fn a_gateway_process_exports_to_the_collector_and_with_the_headers_the_otel_variables_give() {
+    use mosaic_tests::infra::{bank_env, with_server_settings, ConfigDir, GatewayProcess};
+    let collector = Collector::http().await;
+    let bank = mock_bank::start(BankConfig::default()).await.expect("the bank starts");
+    // No [telemetry] table: the variables alone turn traces on.
+    let dir = ConfigDir::new("otel-env");
+    dir.write("bank.graphql", &demo_sdl());
+    dir.write(
+        "mosaic.toml",
+        &with_server_settings(&demo_toml(), "drain_delay = \"0s\""),
+    );
+    assert!(!demo_toml().contains("[telemetry]"));
+    let mut env = bank_env(&bank);
+    for (k, v) in [
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            format!("{}/v1/traces", collector.endpoint()),
+        ),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=secret".to_string()),
+        ("OTEL_SERVICE_NAME", "gateway-from-env".to_string()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "50".to_string()),
+    ] {
+        env.push((k.to_string(), v));
+    }
+    let gateway = GatewayProcess::spawn(&dir.file("mosaic.toml"), &env).await;
+    let trace = "cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd";
+    let response = mosaic_tests::client()
+        .post(gateway.url("/graphql"))
+        .header("traceparent", traceparent(trace, true))
+        .json(&json!({ "query": "query FromEnv { districts { district } }" }))
+        .send()
+        .await
+        .expect("the gateway answers");
+    assert_eq!(response.status(), 200);
+    let spans = collector
+        .wait_for(trace, |s| s.iter().any(|s| s.name == "POST /graphql"))
+        .await;
+    assert!(spans.iter().any(|s| s.name == "query FromEnv"), "{spans:#?}");
+    assert!(
+        spans.iter().all(|s| s.service == "gateway-from-env"),
+        "OTEL_SERVICE_NAME: {spans:#?}"
+    );
+    let exports = collector.export_headers();
+    assert!(!exports.is_empty());
+    for headers in &exports {
+        assert_eq!(
+            headers.get("x-api-key").map(|v| v.to_str().expect("ASCII")),
+            Some("secret"),
+            "every export carries OTEL_EXPORTER_OTLP_HEADERS: {headers:?}"
+        );
+    }
+    gateway.stop(Duration::from_secs(15)).await;
+    tokio::time::timeout(Duration::from_secs(15), bank.shutdown())
+        .await
+        .expect("the bank stops");
     collector.stop().await;
 }

@@ -37,7 +37,9 @@ pub fn open(clients: &BackendClients, req: BackendRequest) -> BoxStream<'static,
     let instances = client.instances.clone();
     let breaker = client.breaker.clone();
     let (tx, mut rx) = mpsc::channel::<StreamItem>(16);
-    tokio::spawn(async move {
+    // The reader outlives this call: it keeps the subscribing request's log span.
+    let span = tracing::Span::current();
+    let reader = async move {
         let mut last_id: Option<String> = None;
         let mut connected_once = false;
         let mut failures = 0u32;
@@ -111,6 +113,7 @@ pub fn open(clients: &BackendClients, req: BackendRequest) -> BoxStream<'static,
                 _ = tokio::time::sleep(wait) => {}
             }
         }
-    });
+    };
+    tokio::spawn(tracing::Instrument::instrument(reader, span));
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
 }

@@ -168,6 +168,21 @@ fn log_operation(prepared: &Prepared, kind: &'static str) {
     span.record("document", &*prepared.hash);
 }
 
+/// The `extensions.code` of each error of `response` (`REQUEST_ERROR` when it has none).
+fn error_codes(response: &async_graphql::Response) -> Vec<String> {
+    response
+        .errors
+        .iter()
+        .map(|e| {
+            e.extensions
+                .as_ref()
+                .and_then(|x| x.get("code"))
+                .map(|c| c.to_string().trim_matches('"').to_string())
+                .unwrap_or_else(|| "REQUEST_ERROR".to_string())
+        })
+        .collect()
+}
+
 /// The shared result of one compiled execution.
 type SharedRun = Result<(bytes::Bytes, Arc<Vec<String>>), RunError>;
 
@@ -282,7 +297,7 @@ impl Runtime {
                     self.plans.insert(key, p.clone());
                     p
                 }
-                Err(executed) => return (executed, "invalid", vec!["REQUEST_ERROR".to_string()], None),
+                Err((executed, codes)) => return (executed, "invalid", codes, None),
             },
         };
         let kind = kind_label(prepared.kind);
@@ -418,16 +433,18 @@ impl Runtime {
     }
 
     /// First sight of a document: parse and validate it (async-graphql), then compile it.
-    async fn prepare(&self, req: &GraphQLRequest) -> Result<Arc<Prepared>, Executed> {
+    /// Parses and validates a document (async-graphql, with our limits); the error answer and its
+    /// codes when it is refused.
+    async fn prepare(&self, req: &GraphQLRequest) -> Result<Arc<Prepared>, (Executed, Vec<String>)> {
         let slot = Arc::new(ValidateOnly::default());
         let request = to_async_graphql(req).data(slot.clone());
         let response = self.schema.execute(request).await;
         if !response.errors.is_empty() {
-            return Err(request_error(&response));
+            return Err((request_error(&response), error_codes(&response)));
         }
         let document = slot.document.lock().ok().and_then(|mut d| d.take());
         let Some(document) = document else {
-            return Err(request_error(&response));
+            return Err((request_error(&response), vec!["REQUEST_ERROR".to_string()]));
         };
         let kind = exec::operation_kind(&document, req.operation_name.as_deref()).unwrap_or(OperationType::Query);
         let route = match exec::condition_variables(&document, req.operation_name.as_deref()) {
@@ -492,17 +509,7 @@ impl Runtime {
 
     async fn execute_dynamic_bytes(&self, req: GraphQLRequest, headers: &http::HeaderMap) -> (Executed, Vec<String>) {
         let response = self.execute_dynamic(to_async_graphql(&req), headers.clone()).await;
-        let codes = response
-            .errors
-            .iter()
-            .map(|e| {
-                e.extensions
-                    .as_ref()
-                    .and_then(|x| x.get("code"))
-                    .map(|c| c.to_string().trim_matches('"').to_string())
-                    .unwrap_or_else(|| "REQUEST_ERROR".to_string())
-            })
-            .collect();
+        let codes = error_codes(&response);
         if is_request_error(&response) {
             return (self::request_error(&response), codes);
         }

@@ -133,7 +133,8 @@ impl Runtime {
                 state.clone(),
                 headers,
             ),
-            tokio::spawn,
+            // Batch loads run in tasks of their own: they keep the request's log span (its ids).
+            |load| tokio::spawn(tracing::Instrument::in_current_span(load)),
         );
         (request.data(state.clone()).data(loader), state)
     }

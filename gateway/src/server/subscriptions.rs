@@ -296,16 +296,21 @@ fn parse_request(payload: Value) -> Result<GraphQLRequest, ()> {
     })
 }
 
-/// Runs `f` (a spawned task) as the request of `who`, in the request's trace.
-async fn in_request_scope<F: std::future::Future<Output = ()>>(
+/// Runs `f` (a spawned task) as the request of `who`, in the request's trace and in the log span
+/// current where this is called (the request's: its lines keep the request and trace ids).
+fn in_request_scope<F: std::future::Future<Output = ()>>(
     who: Arc<Identity>,
     trace: Option<Arc<trace_context::TraceContext>>,
     f: F,
-) {
-    match trace {
-        Some(t) => identity::scope(who, trace_context::scope(t, f)).await,
-        None => identity::scope(who, f).await,
-    }
+) -> impl std::future::Future<Output = ()> {
+    let span = tracing::Span::current();
+    let scoped = async move {
+        match trace {
+            Some(t) => identity::scope(who, trace_context::scope(t, f)).await,
+            None => identity::scope(who, f).await,
+        }
+    };
+    tracing::Instrument::instrument(scoped, span)
 }
 
 /// Streams one operation's responses to the connection's queue.
@@ -362,10 +367,20 @@ pub async fn sse(app: Arc<AppState>, request: GraphQLRequest, headers: HeaderMap
     let (tx, mut rx) = mpsc::channel::<Result<String, std::io::Error>>(16);
     let slow = limits.slow_subscriber_timeout;
     let (who, trace) = (identity::current(), trace_context::current());
+    let mut closing = app.closing();
     tokio::spawn(in_request_scope(who, trace, async move {
         let _permit = permit;
         let mut responses = runtime.subscribe(&request, &headers);
-        while let Some(resp) = responses.next().await {
+        loop {
+            let resp = tokio::select! {
+                r = responses.next() => match r {
+                    Some(r) => r,
+                    None => break,
+                },
+                // Shutting down: the stream ends (a client reconnects to another replica), as
+                // WebSockets get their close frame; it must not hold the shutdown.
+                _ = wait_true(&mut closing) => return,
+            };
             let data = serde_json::to_string(&resp).unwrap_or_default();
             let event = format!("event: next\ndata: {data}\n\n");
             match tokio::time::timeout(slow, tx.send(Ok(event))).await {

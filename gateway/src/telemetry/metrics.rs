@@ -368,6 +368,9 @@ pub fn render(handle: &PrometheusHandle, clients: &BackendClients) -> String {
     }
     if let Some(cache) = clients.cache() {
         use std::sync::atomic::Ordering::Relaxed;
+        // First: reading the size runs the cache's pending maintenance, where evictions happen
+        // (and are counted).
+        let (entries, bytes) = cache.size();
         let s = &cache.stats;
         counter!("mosaic_cache_hits_total").absolute(s.hits.load(Relaxed));
         counter!("mosaic_cache_stale_hits_total").absolute(s.stale_hits.load(Relaxed));
@@ -376,7 +379,6 @@ pub fn render(handle: &PrometheusHandle, clients: &BackendClients) -> String {
         counter!("mosaic_cache_stale_if_error_total").absolute(s.stale_if_error.load(Relaxed));
         counter!("mosaic_cache_invalidations_total").absolute(s.invalidations.load(Relaxed));
         counter!("mosaic_cache_evictions_total").absolute(s.evictions.load(Relaxed));
-        let (entries, bytes) = cache.size();
         gauge!("mosaic_cache_entries").set(entries as f64);
         gauge!("mosaic_cache_bytes").set(bytes as f64);
     }
