@@ -62,6 +62,9 @@ COPY --from=builder /out/bin/ /usr/local/bin/
 COPY --chmod=0755 deploy/docker/entrypoint.sh /usr/local/bin/docker-entrypoint
 # The default config and schema; mount a directory (or single files) over /etc/mosaic to replace them.
 COPY schema/mosaic.toml schema/bank.graphql /etc/mosaic/
+# The example operations beside it: the config's `[server] warmup = ["examples"]` compiles them
+# before /readyz turns 200 (a mount over /etc/mosaic hides them; a missing one only logs a warning).
+COPY schema/examples/ /etc/mosaic/examples/
 
 ENV MOSAIC_CONFIG=/etc/mosaic/mosaic.toml \
     MOSAIC_LISTEN=0.0.0.0:8080 \

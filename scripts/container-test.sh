@@ -12,7 +12,9 @@
 #      CMD, LABEL, COPY from the context) is used verbatim,
 #   4. runs it hardened as Kubernetes would (--read-only, --cap-drop ALL, no-new-privileges) and
 #      checks: /livez /readyz /healthz on 8080, /metrics on the admin port 9090, both bound to
-#      0.0.0.0, JSON logs, the HEALTHCHECK, a non-root PID 1 that is mosaic itself (not a shell),
+#      0.0.0.0, JSON logs, the warm-up of the baked examples (/etc/mosaic/examples: one operation
+#      per schema/examples/*.graphql compiled before ready), the HEALTHCHECK, a non-root PID 1
+#      that is mosaic itself (not a shell),
 #      and that `podman stop` (SIGTERM) drains (readiness 503 while still live, in-flight requests
 #      finished) and exits 0 before its deadline; the same for `demo` and `mock-bank`.
 #
@@ -402,6 +404,27 @@ if not lines or bad:
 '
 }
 
+# The operations in schema/examples/ (the image's /etc/mosaic/examples/, which the baked config's
+# `[server] warmup = ["examples"]` compiles before ready): one per query/mutation/subscription.
+EXAMPLE_OPERATIONS=$(cat schema/examples/*.graphql | grep -cE '^[[:space:]]*(query|mutation|subscription)\b' || true)
+warmed_up() { # NAME N: the log line "warmed up: ..." says operations = N
+    p logs "$1" 2>&1 | python3 -c '
+import json, sys
+want = int(sys.argv[1])
+seen = []
+for line in sys.stdin:
+    try:
+        fields = json.loads(line).get("fields") or {}
+    except (ValueError, AttributeError):
+        continue
+    if str(fields.get("message", "")).startswith("warmed up"):
+        seen.append(fields.get("operations"))
+if want not in seen:
+    print("      warm-up log lines: operations =", seen or "none logged", f"(want {want})")
+    sys.exit(1)
+' "$2"
+}
+
 # podman stop (SIGTERM to PID 1) while probing: readiness must turn 503 while /livez still
 # answers, and the container must exit 0 well before the SIGKILL deadline.
 graceful_stop() { # NAME PORT MIN_SECONDS MAX_SECONDS
@@ -479,6 +502,8 @@ if wait_status mosaic-serve http://127.0.0.1:8080/readyz 200 "$STARTUP_DEADLINE"
     process_checks mosaic-serve mosaic
     check "the image's HEALTHCHECK passes (podman healthcheck run)" p healthcheck run mosaic-serve
     check "logs on stderr are JSON lines (MOSAIC_LOG_FORMAT=json)" json_stderr_logs mosaic-serve
+    check "the warm-up compiled the $EXAMPLE_OPERATIONS baked examples (/etc/mosaic/examples) before ready" \
+        warmed_up mosaic-serve "$EXAMPLE_OPERATIONS"
 
     step "serve: podman stop drains (readiness 503, still live, a request in flight answered), exits 0"
     # A request that takes 3s (latency injected into customers) is sent 1s after SIGTERM, inside
