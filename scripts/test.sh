@@ -7,11 +7,17 @@ cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
 
 # Debian packages the tests need: Redis (the shared cache, shared rate limits and the event
-# streams; the package brings redis-cli too). Chromium is installed by tests/e2e/run.sh, podman
-# and runc by scripts/container-test.sh, the deploy linters (from PyPI) by scripts/check-deploy.sh.
+# streams; the package brings redis-cli too) and promtool (Debian's prometheus package: it checks
+# the /metrics output). Chromium is installed by tests/e2e/run.sh, podman and runc by
+# scripts/container-test.sh, the deploy linters (from PyPI) by scripts/check-deploy.sh.
+missing=()
 if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
-  step "installing redis-server (apt-get)"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+  missing+=(redis-server)
+fi
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+if [ "${#missing[@]}" -gt 0 ]; then
+  step "installing ${missing[*]} (apt-get)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 step "format"

@@ -349,6 +349,8 @@ pub struct GatewayProcess {
     pub admin: SocketAddr,
     logs: Arc<Mutex<Vec<String>>>,
     reader: Option<std::thread::JoinHandle<()>>,
+    /// While set, its stderr is not read (as a stalled log collector).
+    stalled: Arc<std::sync::atomic::AtomicBool>,
     exit: Option<ExitStatus>,
 }
 
@@ -378,8 +380,13 @@ impl GatewayProcess {
         let stderr = child.stderr.take().expect("a piped stderr");
         let logs = Arc::new(Mutex::new(Vec::new()));
         let sink = logs.clone();
+        let stalled = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stall = stalled.clone();
         let reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
+                while stall.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
                 let Ok(line) = line else { break };
                 sink.lock().unwrap_or_else(|p| p.into_inner()).push(line);
             }
@@ -390,6 +397,7 @@ impl GatewayProcess {
             admin: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             logs,
             reader: Some(reader),
+            stalled,
             exit: None,
         };
         let started = Instant::now();
@@ -433,6 +441,11 @@ impl GatewayProcess {
         .await;
         assert!(ready, "/readyz never answered 200");
         process
+    }
+
+    /// Stops reading its stderr (`true`), as a log collector that stalls, or reads again.
+    pub fn stall_logs(&self, stalled: bool) {
+        self.stalled.store(stalled, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The process id.
@@ -660,6 +673,24 @@ impl Served {
 
 /// Whether `redis-server` and `redis-cli` can be run; when not, prints a banner saying the test
 /// is skipped (the caller returns).
+/// Whether `promtool` (Debian's `prometheus` package, which scripts/test.sh installs) is here;
+/// says loudly that `test` is skipped when it is not.
+pub fn promtool_available(test: &str) -> bool {
+    let available = Command::new("promtool")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !available {
+        eprintln!(
+            "\n{bar}\n  SKIPPED {test}: promtool not found (scripts/test.sh installs Debian's prometheus)\n{bar}\n",
+            bar = "*".repeat(100)
+        );
+    }
+    available
+}
+
 pub fn redis_available(test: &str) -> bool {
     let runs = |program: &str| {
         Command::new(program)

@@ -527,3 +527,49 @@ async fn websocket_connections_and_active_subscriptions_are_gauged_while_open() 
     assert!(closed, "after close: {:?}", gauges(&scrape(&served).await));
     served.stop().await;
 }
+
+#[tokio::test]
+async fn the_metrics_pass_promtools_checks() {
+    use std::io::Write;
+    if !mosaic_tests::infra::promtool_available("the_metrics_pass_promtools_checks") {
+        return;
+    }
+    let served = Served::start(NO_DRAIN, "").await;
+    // Traffic that makes every kind of series appear: operations, errors, batches, the cache.
+    for id in ["C001", "C002"] {
+        served
+            .graphql(
+                r#"query($id: ID!) { customer(id: $id) { name accounts { id } } }"#,
+                json!({ "id": id }),
+                &[],
+            )
+            .await;
+    }
+    served
+        .graphql("{ customers(limit: 5) { id accounts { id } } }", json!({}), &[])
+        .await;
+    served.graphql("{ nope }", json!({}), &[]).await;
+    let text = served.metrics_text().await;
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool starts");
+    promtool
+        .stdin
+        .take()
+        .expect("a stdin")
+        .write_all(text.as_bytes())
+        .expect("the metrics are written to promtool");
+    let out = promtool.wait_with_output().expect("promtool ends");
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("mosaic_backend_batch_size_bucket"), "{text}");
+    served.stop().await;
+}

@@ -1091,8 +1091,10 @@ async fn metric_labels_stay_bounded_whatever_the_ids_paths_and_operation_names()
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_log_line_is_lost_when_two_thousand_requests_each_log_one() {
     const REQUESTS: usize = 2000;
-    // One try per call, no breaker: every request's customer call fails and is logged once.
-    let extra = "[backends.customers.retry]\nattempts = 1\n\n[backends.customers.breaker]\nenabled = false\n";
+    // One try per call, no breaker: every request's customer call fails and is logged once. The
+    // writer's buffer holds 64 lines, and the log collector (this test) stalls until logging had to
+    // wait for room: a lossy writer would drop lines there instead (and never wait).
+    let extra = "[backends.customers.retry]\nattempts = 1\n\n[backends.customers.breaker]\nenabled = false\n\n[log]\nbuffer_lines = 64\n";
     let served = Arc::new(Served::start_exclusive(NO_DRAIN, extra).await);
     let faults = format!("{}/_faults", served.bank.url(Service::Customers));
     let response = served
@@ -1106,6 +1108,7 @@ async fn no_log_line_is_lost_when_two_thousand_requests_each_log_one() {
     // Introspection next to the failing field: the operation runs on async-graphql's executor,
     // which logs every failed backend call.
     let query = "query($id: ID!) { __schema { queryType { name } } customer(id: $id) { name } }";
+    served.gateway.stall_logs(true);
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let workers: Vec<_> = (0..16)
         .map(|_| {
@@ -1130,12 +1133,42 @@ async fn no_log_line_is_lost_when_two_thousand_requests_each_log_one() {
             })
         })
         .collect();
+    let delayed = |text: String| {
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix("mosaic_log_lines_delayed_total ")?
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+            })
+            .unwrap_or(0.0)
+    };
+    // Stalled, the writer fills the pipe and then its 64 lines, and then logging waits: requests
+    // stop making progress (the gateway answers nothing meanwhile, not even /metrics). A lossy
+    // writer would drop lines and let them all finish.
+    let mut last = 0;
+    let stalled_at = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = next.load(Ordering::Relaxed);
+        if now == last || now >= REQUESTS || stalled_at.elapsed() > Duration::from_secs(10) {
+            break;
+        }
+        last = now;
+    }
+    served.gateway.stall_logs(false);
     for w in workers {
         w.await.expect("a worker");
     }
     let Ok(served) = Arc::try_unwrap(served) else {
         panic!("the workers are done")
     };
+    let waits = delayed(served.metrics_text().await);
+    assert!(
+        waits > 0.0,
+        "logging never waited for the stalled collector: a lossy writer drops lines instead"
+    );
+    eprintln!("log lines that waited for room in the 64-line buffer: {waits}");
     let Served { mut gateway, bank, .. } = served;
     gateway.signal("TERM");
     let exit = gateway.wait_exit(Duration::from_secs(15)).await;
