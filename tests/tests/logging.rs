@@ -1,5 +1,5 @@
 //! Logs configured by `[log]`: the level from the file (when no variable sets it), applied again
-//! by a reload; debug lines for every backend call; the operation named on a request's lines.
+//! by a reload; debug lines for every backend call, naming their operation.
 
 use std::time::Duration;
 
@@ -69,15 +69,15 @@ async fn the_files_log_level_applies_and_a_reload_changes_it() {
         "{accounts}"
     );
     assert!(accounts["duration_ms"].is_f64(), "{accounts}");
-    // The request's span names the operation on every line, never its variables.
-    let span = &accounts["span"];
-    assert_eq!(span["operation"], "CustomerAccounts", "{accounts}");
-    assert_eq!(span["operation_type"], "query", "{accounts}");
+    // The line names the operation, never its variables, and carries the request's ids.
+    assert_eq!(accounts["operation"], "CustomerAccounts", "{accounts}");
+    assert_eq!(accounts["operation_type"], "query", "{accounts}");
     let hash: String = Sha256::digest(QUERY.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    assert_eq!(span["document"], hash.as_str(), "{accounts}");
+    assert_eq!(accounts["document"], hash.as_str(), "{accounts}");
+    let span = &accounts["span"];
     assert!(
         span["request_id"].is_string() && span["trace_id"].is_string(),
         "{accounts}"

@@ -174,18 +174,24 @@ where
             } else if !matches!(cache, CacheOutcome::Hit | CacheOutcome::Stale) {
                 series.call(outcome, started.elapsed());
             }
-            tracing::debug!(
-                backend = %layer.backend,
-                endpoint = endpoint.as_deref().unwrap_or(""),
-                outcome,
-                status = notes.status.load(Ordering::Relaxed),
-                attempts,
-                cache = cache.as_str(),
-                coalesced,
-                breaker = breaker.unwrap_or("disabled"),
-                duration_ms = started.elapsed().as_secs_f64() * 1000.0,
-                "backend call"
-            );
+            if tracing::enabled!(tracing::Level::DEBUG) {
+                let operation = crate::telemetry::trace_context::operation();
+                tracing::debug!(
+                    operation = operation.as_ref().and_then(|o| o.name.as_deref()),
+                    operation_type = operation.as_ref().map(|o| o.kind),
+                    document = operation.as_ref().map(|o| &*o.document),
+                    backend = %layer.backend,
+                    endpoint = endpoint.as_deref().unwrap_or(""),
+                    outcome,
+                    status = notes.status.load(Ordering::Relaxed),
+                    attempts,
+                    cache = cache.as_str(),
+                    coalesced,
+                    breaker = breaker.unwrap_or("disabled"),
+                    duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+                    "backend call"
+                );
+            }
             let span = match span {
                 // Nothing went on the wire: counted on the operation's span instead, which keeps
                 // tracing a cached query cheap (half the spans of the 2-level query).

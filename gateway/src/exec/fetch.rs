@@ -44,8 +44,11 @@ impl SlotData {
             SlotData::PerParent { calls, .. } => calls.iter().filter_map(|r| r.as_ref().err()).collect(),
             SlotData::Batched { answers, .. } => answers.chunks.iter().filter_map(|r| r.as_ref().err()).collect(),
         };
+        let operation = crate::telemetry::trace_context::operation();
         for f in failures {
             tracing::warn!(
+                operation = operation.as_ref().and_then(|o| o.name.as_deref()),
+                document = operation.as_ref().map(|o| &*o.document),
                 backend,
                 field = %format_args!("{parent_type}.{field}"),
                 error = %f.error,

@@ -154,18 +154,16 @@ fn record_operation_span(
     );
 }
 
-/// Names the operation on the request's log span: the lines logged from here on say which
-/// operation (name, type, document hash) they belong to. Never the variables.
+/// Notes the operation in the request's trace context: the log lines about its backend calls
+/// say which operation (name, type, document hash) they belong to. Never the variables.
 fn log_operation(prepared: &Prepared, kind: &'static str) {
-    let span = tracing::Span::current();
-    if span.is_disabled() {
-        return;
+    if let Some(ctx) = crate::telemetry::trace_context::current() {
+        let _ = ctx.operation.set(crate::telemetry::trace_context::OperationLabel {
+            name: prepared.name.clone(),
+            kind,
+            document: prepared.hash.clone(),
+        });
     }
-    span.record("operation_type", kind);
-    if let Some(name) = &prepared.name {
-        span.record("operation", &**name);
-    }
-    span.record("document", &*prepared.hash);
 }
 
 /// The `extensions.code` of each error of `response` (`REQUEST_ERROR` when it has none).

@@ -320,7 +320,15 @@ fn call_error(
     served: bool,
 ) -> FieldError {
     let name = &plan.backend(backend).name;
-    tracing::warn!(backend = %name, field = %format!("{}.{}", shape.owner.0, shape.owner.1), error = %e, "backend call failed");
+    let operation = crate::telemetry::trace_context::operation();
+    tracing::warn!(
+        operation = operation.as_ref().and_then(|o| o.name.as_deref()),
+        document = operation.as_ref().map(|o| &*o.document),
+        backend = %name,
+        field = %format!("{}.{}", shape.owner.0, shape.owner.1),
+        error = %e,
+        "backend call failed"
+    );
     crate::response::backend_error(e, name, shape.pos, path.to_vec(), served || shape.fallback.is_some())
 }
 

@@ -159,17 +159,8 @@ async fn observe(
     next: axum::middleware::Next,
 ) -> Response {
     let ctx = Arc::new(TraceContext::from_headers(request.headers(), app.tracer()));
-    // Every line logged while serving the request carries these; the operation's fields are
-    // recorded once it is known (`runtime::dispatch`).
-    let span = tracing::info_span!(
-        "request",
-        request_id = %ctx.request_id,
-        trace_id = %ctx.trace_id,
-        path = %request.uri().path(),
-        operation = tracing::field::Empty,
-        operation_type = tracing::field::Empty,
-        document = tracing::field::Empty,
-    );
+    // Every line logged while serving the request carries these.
+    let span = tracing::info_span!("request", request_id = %ctx.request_id, trace_id = %ctx.trace_id, path = %request.uri().path());
     let traced = ctx
         .tracer
         .as_ref()

@@ -33,6 +33,25 @@ pub struct TraceContext {
     /// Set when this operation joined an identical one in flight (another request's): that
     /// operation's trace and span, linked from this one's span.
     pub coalesced_with: std::sync::OnceLock<(TraceId, u64)>,
+    /// The operation being served, once it is known: named on the log lines about its backend
+    /// calls (a field of each line rather than of the request's log span, whose fields cost a
+    /// JSON re-encoding per change).
+    pub operation: std::sync::OnceLock<OperationLabel>,
+}
+
+/// What log lines say of an operation: never its variables.
+#[derive(Clone, Debug)]
+pub struct OperationLabel {
+    pub name: Option<Arc<str>>,
+    /// `query`, `mutation` or `subscription`.
+    pub kind: &'static str,
+    /// SHA-256 of the document (hex), as in traces and persisted queries.
+    pub document: Arc<str>,
+}
+
+/// The operation the current request serves, if known yet.
+pub fn operation() -> Option<OperationLabel> {
+    CURRENT.try_with(|c| c.operation.get().cloned()).ok().flatten()
 }
 
 impl std::fmt::Debug for TraceContext {
@@ -153,6 +172,7 @@ impl TraceContext {
             tracer: tracer.filter(|_| sampled).cloned(),
             cache_hits: Arc::default(),
             coalesced_with: std::sync::OnceLock::new(),
+            operation: std::sync::OnceLock::new(),
         }
     }
 
@@ -162,6 +182,7 @@ impl TraceContext {
             parent_span_id: Some(self.span_id),
             span_id: new_span_id(),
             coalesced_with: std::sync::OnceLock::new(),
+            operation: std::sync::OnceLock::new(),
             ..self.clone()
         }
     }
