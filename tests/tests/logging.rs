@@ -152,3 +152,71 @@ async fn a_variable_wins_over_the_files_log_level_even_after_a_reload() {
     gateway.stop(Duration::from_secs(10)).await;
     bank.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_warmed_up_operation_is_not_compiled_again_whether_or_not_the_request_names_it() {
+    let _turn = shared().await;
+    let bank = mock_bank::start(BankConfig::default()).await.expect("the bank starts");
+    let dir = ConfigDir::new("logging-warmup");
+    dir.write("bank.graphql", &demo_sdl());
+    dir.write("warm.graphql", "query Warm { customers(limit: 2) { id } }");
+    let toml = demo_toml().replace("warmup = [\"examples\"]", "warmup = [\"warm.graphql\"]");
+    assert!(
+        toml.contains("warm.graphql"),
+        "the demo config has a warmup key to replace"
+    );
+    dir.write(
+        "mosaic.toml",
+        &format!("{toml}\n[log]\nlevel = \"info,mosaic_gateway::runtime=debug\"\n"),
+    );
+    let mut env = bank_env(&bank);
+    env.push(("MOSAIC_LOG".into(), String::new()));
+    let gateway = GatewayProcess::spawn(&dir.file("mosaic.toml"), &env).await;
+    let compiled = |g: &GatewayProcess| {
+        g.log_fields()
+            .iter()
+            .filter(|l| l["message"] == "operation compiled on first sight")
+            .count()
+    };
+    let warmed = gateway
+        .log_fields()
+        .into_iter()
+        .find(|l| l["message"] == "warmed up: operations compiled, backend connections opened")
+        .unwrap_or_else(|| panic!("no warm-up line:\n{}", gateway.logs().join("\n")));
+    assert!(warmed["operations"].as_u64() >= Some(1), "{warmed}");
+    let ask = |body: Value| {
+        let url = gateway.url("/graphql");
+        async move {
+            let v: Value = client()
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .expect("an answer")
+                .json()
+                .await
+                .expect("JSON");
+            assert!(v.get("errors").is_none(), "{v}");
+        }
+    };
+    let query = "query Warm { customers(limit: 2) { id } }";
+    ask(json!({ "query": query })).await;
+    ask(json!({ "query": query, "operationName": "Warm" })).await;
+    // The log thread writes within milliseconds: a control document shows it is caught up.
+    ask(json!({ "query": "{ customers(limit: 1) { id } }" })).await;
+    let gw = &gateway;
+    let caught_up = eventually(Duration::from_secs(5), || async move { compiled(gw) >= 1 }).await;
+    assert!(
+        caught_up,
+        "the control document was not compiled:\n{}",
+        gateway.logs().join("\n")
+    );
+    assert_eq!(
+        compiled(&gateway),
+        1,
+        "only the control document is compiled on first sight:\n{}",
+        gateway.logs().join("\n")
+    );
+    gateway.stop(Duration::from_secs(10)).await;
+    bank.shutdown().await;
+}

@@ -292,6 +292,11 @@ impl Runtime {
             Some(p) if *p.query == *req.query && p.operation_name.as_deref() == req.operation_name.as_deref() => p,
             _ => match self.prepare(&req).await {
                 Ok(p) => {
+                    tracing::debug!(
+                        operation = p.name.as_deref(),
+                        document = &*p.hash,
+                        "operation compiled on first sight"
+                    );
                     self.plans.insert(key, p.clone());
                     p
                 }
@@ -528,13 +533,20 @@ impl Runtime {
                 tracing::warn!("a warm-up document does not parse; skipped");
                 continue;
             };
-            let names: Vec<Option<String>> = match &parsed.operations {
-                async_graphql::parser::types::DocumentOperations::Single(_) => vec![None],
+            // Requests name the operation or, when the document has only one, often do not:
+            // both are warmed (they are cached apart); each operation is counted once.
+            let names: Vec<(Option<String>, bool)> = match &parsed.operations {
+                async_graphql::parser::types::DocumentOperations::Single(_) => vec![(None, true)],
                 async_graphql::parser::types::DocumentOperations::Multiple(ops) => {
-                    ops.keys().map(|n| Some(n.to_string())).collect()
+                    let mut names: Vec<(Option<String>, bool)> =
+                        ops.keys().map(|n| (Some(n.to_string()), true)).collect();
+                    if ops.len() == 1 {
+                        names.push((None, false));
+                    }
+                    names
                 }
             };
-            for name in names {
+            for (name, counted) in names {
                 let req = GraphQLRequest {
                     query: doc.to_string(),
                     operation_name: name,
@@ -545,7 +557,7 @@ impl Runtime {
                         let key = cache_key(&req.query, req.operation_name.as_deref());
                         let _ = self.compiled_plan(&p, &Map::new());
                         self.plans.insert(key, p);
-                        compiled += 1;
+                        compiled += usize::from(counted);
                     }
                     Err(_) => {
                         tracing::warn!(operation = ?req.operation_name, "a warm-up operation is invalid; skipped")
