@@ -82,13 +82,12 @@ command -v curl >/dev/null || need_pkgs+=(curl)
 command -v nsenter >/dev/null || need_pkgs+=(util-linux)
 command -v python3 >/dev/null || need_pkgs+=(python3)
 # The Debian packages this test uses, all installed together when any is missing.
-PKGS=(podman runc busybox-static curl util-linux python3)
 if ((${#need_pkgs[@]})); then
-    note "missing ${need_pkgs[*]}: installing ${PKGS[*]} (apt-get)"
+    note "missing ${need_pkgs[*]}: installing the test's Debian packages (apt-get)"
     export DEBIAN_FRONTEND=noninteractive
     timeout 300 apt-get update -qq || cannot_run "apt-get update failed"
-    timeout 600 apt-get install -y -qq --no-install-recommends "${PKGS[@]}" >/dev/null ||
-        cannot_run "apt-get install ${PKGS[*]} failed"
+    timeout 600 apt-get install -y -qq --no-install-recommends podman runc busybox-static curl util-linux python3 \
+        >/dev/null || cannot_run "apt-get install of the test's Debian packages failed"
 fi
 BUSYBOX=/bin/busybox
 ldd "$BUSYBOX" >/dev/null 2>&1 && cannot_run "$BUSYBOX is not static (install busybox-static)"

@@ -10,14 +10,11 @@ step() { printf '\n==> %s\n' "$*"; }
 # streams; the package brings redis-cli too) and promtool (Debian's prometheus package: it checks
 # the /metrics output). Chromium is installed by tests/e2e/run.sh, podman and runc by
 # scripts/container-test.sh, the deploy linters (from PyPI) by scripts/check-deploy.sh.
-missing=()
-if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
-  missing+=(redis-server)
-fi
-command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
-if [ "${#missing[@]}" -gt 0 ]; then
-  step "installing ${missing[*]} (apt-get)"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1 ||
+  ! command -v promtool >/dev/null 2>&1; then
+  step "installing redis-server and prometheus (for promtool) with apt-get"
+  apt-get update -qq &&
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server prometheus >/dev/null
 fi
 
 step "format"

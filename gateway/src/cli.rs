@@ -335,35 +335,21 @@ fn init_logging(command: &Command) -> Option<crate::telemetry::logging::LogGuard
 }
 
 /// The `[log]` table of the config file `command` reads, before the file is loaded (logging is
-/// set up first); the defaults when there is none or it does not parse (loading says why).
+/// set up first); the defaults when there is none or it is invalid (loading says why).
 fn log_settings(command: &Command) -> crate::config::settings::LogToml {
-    use crate::config::settings::{LogFormat, LogToml};
     #[derive(serde::Deserialize)]
     struct File {
-        log: Option<Log>,
+        #[serde(default)]
+        log: crate::config::settings::LogToml,
     }
-    #[derive(serde::Deserialize)]
-    struct Log {
-        level: Option<String>,
-        format: Option<LogFormat>,
-        buffer_lines: Option<usize>,
+    match command {
+        Command::Check { config } | Command::Serve { config, .. } | Command::Schema { config } => {
+            std::fs::read_to_string(config)
+                .ok()
+                .and_then(|text| toml::from_str::<File>(&text).ok())
+                .map(|f| f.log)
+                .unwrap_or_default()
+        }
+        _ => Default::default(),
     }
-    let config = match command {
-        Command::Check { config } | Command::Serve { config, .. } | Command::Schema { config } => config,
-        _ => return LogToml::default(),
-    };
-    let Some(log) = std::fs::read_to_string(config)
-        .ok()
-        .and_then(|text| toml::from_str::<File>(&text).ok())
-        .and_then(|f| f.log)
-    else {
-        return LogToml::default();
-    };
-    let mut settings = LogToml::default();
-    if let Some(level) = log.level.filter(|l| crate::telemetry::logging::parse_filter(l).is_ok()) {
-        settings.level = toml::Spanned::new(0..0, level);
-    }
-    settings.format = log.format.unwrap_or(settings.format);
-    settings.buffer_lines = log.buffer_lines.unwrap_or(settings.buffer_lines);
-    settings
 }

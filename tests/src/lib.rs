@@ -20,6 +20,7 @@
 mod errors;
 mod files;
 pub mod infra;
+pub mod prometheus;
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};

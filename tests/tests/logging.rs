@@ -3,60 +3,105 @@
 
 use std::time::Duration;
 
-use mock_bank::BankConfig;
-use mosaic_tests::infra::{bank_env, eventually, shared, ConfigDir, GatewayProcess};
+use mock_bank::{Bank, BankConfig};
+use mosaic_tests::infra::{bank_env, eventually, shared, ConfigDir, GatewayProcess, Turn};
 use mosaic_tests::{client, demo_sdl, demo_toml};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 const QUERY: &str = r#"query CustomerAccounts { customer(id: "C001") { name accounts { id } } }"#;
 
+/// The demo config with `[log] level = level`.
 fn config(level: &str) -> String {
     format!("{}\n[log]\nlevel = \"{level}\"\n", demo_toml())
 }
 
-async fn ask(gateway: &GatewayProcess) -> Value {
-    client()
-        .post(gateway.url("/graphql"))
-        .json(&json!({ "query": QUERY }))
-        .send()
-        .await
-        .expect("an answer")
-        .json()
-        .await
-        .expect("JSON")
+/// A gateway process over a bank of its own, its config in a folder of its own.
+struct Logging {
+    gateway: GatewayProcess,
+    dir: ConfigDir,
+    bank: Bank,
+    _turn: Turn,
 }
 
-fn backend_call_lines(gateway: &GatewayProcess) -> Vec<Value> {
-    gateway
-        .log_fields()
-        .into_iter()
-        .filter(|l| l["message"] == "backend call")
-        .collect()
+impl Logging {
+    /// Serves `toml` with the demo schema and `files` beside it; `MOSAIC_LOG` is `mosaic_log`
+    /// (empty: the file decides the level).
+    async fn start(toml: &str, files: &[(&str, &str)], mosaic_log: &str) -> Self {
+        let turn = shared().await;
+        let bank = mock_bank::start(BankConfig::default()).await.expect("the bank starts");
+        let dir = ConfigDir::new("logging");
+        dir.write("bank.graphql", &demo_sdl());
+        for (name, text) in files {
+            dir.write(name, text);
+        }
+        dir.write("mosaic.toml", toml);
+        let mut env = bank_env(&bank);
+        env.push(("MOSAIC_LOG".into(), mosaic_log.into()));
+        let gateway = GatewayProcess::spawn(&dir.file("mosaic.toml"), &env).await;
+        Self {
+            gateway,
+            dir,
+            bank,
+            _turn: turn,
+        }
+    }
+
+    /// POSTs a GraphQL request that must succeed.
+    async fn ask(&self, body: Value) {
+        let v: Value = client()
+            .post(self.gateway.url("/graphql"))
+            .json(&body)
+            .send()
+            .await
+            .expect("an answer")
+            .json()
+            .await
+            .expect("JSON");
+        assert!(v.get("errors").is_none(), "{v}");
+    }
+
+    /// The lines with this message so far.
+    fn lines(&self, message: &str) -> Vec<Value> {
+        self.gateway
+            .log_fields()
+            .into_iter()
+            .filter(|l| l["message"] == message)
+            .collect()
+    }
+
+    /// Whether `n` or more lines with `message` are logged within `timeout`.
+    async fn logs_at_least(&self, message: &str, n: usize, timeout: Duration) -> bool {
+        eventually(timeout, || async move { self.lines(message).len() >= n }).await
+    }
+
+    fn logs(&self) -> String {
+        self.gateway.logs().join("\n")
+    }
+
+    /// SIGHUP, then waits for the reload to be logged.
+    async fn reload(&self) {
+        let before = self.lines("configuration reloaded").len();
+        self.gateway.signal("HUP");
+        let reloaded = self
+            .logs_at_least("configuration reloaded", before + 1, Duration::from_secs(5))
+            .await;
+        assert!(reloaded, "no reload:\n{}", self.logs());
+    }
+
+    async fn stop(self) {
+        self.gateway.stop(Duration::from_secs(10)).await;
+        self.bank.shutdown().await;
+    }
 }
 
 #[tokio::test]
 async fn the_files_log_level_applies_and_a_reload_changes_it() {
-    let _turn = shared().await;
-    let bank = mock_bank::start(BankConfig::default()).await.expect("the bank starts");
-    let dir = ConfigDir::new("logging");
-    dir.write("bank.graphql", &demo_sdl());
-    dir.write("mosaic.toml", &config("info,mosaic_gateway::backend=debug"));
-    let mut env = bank_env(&bank);
-    // The harness sets MOSAIC_LOG; empty, the file decides.
-    env.push(("MOSAIC_LOG".into(), String::new()));
-    let gateway = GatewayProcess::spawn(&dir.file("mosaic.toml"), &env).await;
-
-    let answer = ask(&gateway).await;
-    assert!(answer.get("errors").is_none(), "{answer}");
-    let gw = &gateway;
-    let logged = eventually(
-        Duration::from_secs(5),
-        || async move { backend_call_lines(gw).len() >= 2 },
-    )
-    .await;
-    assert!(logged, "no debug line per backend call:\n{}", gateway.logs().join("\n"));
-    let lines = backend_call_lines(&gateway);
+    let served = Logging::start(&config("info,mosaic_gateway::backend=debug"), &[], "").await;
+    served.ask(json!({ "query": QUERY })).await;
+    let logged = served.logs_at_least("backend call", 2, Duration::from_secs(5)).await;
+    assert!(logged, "no debug line per backend call:\n{}", served.logs());
+    let lines = served.lines("backend call");
     let accounts = lines
         .iter()
         .find(|l| l["backend"] == "accounts")
@@ -84,139 +129,70 @@ async fn the_files_log_level_applies_and_a_reload_changes_it() {
     );
 
     // A reload with the level at info: no more backend lines.
-    dir.write("mosaic.toml", &config("info"));
-    gateway.signal("HUP");
-    let gw = &gateway;
-    let changed = eventually(Duration::from_secs(5), || async move {
-        gw.log_fields().iter().any(|l| l["message"] == "log level changed")
-    })
-    .await;
-    assert!(
-        changed,
-        "the reload did not change the level:\n{}",
-        gateway.logs().join("\n")
-    );
-    let before = backend_call_lines(&gateway).len();
+    served.dir.write("mosaic.toml", &config("info"));
+    served.reload().await;
+    let changed = served
+        .logs_at_least("log level changed", 1, Duration::from_secs(5))
+        .await;
+    assert!(changed, "the reload did not change the level:\n{}", served.logs());
+    let before = served.lines("backend call").len();
     for _ in 0..3 {
-        ask(&gateway).await;
+        served.ask(json!({ "query": QUERY })).await;
     }
     // A request's lines are written by the log thread within milliseconds; give it time.
-    let gw = &gateway;
-    let quiet = !eventually(Duration::from_millis(500), || async move {
-        backend_call_lines(gw).len() > before
-    })
-    .await;
-    assert!(
-        quiet,
-        "backend calls still logged at info:\n{}",
-        gateway.logs().join("\n")
-    );
-    gateway.stop(Duration::from_secs(10)).await;
-    bank.shutdown().await;
+    let more = served
+        .logs_at_least("backend call", before + 1, Duration::from_millis(500))
+        .await;
+    assert!(!more, "backend calls still logged at info:\n{}", served.logs());
+    served.stop().await;
 }
 
 #[tokio::test]
 async fn a_variable_wins_over_the_files_log_level_even_after_a_reload() {
-    let _turn = shared().await;
-    let bank = mock_bank::start(BankConfig::default()).await.expect("the bank starts");
-    let dir = ConfigDir::new("logging-env");
-    dir.write("bank.graphql", &demo_sdl());
-    dir.write("mosaic.toml", &config("info,mosaic_gateway::backend=debug"));
-    let mut env = bank_env(&bank);
-    env.push(("MOSAIC_LOG".into(), "info".into()));
-    let gateway = GatewayProcess::spawn(&dir.file("mosaic.toml"), &env).await;
-    ask(&gateway).await;
-    gateway.signal("HUP");
-    let gw = &gateway;
-    let reloaded = eventually(Duration::from_secs(5), || async move {
-        gw.log_fields().iter().any(|l| l["message"] == "configuration reloaded")
-    })
-    .await;
-    assert!(reloaded, "{}", gateway.logs().join("\n"));
-    ask(&gateway).await;
-    let gw = &gateway;
-    let logged = eventually(Duration::from_millis(500), || async move {
-        !backend_call_lines(gw).is_empty()
-    })
-    .await;
+    let served = Logging::start(&config("info,mosaic_gateway::backend=debug"), &[], "info").await;
+    served.ask(json!({ "query": QUERY })).await;
+    served.reload().await;
+    served.ask(json!({ "query": QUERY })).await;
+    let logged = served
+        .logs_at_least("backend call", 1, Duration::from_millis(500))
+        .await;
     assert!(
         !logged,
         "MOSAIC_LOG=info was overridden by the file:\n{}",
-        gateway.logs().join("\n")
+        served.logs()
     );
-    assert!(
-        !gateway.log_fields().iter().any(|l| l["message"] == "log level changed"),
-        "{}",
-        gateway.logs().join("\n")
-    );
-    gateway.stop(Duration::from_secs(10)).await;
-    bank.shutdown().await;
+    assert!(served.lines("log level changed").is_empty(), "{}", served.logs());
+    served.stop().await;
 }
 
 #[tokio::test]
 async fn a_warmed_up_operation_is_not_compiled_again_whether_or_not_the_request_names_it() {
-    let _turn = shared().await;
-    let bank = mock_bank::start(BankConfig::default()).await.expect("the bank starts");
-    let dir = ConfigDir::new("logging-warmup");
-    dir.write("bank.graphql", &demo_sdl());
-    dir.write("warm.graphql", "query Warm { customers(limit: 2) { id } }");
+    let warm = "query Warm { customers(limit: 2) { id } }";
     let toml = demo_toml().replace("warmup = [\"examples\"]", "warmup = [\"warm.graphql\"]");
     assert!(
         toml.contains("warm.graphql"),
         "the demo config has a warmup key to replace"
     );
-    dir.write(
-        "mosaic.toml",
-        &format!("{toml}\n[log]\nlevel = \"info,mosaic_gateway::runtime=debug\"\n"),
-    );
-    let mut env = bank_env(&bank);
-    env.push(("MOSAIC_LOG".into(), String::new()));
-    let gateway = GatewayProcess::spawn(&dir.file("mosaic.toml"), &env).await;
-    let compiled = |g: &GatewayProcess| {
-        g.log_fields()
-            .iter()
-            .filter(|l| l["message"] == "operation compiled on first sight")
-            .count()
-    };
-    let warmed = gateway
-        .log_fields()
-        .into_iter()
-        .find(|l| l["message"] == "warmed up: operations compiled, backend connections opened")
-        .unwrap_or_else(|| panic!("no warm-up line:\n{}", gateway.logs().join("\n")));
-    assert!(warmed["operations"].as_u64() >= Some(1), "{warmed}");
-    let ask = |body: Value| {
-        let url = gateway.url("/graphql");
-        async move {
-            let v: Value = client()
-                .post(url)
-                .json(&body)
-                .send()
-                .await
-                .expect("an answer")
-                .json()
-                .await
-                .expect("JSON");
-            assert!(v.get("errors").is_none(), "{v}");
-        }
-    };
-    let query = "query Warm { customers(limit: 2) { id } }";
-    ask(json!({ "query": query })).await;
-    ask(json!({ "query": query, "operationName": "Warm" })).await;
-    // The log thread writes within milliseconds: a control document shows it is caught up.
-    ask(json!({ "query": "{ customers(limit: 1) { id } }" })).await;
-    let gw = &gateway;
-    let caught_up = eventually(Duration::from_secs(5), || async move { compiled(gw) >= 1 }).await;
+    let toml = format!("{toml}\n[log]\nlevel = \"info,mosaic_gateway::runtime=debug\"\n");
+    let served = Logging::start(&toml, &[("warm.graphql", warm)], "").await;
+    let warmed = served.lines("warmed up: operations compiled, backend connections opened");
     assert!(
-        caught_up,
-        "the control document was not compiled:\n{}",
-        gateway.logs().join("\n")
+        warmed.first().is_some_and(|l| l["operations"].as_u64() >= Some(1)),
+        "no warm-up line:\n{}",
+        served.logs()
     );
+    served.ask(json!({ "query": warm })).await;
+    served.ask(json!({ "query": warm, "operationName": "Warm" })).await;
+    // The log thread writes within milliseconds: a control document shows it is caught up.
+    served.ask(json!({ "query": "{ customers(limit: 1) { id } }" })).await;
+    let compiled = "operation compiled on first sight";
+    let caught_up = served.logs_at_least(compiled, 1, Duration::from_secs(5)).await;
+    assert!(caught_up, "the control document was not compiled:\n{}", served.logs());
     assert_eq!(
-        compiled(&gateway),
+        served.lines(compiled).len(),
         1,
         "only the control document is compiled on first sight:\n{}",
-        gateway.logs().join("\n")
+        served.logs()
     );
-    gateway.stop(Duration::from_secs(10)).await;
-    bank.shutdown().await;
+    served.stop().await;
 }

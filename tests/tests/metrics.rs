@@ -12,6 +12,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use mock_bank::Service;
 use mosaic_tests::infra::{eventually, ws_connect, ws_send, Served, WsStream};
+use mosaic_tests::prometheus::{metric_value, metrics};
 use prometheus_parse::{Scrape, Value as Metric};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
@@ -19,29 +20,9 @@ use tokio_tungstenite::tungstenite::Message;
 /// Settings of every test here: stop at once.
 const NO_DRAIN: &str = "drain_delay = \"0s\"";
 
-/// `/metrics` of the admin port, parsed.
-async fn scrape(served: &Served) -> Scrape {
-    let text = served.metrics_text().await;
-    Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("the Prometheus text parses")
-}
-
-/// The value of the sample `name` (a counter, a gauge, or a histogram's `_count` or `_sum`) with
-/// at least `labels`, if exposed.
-fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    scrape
-        .samples
-        .iter()
-        .filter(|s| s.metric == name)
-        .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-        .find_map(|s| match s.value {
-            Metric::Counter(v) | Metric::Gauge(v) | Metric::Untyped(v) => Some(v),
-            _ => None,
-        })
-}
-
 /// The value of `name` with `labels` now.
 async fn metric(served: &Served, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    value(&scrape(served).await, name, labels)
+    metric_value(&metrics(served).await, name, labels)
 }
 
 /// Whether `name` with `labels` comes to satisfy `holds` within `timeout`.
@@ -87,9 +68,9 @@ async fn a_backend_that_is_down_is_counted_as_an_operation_error_with_its_code()
         assert_eq!(status, 200);
         assert_eq!(codes(&v), ["BACKEND_UNAVAILABLE"], "{v}");
     }
-    let scrape = scrape(&served).await;
+    let scrape = metrics(&served).await;
     assert_eq!(
-        value(
+        metric_value(
             &scrape,
             "mosaic_operation_errors_total",
             &[("operation", "Stats"), ("code", "BACKEND_UNAVAILABLE")]
@@ -97,7 +78,7 @@ async fn a_backend_that_is_down_is_counted_as_an_operation_error_with_its_code()
         Some(2.0)
     );
     assert_eq!(
-        value(&scrape, "mosaic_operation_errors_total", &[("code", "OTHER")]),
+        metric_value(&scrape, "mosaic_operation_errors_total", &[("code", "OTHER")]),
         None,
         "no error was counted as OTHER"
     );
@@ -115,7 +96,7 @@ async fn a_query_too_deep_is_counted_as_an_operation_error_with_its_own_code() {
     let (status, v) = served.post(&json!({"query": deep, "operationName": "Deep"}), &[]).await;
     assert_eq!(status, 200);
     assert_eq!(codes(&v), ["QUERY_TOO_DEEP"], "{v}");
-    let scrape = scrape(&served).await;
+    let scrape = metrics(&served).await;
     let counted: Vec<String> = scrape
         .samples
         .iter()
@@ -123,7 +104,7 @@ async fn a_query_too_deep_is_counted_as_an_operation_error_with_its_own_code() {
         .map(|s| format!("{:?} {:?}", s.labels, s.value))
         .collect();
     assert_eq!(
-        value(
+        metric_value(
             &scrape,
             "mosaic_operation_errors_total",
             &[("operation", "Deep"), ("code", "QUERY_TOO_DEEP")]
@@ -163,9 +144,9 @@ async fn breaker_transitions_are_counted_per_backend_and_target_state() {
     let served = Served::start(NO_DRAIN, "").await;
     open_the_accounts_breaker(&served).await;
     let transitions = "mosaic_breaker_transitions_total";
-    let scrape_open = scrape(&served).await;
+    let scrape_open = metrics(&served).await;
     assert_eq!(
-        value(&scrape_open, transitions, &[("backend", "accounts"), ("to", "open")]),
+        metric_value(&scrape_open, transitions, &[("backend", "accounts"), ("to", "open")]),
         Some(1.0)
     );
     let others: Vec<String> = scrape_open
@@ -193,17 +174,17 @@ async fn breaker_transitions_are_counted_per_backend_and_target_state() {
     })
     .await;
     assert!(closed, "the accounts breaker never closed again");
-    let scrape = scrape(&served).await;
+    let scrape = metrics(&served).await;
     assert_eq!(
-        value(&scrape, transitions, &[("backend", "accounts"), ("to", "half_open")]),
+        metric_value(&scrape, transitions, &[("backend", "accounts"), ("to", "half_open")]),
         Some(1.0)
     );
     assert_eq!(
-        value(&scrape, transitions, &[("backend", "accounts"), ("to", "open")]),
+        metric_value(&scrape, transitions, &[("backend", "accounts"), ("to", "open")]),
         Some(1.0)
     );
     assert_eq!(
-        value(&scrape, "mosaic_breaker_state", &[("backend", "accounts")]),
+        metric_value(&scrape, "mosaic_breaker_state", &[("backend", "accounts")]),
         Some(0.0)
     );
     served.stop().await;
@@ -213,8 +194,8 @@ async fn breaker_transitions_are_counted_per_backend_and_target_state() {
 async fn calls_refused_by_an_open_breaker_are_counted_as_breaker_rejections() {
     let served = Served::start(NO_DRAIN, "").await;
     open_the_accounts_breaker(&served).await;
-    let rejections = |s: &Scrape| value(s, "mosaic_breaker_rejections_total", &[("backend", "accounts")]);
-    let before = rejections(&scrape(&served).await).expect("the family is exposed");
+    let rejections = |s: &Scrape| metric_value(s, "mosaic_breaker_rejections_total", &[("backend", "accounts")]);
+    let before = rejections(&metrics(&served).await).expect("the family is exposed");
     for id in ["C060", "C061", "C062"] {
         let (_, v) = served
             .graphql(
@@ -225,10 +206,10 @@ async fn calls_refused_by_an_open_breaker_are_counted_as_breaker_rejections() {
             .await;
         assert_eq!(codes(&v), ["CIRCUIT_OPEN"], "{v}");
     }
-    let after = scrape(&served).await;
+    let after = metrics(&served).await;
     assert_eq!(rejections(&after), Some(before + 3.0), "one rejection per refused call");
     assert_eq!(
-        value(&after, "mosaic_breaker_rejections_total", &[("backend", "customers")]),
+        metric_value(&after, "mosaic_breaker_rejections_total", &[("backend", "customers")]),
         Some(0.0),
         "the customers breaker refused nothing"
     );
@@ -248,14 +229,14 @@ async fn calls_refused_by_a_full_bulkhead_are_counted_per_backend() {
     .await;
     let full = answers.iter().filter(|(_, v)| codes(v) == ["BULKHEAD_FULL"]).count();
     assert!(full >= 1, "no call was refused by the bulkhead: {answers:?}");
-    let scrape = scrape(&served).await;
+    let scrape = metrics(&served).await;
     assert_eq!(
-        value(&scrape, "mosaic_bulkhead_rejections_total", &[("backend", "customers")]),
+        metric_value(&scrape, "mosaic_bulkhead_rejections_total", &[("backend", "customers")]),
         Some(full as f64),
         "one rejection per BULKHEAD_FULL answer"
     );
     assert_eq!(
-        value(&scrape, "mosaic_bulkhead_rejections_total", &[("backend", "accounts")]),
+        metric_value(&scrape, "mosaic_bulkhead_rejections_total", &[("backend", "accounts")]),
         Some(0.0)
     );
     served.stop().await;
@@ -272,14 +253,14 @@ async fn retries_are_counted_per_backend() {
     // One call, tried three times (the default attempts) as the bank saw.
     let tried = served.bank_calls(Service::Customers).await;
     assert_eq!(tried, 3, "the GET was retried");
-    let scrape = scrape(&served).await;
+    let scrape = metrics(&served).await;
     assert_eq!(
-        value(&scrape, "mosaic_backend_retries_total", &[("backend", "customers")]),
+        metric_value(&scrape, "mosaic_backend_retries_total", &[("backend", "customers")]),
         Some((tried - 1) as f64),
         "every try after the first is a retry"
     );
     assert_eq!(
-        value(&scrape, "mosaic_backend_retries_total", &[("backend", "ledger")]),
+        metric_value(&scrape, "mosaic_backend_retries_total", &[("backend", "ledger")]),
         Some(0.0)
     );
     served.stop().await;
@@ -296,21 +277,21 @@ async fn cache_misses_entries_and_bytes_follow_what_was_stored() {
     let served = Served::start(NO_DRAIN, "").await;
     let size = |s: &Scrape| {
         (
-            value(s, "mosaic_cache_misses_total", &[]).unwrap_or(-1.0),
-            value(s, "mosaic_cache_entries", &[]).unwrap_or(-1.0),
-            value(s, "mosaic_cache_bytes", &[]).unwrap_or(-1.0),
+            metric_value(s, "mosaic_cache_misses_total", &[]).unwrap_or(-1.0),
+            metric_value(s, "mosaic_cache_entries", &[]).unwrap_or(-1.0),
+            metric_value(s, "mosaic_cache_bytes", &[]).unwrap_or(-1.0),
         )
     };
-    assert_eq!(size(&scrape(&served).await), (0.0, 0.0, 0.0), "an empty cache");
+    assert_eq!(size(&metrics(&served).await), (0.0, 0.0, 0.0), "an empty cache");
     served.graphql(PAGE, json!({"limit": 2, "offset": 0}), &[]).await;
-    let (misses, entries, one) = size(&scrape(&served).await);
+    let (misses, entries, one) = size(&metrics(&served).await);
     assert_eq!((misses, entries), (1.0, 1.0));
     assert!(one > 0.0, "an entry takes room: {one}");
     // The same page again is a hit: nothing changes.
     served.graphql(PAGE, json!({"limit": 2, "offset": 0}), &[]).await;
-    assert_eq!(size(&scrape(&served).await), (1.0, 1.0, one));
+    assert_eq!(size(&metrics(&served).await), (1.0, 1.0, one));
     served.graphql(PAGE, json!({"limit": 2, "offset": 2}), &[]).await;
-    let (misses, entries, two) = size(&scrape(&served).await);
+    let (misses, entries, two) = size(&metrics(&served).await);
     assert_eq!((misses, entries), (2.0, 2.0));
     assert!(two > one, "a second entry adds its size: {one} then {two}");
     served.stop().await;
@@ -326,8 +307,8 @@ async fn entries_beyond_the_caches_max_bytes_are_evicted_and_counted() {
         assert!(v.get("errors").is_none(), "{v}");
     }
     // One scrape tells one story: every stored page is still there or was evicted.
-    let scrape = scrape(&served).await;
-    let read = |name: &str| value(&scrape, name, &[]).unwrap_or_else(|| panic!("no {name}"));
+    let scrape = metrics(&served).await;
+    let read = |name: &str| metric_value(&scrape, name, &[]).unwrap_or_else(|| panic!("no {name}"));
     let (stores, entries, evictions, bytes) = (
         read("mosaic_cache_stores_total"),
         read("mosaic_cache_entries"),
@@ -370,9 +351,9 @@ async fn a_call_that_joins_an_identical_one_in_flight_is_counted_as_coalesced() 
     let ((_, a), (_, b)) = tokio::join!(first, second);
     assert_eq!(a["data"]["customer"]["name"], b["data"]["customer"]["name"], "{a} {b}");
     assert_eq!(served.bank_calls(Service::Customers).await, 1, "one call for both");
-    let scrape = scrape(&served).await;
+    let scrape = metrics(&served).await;
     assert_eq!(
-        value(&scrape, "mosaic_backend_coalesced_total", &[("backend", "customers")]),
+        metric_value(&scrape, "mosaic_backend_coalesced_total", &[("backend", "customers")]),
         Some(1.0)
     );
     served.stop().await;
@@ -391,15 +372,15 @@ async fn batch_sizes_are_observed_per_backend() {
             .await;
         assert!(v.get("errors").is_none(), "{v}");
     }
-    let scrape = scrape(&served).await;
+    let scrape = metrics(&served).await;
     let labels = [("backend", "accounts")];
     assert_eq!(
-        value(&scrape, "mosaic_backend_batch_size_count", &labels),
+        metric_value(&scrape, "mosaic_backend_batch_size_count", &labels),
         Some(2.0),
         "one batch per query"
     );
     assert_eq!(
-        value(&scrape, "mosaic_backend_batch_size_sum", &labels),
+        metric_value(&scrape, "mosaic_backend_batch_size_sum", &labels),
         Some(8.0),
         "3 then 5 keys"
     );
@@ -488,11 +469,11 @@ async fn websocket_connections_and_active_subscriptions_are_gauged_while_open() 
     let served = Served::start(NO_DRAIN, "").await;
     let gauges = |s: &Scrape| {
         (
-            value(s, "mosaic_websocket_connections", &[]).unwrap_or(0.0),
-            value(s, "mosaic_subscriptions_active", &[]).unwrap_or(0.0),
+            metric_value(s, "mosaic_websocket_connections", &[]).unwrap_or(0.0),
+            metric_value(s, "mosaic_subscriptions_active", &[]).unwrap_or(0.0),
         )
     };
-    assert_eq!(gauges(&scrape(&served).await), (0.0, 0.0));
+    assert_eq!(gauges(&metrics(&served).await), (0.0, 0.0));
     let mut ws = ws_connect(&served.gateway.url("/graphql"), &[]).await;
     ws_send(
         &mut ws,
@@ -506,7 +487,7 @@ async fn websocket_connections_and_active_subscriptions_are_gauged_while_open() 
     let first = next_message(&mut ws).await;
     assert_eq!(first["type"], "next", "{first}");
     assert_eq!(
-        gauges(&scrape(&served).await),
+        gauges(&metrics(&served).await),
         (1.0, 1.0),
         "one connection, one subscription"
     );
@@ -514,17 +495,17 @@ async fn websocket_connections_and_active_subscriptions_are_gauged_while_open() 
     ws_send(&mut ws, json!({"type": "complete", "id": "live"})).await;
     let served_ref = &served;
     let completed = eventually(Duration::from_secs(3), move || async move {
-        gauges(&scrape(served_ref).await) == (1.0, 0.0)
+        gauges(&metrics(served_ref).await) == (1.0, 0.0)
     })
     .await;
-    assert!(completed, "after complete: {:?}", gauges(&scrape(&served).await));
+    assert!(completed, "after complete: {:?}", gauges(&metrics(&served).await));
     ws.close(None).await.expect("closed");
     drop(ws);
     let closed = eventually(Duration::from_secs(3), move || async move {
-        gauges(&scrape(served_ref).await) == (0.0, 0.0)
+        gauges(&metrics(served_ref).await) == (0.0, 0.0)
     })
     .await;
-    assert!(closed, "after close: {:?}", gauges(&scrape(&served).await));
+    assert!(closed, "after close: {:?}", gauges(&metrics(&served).await));
     served.stop().await;
 }
 

@@ -20,8 +20,9 @@ use mosaic_tests::infra::{
     bank_env, eventually, shared, with_server_settings, ws_connect, ws_send, ConfigDir, GatewayProcess, Served,
     WsStream,
 };
+use mosaic_tests::prometheus::{metric_value, metrics, parse_metrics};
 use mosaic_tests::{client, demo_sdl, demo_toml, TestEnv};
-use prometheus_parse::{LineInfo, Scrape, Value as Metric};
+use prometheus_parse::{Scrape, Value as Metric};
 use serde_json::{json, Value};
 
 /// A query over three backends of the demo (customers, accounts, transfers).
@@ -30,44 +31,6 @@ const CUSTOMER: &str =
 
 /// Settings of every process test but the drain test: stop at once.
 const NO_DRAIN: &str = "drain_delay = \"0s\"";
-
-/// Parses the exposition text with prometheus-parse, after checking that every line is one the
-/// format allows (`# HELP`, `# TYPE`, or a sample with a numeric value); the parser itself
-/// skips what it does not understand.
-fn parse_metrics(text: &str) -> Scrape {
-    for line in text.lines() {
-        match LineInfo::parse(line) {
-            LineInfo::Doc { .. } | LineInfo::Type { .. } | LineInfo::Empty => {}
-            LineInfo::Sample { value, .. } => {
-                let v = value.to_ascii_lowercase();
-                assert!(
-                    v.parse::<f64>().is_ok() || v == "nan",
-                    "a sample with a value that is not a number: {line}"
-                );
-            }
-            LineInfo::Ignored => panic!("a line that is not Prometheus text format: {line:?}"),
-        }
-    }
-    Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("the Prometheus text parses")
-}
-
-/// `/metrics` of the admin port, parsed.
-async fn metrics(served: &Served) -> Scrape {
-    parse_metrics(&served.metrics_text().await)
-}
-
-/// The value of the counter or gauge `name` with `labels`, if exposed.
-fn metric_value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    scrape
-        .samples
-        .iter()
-        .filter(|s| s.metric == name)
-        .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-        .find_map(|s| match s.value {
-            Metric::Counter(v) | Metric::Gauge(v) | Metric::Untyped(v) => Some(v),
-            _ => None,
-        })
-}
 
 // ---------------------------------------------------------------------------------------------
 // Graceful shutdown.

@@ -87,6 +87,20 @@ async fn send(client: reqwest::Client, req: BackendRequest, max: usize) -> Resul
     result.map(|(payload, _)| payload)
 }
 
+/// Continues `trace` in a backend request: `traceparent` naming `span_id` as the backend's parent,
+/// and the client's `tracestate`.
+pub(super) fn propagate(
+    builder: reqwest::RequestBuilder,
+    trace: &crate::telemetry::trace_context::CallTrace,
+    span_id: u64,
+) -> reqwest::RequestBuilder {
+    let builder = builder.header("traceparent", trace.traceparent(span_id));
+    match &trace.tracestate {
+        Some(state) => builder.header("tracestate", state.clone()),
+        None => builder,
+    }
+}
+
 /// Sends the request; `span_id` is the attempt's span, the parent the backend sees.
 async fn send_once(
     client: reqwest::Client,
@@ -103,10 +117,7 @@ async fn send_once(
         builder = builder.header(k, v);
     }
     if let Some(t) = &req.trace {
-        builder = builder.header("traceparent", t.traceparent(span_id.unwrap_or(t.parent_span_id)));
-        if let Some(state) = &t.tracestate {
-            builder = builder.header("tracestate", state.clone());
-        }
+        builder = propagate(builder, t, span_id.unwrap_or(t.parent_span_id));
     }
     if let Some(body) = req.body {
         builder = builder.body(body);

@@ -278,16 +278,16 @@ impl AttemptSpan {
         result: Result<u16, &CallError>,
     ) {
         let url = base.and_then(|b| reqwest::Url::parse(b).ok());
-        let template = notes.and_then(|n| n.endpoint()).cloned();
-        let path = template.as_deref().map(|t| t.split_once(' ').map_or(t, |(_, p)| p));
+        let template = notes.and_then(|n| n.endpoint()).map(|t| &**t);
+        let path = template.map(|t| t.split_once(' ').map_or(t, |(_, p)| p));
         let (status, error_type) = match result {
             Ok(status) => (Some(status), None),
             Err(CallError::Status { status, .. }) => (Some(*status), result.err().map(CallError::public_code)),
             Err(e) => (None, Some(e.public_code())),
         };
-        let error = match (status, error_type) {
-            (_, Some(code)) => Some(code.to_string()),
-            (Some(s), None) if s >= 500 => Some(format!("HTTP {s}")),
+        let error: Option<std::borrow::Cow<'static, str>> = match (status, error_type) {
+            (_, Some(code)) => Some(code.into()),
+            (Some(s), None) if s >= 500 => Some(format!("HTTP {s}").into()),
             _ => None,
         };
         let name: &[&str] = match &template {

@@ -62,10 +62,7 @@ pub fn open(clients: &BackendClients, req: BackendRequest) -> BoxStream<'static,
                 builder = builder.header("last-event-id", id.as_str());
             }
             if let Some(t) = &req.trace {
-                builder = builder.header("traceparent", t.traceparent(t.parent_span_id));
-                if let Some(state) = &t.tracestate {
-                    builder = builder.header("tracestate", state.clone());
-                }
+                builder = super::http::propagate(builder, t, t.parent_span_id);
             }
             let error = match builder.send().await {
                 Ok(resp) if resp.status().is_success() => {

@@ -156,7 +156,7 @@ fn record_operation_span(
 
 /// Notes the operation in the request's trace context: the log lines about its backend calls
 /// say which operation (name, type, document hash) they belong to. Never the variables.
-fn log_operation(prepared: &Prepared, kind: &'static str) {
+fn note_operation(prepared: &Prepared, kind: &'static str) {
     if let Some(ctx) = crate::telemetry::trace_context::current() {
         let _ = ctx.operation.set(crate::telemetry::trace_context::OperationLabel {
             name: prepared.name.clone(),
@@ -304,7 +304,7 @@ impl Runtime {
             },
         };
         let kind = kind_label(prepared.kind);
-        log_operation(&prepared, kind);
+        note_operation(&prepared, kind);
         if prepared.kind == OperationType::Mutation && !self.engine.plan.security.allow_mutations {
             return (
                 request_error(&async_graphql::Response::from_errors(vec![mutations_disabled()])),
@@ -435,9 +435,8 @@ impl Runtime {
             .map(|(body, _)| body.to_vec())
     }
 
-    /// First sight of a document: parse and validate it (async-graphql), then compile it.
-    /// Parses and validates a document (async-graphql, with our limits); the error answer and its
-    /// codes when it is refused.
+    /// First sight of a document: parse and validate it (async-graphql, with our limits), then
+    /// compile it; the error answer and its codes when it is refused.
     async fn prepare(&self, req: &GraphQLRequest) -> Result<Arc<Prepared>, (Executed, Vec<String>)> {
         let slot = Arc::new(ValidateOnly::default());
         let request = to_async_graphql(req).data(slot.clone());

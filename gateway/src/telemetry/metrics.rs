@@ -31,7 +31,8 @@ struct OperationSeries {
 }
 
 impl OperationSeries {
-    fn get(&mut self, name: Option<&str>, kind: &'static str) -> &Series {
+    /// The series of `name` (of type `kind`), with the operation label it has.
+    fn get(&mut self, name: Option<&str>, kind: &'static str) -> (&str, &Series) {
         let names = self.by_kind.entry(kind).or_default();
         let label = match name {
             None => "anonymous",
@@ -47,7 +48,8 @@ impl OperationSeries {
             );
             names.insert(label.into(), series);
         }
-        &names[label]
+        let (label, series) = names.get_key_value(label).expect("inserted above");
+        (label, series)
     }
 }
 
@@ -79,113 +81,128 @@ pub fn install() -> Option<PrometheusHandle> {
         .clone()
 }
 
-/// The `# HELP` text and unit of every metric (what `promtool check metrics` asks for).
-fn describe() {
-    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
-    describe_counter!("mosaic_operations_total", "GraphQL operations served");
-    describe_histogram!(
-        "mosaic_operation_duration_seconds",
-        Unit::Seconds,
-        "Time to serve a GraphQL operation"
-    );
-    describe_counter!("mosaic_operation_errors_total", "Errors in responses, by public code");
-    describe_gauge!("mosaic_requests_in_flight", "HTTP requests being served");
-    describe_counter!(
+/// Counters and their `# HELP` text (what `promtool check metrics` asks for).
+const COUNTERS: &[(&str, &str)] = &[
+    ("mosaic_operations_total", "GraphQL operations served"),
+    ("mosaic_operation_errors_total", "Errors in responses, by public code"),
+    (
         "mosaic_backend_requests_total",
-        "Backend calls made (after the cache and coalescing), by outcome"
-    );
-    describe_histogram!(
-        "mosaic_backend_duration_seconds",
-        Unit::Seconds,
-        "Time of a backend call, retries included"
-    );
-    describe_counter!(
+        "Backend calls made (after the cache and coalescing), by outcome",
+    ),
+    (
         "mosaic_backend_coalesced_total",
-        "Backend calls that joined an identical call in flight"
-    );
-    describe_histogram!(
-        "mosaic_backend_batch_size",
-        Unit::Count,
-        "Keys per batched backend request"
-    );
-    describe_counter!("mosaic_backend_retries_total", "Retries of backend calls");
-    describe_gauge!("mosaic_backend_in_flight", "Backend calls in flight");
-    describe_gauge!("mosaic_backend_instances", "Instances of a backend");
-    describe_gauge!("mosaic_backend_instances_ejected", "Instances ejected as outliers");
-    describe_gauge!(
-        "mosaic_breaker_state",
-        "Circuit breaker state: 0 closed, 1 half-open, 2 open"
-    );
-    describe_counter!(
+        "Backend calls that joined an identical call in flight",
+    ),
+    ("mosaic_backend_retries_total", "Retries of backend calls"),
+    (
         "mosaic_breaker_transitions_total",
-        "Circuit breaker state changes, by new state"
-    );
-    describe_counter!(
+        "Circuit breaker state changes, by new state",
+    ),
+    (
         "mosaic_breaker_rejections_total",
-        "Calls refused by an open circuit breaker"
-    );
-    describe_counter!("mosaic_bulkhead_rejections_total", "Calls refused by a full bulkhead");
-    describe_counter!("mosaic_cache_hits_total", "Backend answers served from the cache");
-    describe_counter!(
+        "Calls refused by an open circuit breaker",
+    ),
+    ("mosaic_bulkhead_rejections_total", "Calls refused by a full bulkhead"),
+    ("mosaic_cache_hits_total", "Backend answers served from the cache"),
+    (
         "mosaic_cache_stale_hits_total",
-        "Expired answers served while refreshed"
-    );
-    describe_counter!("mosaic_cache_misses_total", "Cacheable calls not found in the cache");
-    describe_counter!("mosaic_cache_stores_total", "Answers stored in the cache");
-    describe_counter!(
+        "Expired answers served while refreshed",
+    ),
+    ("mosaic_cache_misses_total", "Cacheable calls not found in the cache"),
+    ("mosaic_cache_stores_total", "Answers stored in the cache"),
+    (
         "mosaic_cache_stale_if_error_total",
-        "Stale answers served because the backend failed"
-    );
-    describe_counter!(
+        "Stale answers served because the backend failed",
+    ),
+    (
         "mosaic_cache_invalidations_total",
-        "Cache entries invalidated by mutations"
-    );
-    describe_counter!("mosaic_cache_evictions_total", "Cache entries evicted for room");
-    describe_gauge!("mosaic_cache_entries", "Entries in the cache");
+        "Cache entries invalidated by mutations",
+    ),
+    ("mosaic_cache_evictions_total", "Cache entries evicted for room"),
+    ("mosaic_config_reloads_total", "Configuration reloads, by result"),
+    (
+        "mosaic_log_lines_delayed_total",
+        "Log lines that waited for room in the writer's buffer",
+    ),
+    (
+        "mosaic_trace_spans_exported_total",
+        "Spans accepted by the OTLP collector",
+    ),
+    (
+        "mosaic_trace_spans_dropped_total",
+        "Spans dropped because the exporter did not keep up",
+    ),
+    (
+        "mosaic_trace_export_failures_total",
+        "OTLP exports that failed (their spans are lost)",
+    ),
+];
+
+/// Gauges and their `# HELP` text.
+const GAUGES: &[(&str, &str)] = &[
+    ("mosaic_requests_in_flight", "HTTP requests being served"),
+    ("mosaic_backend_in_flight", "Backend calls in flight"),
+    ("mosaic_backend_instances", "Instances of a backend"),
+    ("mosaic_backend_instances_ejected", "Instances ejected as outliers"),
+    (
+        "mosaic_breaker_state",
+        "Circuit breaker state: 0 closed, 1 half-open, 2 open",
+    ),
+    ("mosaic_cache_entries", "Entries in the cache"),
+    ("mosaic_websocket_connections", "Open WebSocket connections"),
+    ("mosaic_subscriptions_active", "Running subscriptions"),
+    ("mosaic_build_info", "The gateway's version (value 1)"),
+];
+
+/// Histograms, their units and `# HELP` text.
+const HISTOGRAMS: &[(&str, metrics::Unit, &str)] = &[
+    (
+        "mosaic_operation_duration_seconds",
+        metrics::Unit::Seconds,
+        "Time to serve a GraphQL operation",
+    ),
+    (
+        "mosaic_backend_duration_seconds",
+        metrics::Unit::Seconds,
+        "Time of a backend call, retries included",
+    ),
+    (
+        "mosaic_backend_batch_size",
+        metrics::Unit::Count,
+        "Keys per batched backend request",
+    ),
+];
+
+/// Registers the `# HELP` text and unit of every metric.
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    for (name, help) in COUNTERS {
+        describe_counter!(*name, *help);
+    }
+    for (name, help) in GAUGES {
+        describe_gauge!(*name, *help);
+    }
     describe_gauge!(
         "mosaic_cache_bytes",
-        Unit::Bytes,
+        metrics::Unit::Bytes,
         "Estimated memory of the cached answers"
     );
-    describe_gauge!("mosaic_websocket_connections", "Open WebSocket connections");
-    describe_gauge!("mosaic_subscriptions_active", "Running subscriptions");
-    describe_counter!("mosaic_config_reloads_total", "Configuration reloads, by result");
-    describe_counter!(
-        "mosaic_log_lines_delayed_total",
-        "Log lines that waited for room in the writer's buffer"
-    );
-    describe_counter!(
-        "mosaic_trace_spans_exported_total",
-        "Spans accepted by the OTLP collector"
-    );
-    describe_counter!(
-        "mosaic_trace_spans_dropped_total",
-        "Spans dropped because the exporter did not keep up"
-    );
-    describe_counter!(
-        "mosaic_trace_export_failures_total",
-        "OTLP exports that failed (their spans are lost)"
-    );
-    describe_gauge!("mosaic_build_info", "The gateway's version (value 1)");
+    for (name, unit, help) in HISTOGRAMS {
+        describe_histogram!(*name, *unit, *help);
+    }
 }
 
 /// One GraphQL operation served.
 pub fn operation(name: Option<&str>, kind: &'static str, elapsed: Duration, error_codes: &[String]) {
     let series = OPERATION_SERIES.get_or_init(Mutex::default);
     let Ok(mut series) = series.lock() else { return };
-    let (count, duration) = series.get(name, kind);
+    let (label, (count, duration)) = series.get(name, kind);
     count.increment(1);
     duration.record(elapsed.as_secs_f64());
     if error_codes.is_empty() {
         return;
     }
-    // The label the series above got ("other" past the cap).
-    let op = series
-        .by_kind
-        .get(kind)
-        .and_then(|names| name.filter(|n| names.contains_key(*n)))
-        .unwrap_or(if name.is_some() { "other" } else { "anonymous" })
-        .to_string();
+    let op = label.to_string();
     drop(series);
     for code in error_codes {
         counter!("mosaic_operation_errors_total", "operation" => op.clone(), "code" => bounded_code(code)).increment(1);
@@ -290,7 +307,7 @@ impl BackendSeries {
 /// The number of keys in one batch request.
 pub fn batch_size(backend: &str, keys: usize) {
     let sizes = BATCH_SIZES.get_or_init(RwLock::default);
-    if let Some(h) = sizes.read().ok().and_then(|m| m.get(backend).cloned()) {
+    if let Some(h) = sizes.read().ok().as_ref().and_then(|m| m.get(backend)) {
         h.record(keys as f64);
         return;
     }

@@ -11,7 +11,7 @@
 //! buffer that is reused batch after batch.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -159,7 +159,8 @@ impl SpanQueue {
 }
 
 async fn export_loop<E: Export>(queue: Arc<SpanQueue>, exporter: E, envelope: Envelope) {
-    let failing = AtomicBool::new(false);
+    // Failures are logged when exports start failing and when they work again, not per batch.
+    let mut failing = false;
     let mut stopping = false;
     while !stopping {
         tokio::select! {
@@ -171,23 +172,22 @@ async fn export_loop<E: Export>(queue: Arc<SpanQueue>, exporter: E, envelope: En
             let full = batch.spans == queue.config.max_batch;
             let spans = batch.spans;
             let request = envelope.wrap(batch.bytes);
-            match tokio::time::timeout(queue.config.export_timeout, exporter.export(request)).await {
-                Ok(Ok(())) => {
+            let failure = match tokio::time::timeout(queue.config.export_timeout, exporter.export(request)).await {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(_) => Some(format!("no answer within {:?}", queue.config.export_timeout)),
+            };
+            match failure {
+                None => {
                     metrics::counter!("mosaic_trace_spans_exported_total").increment(spans as u64);
-                    if failing.swap(false, Ordering::Relaxed) {
+                    if std::mem::replace(&mut failing, false) {
                         tracing::info!("trace export works again");
                     }
                 }
-                Ok(Err(e)) => {
+                Some(error) => {
                     metrics::counter!("mosaic_trace_export_failures_total").increment(1);
-                    if !failing.swap(true, Ordering::Relaxed) {
-                        tracing::warn!(error = %e, spans, "trace export failed; spans of this batch are lost");
-                    }
-                }
-                Err(_) => {
-                    metrics::counter!("mosaic_trace_export_failures_total").increment(1);
-                    if !failing.swap(true, Ordering::Relaxed) {
-                        tracing::warn!(spans, timeout = ?queue.config.export_timeout, "trace export timed out");
+                    if !std::mem::replace(&mut failing, true) {
+                        tracing::warn!(%error, spans, "trace export failed; spans of this batch are lost");
                     }
                 }
             }

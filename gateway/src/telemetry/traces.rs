@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::otlp::encode::{Envelope, SpanRecord};
-use super::otlp::export::{parse_compression, parse_headers, Exporter, ExporterConfig, ExporterError, TransportKind};
+use super::otlp::export::{parse_compression, parse_headers, Exporter, ExporterConfig, ExporterError};
 use super::span_queue::{QueueConfig, SpanQueue};
 use super::trace_context::TraceId;
 
@@ -131,25 +131,8 @@ impl TracesSetup {
                 Some(other) => return Err(TracesError::Protocol(other.to_string())),
             },
         };
-        let configured = settings
-            .otlp_endpoint
-            .as_ref()
-            .map(|e| e.get_ref().trim().to_string())
-            .filter(|e| !e.is_empty());
-        // As the specification says: the signal's own variable is the full URL; the generic
-        // one is a base that gets `/v1/traces` over HTTP.
-        let endpoint = match (configured, protocol) {
-            (Some(base), OtlpProtocol::HttpProtobuf) => traces_url(&base),
-            (Some(base), OtlpProtocol::Grpc) => base,
-            (None, _) => match (
-                env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
-                env("OTEL_EXPORTER_OTLP_ENDPOINT"),
-            ) {
-                (Some(full), _) => full,
-                (None, Some(base)) if protocol == OtlpProtocol::HttpProtobuf => traces_url(&base),
-                (None, Some(base)) => base,
-                (None, None) => return Ok(None),
-            },
+        let Some(endpoint) = endpoint(settings, protocol, env) else {
+            return Ok(None);
         };
         let headers = match env("OTEL_EXPORTER_OTLP_TRACES_HEADERS").or_else(|| env("OTEL_EXPORTER_OTLP_HEADERS")) {
             Some(text) => parse_headers(&text)?,
@@ -172,30 +155,10 @@ impl TracesSetup {
             },
             None => Sampler::from_env(env),
         };
-        let service = settings
-            .service_name
-            .clone()
-            .or_else(|| env("OTEL_SERVICE_NAME"))
-            .unwrap_or_else(|| "mosaic".into());
-        let mut resource: Vec<(String, String)> = env("OTEL_RESOURCE_ATTRIBUTES")
-            .and_then(|text| parse_headers(&text).ok())
-            .unwrap_or_default();
-        for (key, value) in [
-            ("service.name", service),
-            ("service.version", env!("CARGO_PKG_VERSION").to_string()),
-            ("telemetry.sdk.name", "mosaic".to_string()),
-            ("telemetry.sdk.language", "rust".to_string()),
-            ("telemetry.sdk.version", env!("CARGO_PKG_VERSION").to_string()),
-        ] {
-            resource.retain(|(k, _)| k != key);
-            resource.push((key.to_string(), value));
-        }
+        let resource = resource(settings, env);
         Ok(Some(Self {
             exporter: ExporterConfig {
-                transport: match protocol {
-                    OtlpProtocol::HttpProtobuf => TransportKind::Http,
-                    OtlpProtocol::Grpc => TransportKind::Grpc,
-                },
+                transport: protocol,
                 endpoint,
                 headers,
                 gzip,
@@ -206,6 +169,53 @@ impl TracesSetup {
             resource,
         }))
     }
+}
+
+/// Where spans go: the file's collector, else the variables' (`None`: nowhere, traces are off).
+/// As the specification says, the signal's own variable is the full URL; the generic one is a
+/// base that gets `/v1/traces` over HTTP.
+fn endpoint(settings: &TelemetryToml, protocol: OtlpProtocol, env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    let configured = settings
+        .otlp_endpoint
+        .as_ref()
+        .map(|e| e.get_ref().trim().to_string())
+        .filter(|e| !e.is_empty());
+    let (base, full) = match configured {
+        Some(base) => (Some(base), None),
+        None => (
+            env("OTEL_EXPORTER_OTLP_ENDPOINT"),
+            env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
+        ),
+    };
+    match (full, base, protocol) {
+        (Some(full), ..) => Some(full),
+        (None, Some(base), OtlpProtocol::HttpProtobuf) => Some(traces_url(&base)),
+        (None, base, _) => base,
+    }
+}
+
+/// `Resource` attributes: `OTEL_RESOURCE_ATTRIBUTES`, then `service.name` (the file's, else
+/// `OTEL_SERVICE_NAME`, else `mosaic`) and the gateway's own, which win.
+fn resource(settings: &TelemetryToml, env: &dyn Fn(&str) -> Option<String>) -> Vec<(String, String)> {
+    let service = settings
+        .service_name
+        .clone()
+        .or_else(|| env("OTEL_SERVICE_NAME"))
+        .unwrap_or_else(|| "mosaic".into());
+    let mut resource: Vec<(String, String)> = env("OTEL_RESOURCE_ATTRIBUTES")
+        .and_then(|text| parse_headers(&text).ok())
+        .unwrap_or_default();
+    for (key, value) in [
+        ("service.name", service),
+        ("service.version", env!("CARGO_PKG_VERSION").to_string()),
+        ("telemetry.sdk.name", "mosaic".to_string()),
+        ("telemetry.sdk.language", "rust".to_string()),
+        ("telemetry.sdk.version", env!("CARGO_PKG_VERSION").to_string()),
+    ] {
+        resource.retain(|(k, _)| k != key);
+        resource.push((key.to_string(), value));
+    }
+    resource
 }
 
 impl Tracer {
@@ -319,7 +329,7 @@ mod tests {
         let none = TelemetryToml::default();
         let generic = resolve(&none, &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318/")]).expect("on");
         assert_eq!(generic.exporter.endpoint, "http://c:4318/v1/traces");
-        assert_eq!(generic.exporter.transport, TransportKind::Http);
+        assert_eq!(generic.exporter.transport, OtlpProtocol::HttpProtobuf);
         let full = resolve(
             &none,
             &[
@@ -338,7 +348,7 @@ mod tests {
         )
         .expect("on");
         assert_eq!(grpc.exporter.endpoint, "http://c:4317");
-        assert_eq!(grpc.exporter.transport, TransportKind::Grpc);
+        assert_eq!(grpc.exporter.transport, OtlpProtocol::Grpc);
         let bad = TracesSetup::resolve(
             &none,
             &vars(&[
@@ -372,7 +382,7 @@ mod tests {
         )
         .expect("on");
         assert_eq!(setup.exporter.endpoint, "http://file:4318/v1/traces");
-        assert_eq!(setup.exporter.transport, TransportKind::Http);
+        assert_eq!(setup.exporter.transport, OtlpProtocol::HttpProtobuf);
         assert_eq!(
             setup.sampler,
             Sampler {

@@ -306,14 +306,6 @@ impl Envelope {
         bytes::Bytes::from(batch).slice(start..)
     }
 
-    /// An `ExportTraceServiceRequest` holding `spans` (entries written by
-    /// [`SpanRecord::encode_entry`]), copied after the head.
-    pub fn request(&self, spans: &[u8]) -> Vec<u8> {
-        let mut out = self.head(spans.len());
-        out.extend_from_slice(spans);
-        out
-    }
-
     /// Everything of the request before its span entries, which take `spans` bytes.
     fn head(&self, spans: usize) -> Vec<u8> {
         let scope_spans = delimited_len(SCOPE_SPANS_SCOPE, self.scope.len()) + spans;

@@ -16,6 +16,8 @@ use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 
+use crate::config::settings::OtlpProtocol;
+
 /// Why one export failed (the batch is lost; the queue goes on with the next).
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -52,19 +54,13 @@ pub trait Export: Send + Sync + 'static {
 /// How spans leave the process.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExporterConfig {
-    pub transport: TransportKind,
+    pub transport: OtlpProtocol,
     /// HTTP: the full traces URL (`…/v1/traces`); gRPC: the collector's URL.
     pub endpoint: String,
     /// Sent with every export (`OTEL_EXPORTER_OTLP_HEADERS`).
     pub headers: Vec<(String, String)>,
     pub gzip: bool,
     pub timeout: Duration,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TransportKind {
-    Http,
-    Grpc,
 }
 
 enum Transport {
@@ -109,7 +105,7 @@ impl Exporter {
             reason,
         };
         let transport = match config.transport {
-            TransportKind::Http => {
+            OtlpProtocol::HttpProtobuf => {
                 let url = reqwest::Url::parse(&config.endpoint).map_err(|e| endpoint_error(e.to_string()))?;
                 let mut headers = HeaderMap::new();
                 for (name, value) in &config.headers {
@@ -126,7 +122,7 @@ impl Exporter {
                     .build()?;
                 Transport::Http { client, url, headers }
             }
-            TransportKind::Grpc => {
+            OtlpProtocol::Grpc => {
                 let mut endpoint = tonic::transport::Endpoint::from_shared(config.endpoint.clone())
                     .map_err(|e| endpoint_error(e.to_string()))?
                     .timeout(config.timeout)
@@ -331,7 +327,7 @@ mod tests {
 
     #[test]
     fn bad_headers_are_refused_when_the_exporter_is_built() {
-        for transport in [TransportKind::Http, TransportKind::Grpc] {
+        for transport in [OtlpProtocol::HttpProtobuf, OtlpProtocol::Grpc] {
             let config = ExporterConfig {
                 transport,
                 endpoint: "http://127.0.0.1:4318/v1/traces".into(),

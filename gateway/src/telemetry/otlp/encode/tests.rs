@@ -21,8 +21,16 @@ fn envelope() -> Envelope {
     )
 }
 
+/// The export request of a batch of `spans` (entries), as the queue sends it.
+fn request(spans: &[u8]) -> bytes::Bytes {
+    let envelope = envelope();
+    let mut batch = vec![0u8; envelope.head_room()];
+    batch.extend_from_slice(spans);
+    envelope.wrap(batch)
+}
+
 fn decode(spans: &[u8]) -> ExportTraceServiceRequest {
-    ExportTraceServiceRequest::decode(envelope().request(spans).as_slice()).expect("valid OTLP protobuf")
+    ExportTraceServiceRequest::decode(request(spans)).expect("valid OTLP protobuf")
 }
 
 fn only_span(request: &ExportTraceServiceRequest) -> &Span {
@@ -171,12 +179,10 @@ fn entries_concatenate_into_one_request() {
 }
 
 #[test]
-fn a_batch_wrapped_in_place_equals_the_copied_request() {
-    let envelope = envelope();
-    let mut batch = vec![0u8; envelope.head_room()];
+fn a_wrapped_batch_starts_with_its_head_and_holds_every_span() {
     let mut spans = Vec::new();
     for i in 1..=40u64 {
-        let record = SpanRecord {
+        SpanRecord {
             name: &["op"],
             kind: SpanKind::Internal,
             span_id: i,
@@ -187,13 +193,14 @@ fn a_batch_wrapped_in_place_equals_the_copied_request() {
             attributes: &[Some(Attribute::str("k", "v"))],
             error: None,
             links: &[],
-        };
-        record.encode_entry(TraceId(5), &mut batch);
-        record.encode_entry(TraceId(5), &mut spans);
+        }
+        .encode_entry(TraceId(5), &mut spans);
     }
-    let wrapped = envelope.wrap(batch);
-    assert_eq!(&wrapped[..], &envelope.request(&spans)[..]);
-    let decoded = ExportTraceServiceRequest::decode(&wrapped[..]).expect("valid OTLP protobuf");
+    let wrapped = request(&spans);
+    // No room left over: the request begins with field 1 (resource_spans), length-delimited.
+    assert_eq!(wrapped[0], 0x0a);
+    assert!(wrapped.ends_with(&spans), "the spans are sent as they were encoded");
+    let decoded = ExportTraceServiceRequest::decode(wrapped).expect("valid OTLP protobuf");
     assert_eq!(decoded.resource_spans[0].scope_spans[0].spans.len(), 40);
 }
 
