@@ -5,6 +5,7 @@
 
 pub mod backend;
 pub mod cli;
+pub mod coalesce;
 pub mod config;
 pub mod exec;
 pub mod plan;

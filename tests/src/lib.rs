@@ -68,6 +68,17 @@ pub fn plan_for(bank: &Bank, sdl: &str, toml: &str) -> Plan {
     build_plan(&src, &ResolverRegistry::new()).unwrap_or_else(|d| panic!("the test config is invalid:\n{d}"))
 }
 
+/// Builds a plan from in-memory config texts as they are (backend URLs included). Panics with
+/// the diagnostics if the config is invalid.
+pub fn plan_of(sdl: &str, toml: &str) -> Plan {
+    let src: ConfigSource = load_from_sources(
+        SourceFile::new("mosaic.toml", toml),
+        vec![SourceFile::new("schema.graphql", sdl)],
+    )
+    .unwrap_or_else(|d| panic!("the test config does not load:\n{d}"));
+    build_plan(&src, &ResolverRegistry::new()).unwrap_or_else(|d| panic!("the test config is invalid:\n{d}"))
+}
+
 /// Stops the gateway when dropped, unless it was stopped already.
 struct GatewayGuard {
     shutdown: Option<oneshot::Sender<()>>,

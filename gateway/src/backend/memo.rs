@@ -2,25 +2,36 @@
 //!
 //! Both executors render calls independently in different parts of a query; the memo makes the
 //! second identical GET wait for (or reuse) the first. Non-idempotent calls (mutations) are never
-//! deduplicated.
+//! deduplicated. The memo is a [`Coalescer`] that keeps finished answers for the request's
+//! lifetime; a call every part of the request stopped waiting for is cancelled, not kept.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use futures::future::{FutureExt, Shared};
-
-use super::http::CallFuture;
 use super::{BackendClients, BackendRequest, CallError, CallFailure, CallKey, Payload};
+use crate::coalesce::{Coalescer, Retention};
 use crate::telemetry::trace_context::CallTrace;
 
 /// Calls made so far by one request, with what every call of the request carries: its deadline
 /// and its principal (for private cache entries).
-#[derive(Default)]
 pub struct CallMemo {
-    calls: Mutex<HashMap<CallKey, Shared<CallFuture>>>,
+    calls: Coalescer<CallKey, Result<Arc<Payload>, CallError>>,
     deadline: Option<tokio::time::Instant>,
     principal: Option<Arc<str>>,
     trace: Option<Arc<CallTrace>>,
+}
+
+/// Most distinct calls one request remembers; beyond, calls are made without the memo.
+const MAX_CALLS: usize = 4096;
+
+impl Default for CallMemo {
+    fn default() -> Self {
+        Self {
+            calls: Coalescer::new(MAX_CALLS, Retention::ForLifetime),
+            deadline: None,
+            principal: None,
+            trace: None,
+        }
+    }
 }
 
 impl CallMemo {
@@ -28,7 +39,7 @@ impl CallMemo {
     /// the trace of the request being served by this task (if any).
     pub fn new(deadline: tokio::time::Instant, principal: Option<Arc<str>>) -> Self {
         Self {
-            calls: Mutex::default(),
+            calls: Coalescer::new(MAX_CALLS, Retention::ForLifetime),
             deadline: Some(deadline),
             principal,
             trace: crate::telemetry::trace_context::current().map(|c| c.call_trace()),
@@ -59,19 +70,8 @@ impl CallMemo {
             return clients.call(req).await;
         }
         let key = req.call_key();
-        let shared = {
-            let mut calls = match self.calls.lock() {
-                Ok(c) => c,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            calls
-                .entry(key)
-                .or_insert_with(|| {
-                    let clients = clients.clone();
-                    (Box::pin(async move { clients.call(req).await }) as CallFuture).shared()
-                })
-                .clone()
-        };
-        shared.await
+        let clients = clients.clone();
+        let (joined, _) = self.calls.join(key, (), || async move { clients.call(req).await });
+        joined.await
     }
 }

@@ -5,8 +5,6 @@
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
-use futures::future::{BoxFuture, FutureExt, Shared};
-
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
 use serde_json::{Map, Value};
 
@@ -182,21 +180,17 @@ fn error_codes(response: &async_graphql::Response) -> Vec<String> {
 }
 
 /// The shared result of one compiled execution.
-type SharedRun = Result<(bytes::Bytes, Arc<Vec<String>>), RunError>;
+pub(super) type SharedRun = Result<(bytes::Bytes, Arc<Vec<String>>), RunError>;
 
-/// Executions in flight, by what makes two requests identical.
-/// With each: the trace and span of the operation that runs it, when traced (followers link to it).
-pub(super) type InFlight = Arc<
-    Mutex<
-        std::collections::HashMap<
-            u64,
-            (
-                Shared<BoxFuture<'static, SharedRun>>,
-                Option<(crate::telemetry::trace_context::TraceId, u64)>,
-            ),
-        >,
-    >,
->;
+/// Executions in flight, by what makes two requests identical. With each: the trace and span of
+/// the operation that runs it, when traced (followers link to it). An execution every requester
+/// gave up on is cancelled (see [`crate::coalesce`]): it keeps neither its backend calls nor the
+/// `Engine` it started under.
+pub(super) type InFlight =
+    crate::coalesce::Coalescer<u64, SharedRun, Option<(crate::telemetry::trace_context::TraceId, u64)>>;
+
+/// Most distinct executions coalesced at once; beyond, queries run uncoalesced.
+pub(super) const MAX_COALESCED_OPERATIONS: usize = 4096;
 
 pub(super) fn new_cache(size: u64) -> PlanCache {
     moka::sync::Cache::builder().max_capacity(size.max(1)).build()
@@ -388,40 +382,21 @@ impl Runtime {
         }
         let key = h.finish();
         let traced = crate::telemetry::trace_context::current().filter(|c| c.tracer.is_some());
-        let shared = {
-            let mut inflight = match self.inflight.lock() {
-                Ok(m) => m,
-                Err(p) => p.into_inner(),
-            };
-            match inflight.get(&key) {
-                Some((s, leader)) => {
-                    if let (Some(me), Some(leader)) = (&traced, leader) {
-                        let _ = me.coalesced_with.set(*leader);
-                    }
-                    s.clone()
-                }
-                None => {
-                    let engine = self.engine.clone();
-                    let variables = req.variables.clone();
-                    let headers = headers.clone();
-                    let inflight_map = self.inflight.clone();
-                    let fut: BoxFuture<'static, SharedRun> = Box::pin(async move {
-                        let out = exec::run(&engine.plan, &engine.clients, &op, &variables, &headers)
-                            .await
-                            .map(|(body, codes)| (body, Arc::new(codes)));
-                        if let Ok(mut m) = inflight_map.lock() {
-                            m.remove(&key);
-                        }
-                        out
-                    });
-                    let shared = fut.shared();
-                    let leader = traced.map(|t| (t.trace_id, t.span_id));
-                    inflight.insert(key, (shared.clone(), leader));
-                    shared
-                }
+        let leader = traced.as_ref().map(|t| (t.trace_id, t.span_id));
+        let engine = self.engine.clone();
+        let (joined, role) = self.inflight.join(key, leader, || {
+            let variables = req.variables.clone();
+            let headers = headers.clone();
+            async move {
+                exec::run(&engine.plan, &engine.clients, &op, &variables, &headers)
+                    .await
+                    .map(|(body, codes)| (body, Arc::new(codes)))
             }
-        };
-        shared.await.map(|(body, codes)| (body, (*codes).clone()))
+        });
+        if let (Some(me), crate::coalesce::Role::Follower(Some(leader))) = (&traced, role) {
+            let _ = me.coalesced_with.set(leader);
+        }
+        joined.await.map(|(body, codes)| (body, (*codes).clone()))
     }
 
     /// Runs an operation on the compiled executor only: `None` when it cannot (invalid, not
@@ -440,7 +415,8 @@ impl Runtime {
     async fn prepare(&self, req: &GraphQLRequest) -> Result<Arc<Prepared>, (Executed, Vec<String>)> {
         let slot = Arc::new(ValidateOnly::default());
         let request = to_async_graphql(req).data(slot.clone());
-        let response = self.schema.execute(request).await;
+        let mut response = self.schema.execute(request).await;
+        super::capture::ensure_codes(&mut response);
         if !response.errors.is_empty() {
             return Err((request_error(&response), error_codes(&response)));
         }

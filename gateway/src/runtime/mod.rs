@@ -83,7 +83,10 @@ impl Runtime {
             engine,
             schema,
             plans: dispatch::new_cache(limits.plan_cache_size),
-            inflight: Default::default(),
+            inflight: dispatch::InFlight::new(
+                dispatch::MAX_COALESCED_OPERATIONS,
+                crate::coalesce::Retention::UntilDone,
+            ),
             verifier,
             persisted: persisted::PersistedQueries::new(
                 plan.security.apq,

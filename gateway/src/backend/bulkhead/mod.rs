@@ -47,6 +47,16 @@ impl Compartment {
     }
 }
 
+/// A place in the queue, given back when the call stops waiting — also when it is dropped while
+/// waiting (its client gave up), so abandoned calls never fill the queue for good.
+struct QueuePlace(Arc<Compartment>);
+
+impl Drop for QueuePlace {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 #[derive(Clone)]
 pub struct Bulkhead<S> {
     inner: S,
@@ -91,10 +101,13 @@ where
             c.rejected.fetch_add(1, Ordering::Relaxed);
             return Box::pin(std::future::ready(Err(CallError::BulkheadFull)));
         }
-        let mut inner = self.inner.clone();
+        // The service made ready by `poll_ready` goes into the future; a clone takes its place.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let place = QueuePlace(c.clone());
         Box::pin(async move {
             let permit = tokio::time::timeout(c.settings.queue_timeout, c.slots.clone().acquire_owned()).await;
-            c.waiting.fetch_sub(1, Ordering::SeqCst);
+            drop(place);
             let Ok(Ok(permit)) = permit else {
                 c.rejected.fetch_add(1, Ordering::Relaxed);
                 return Err(CallError::BulkheadFull);
@@ -149,6 +162,26 @@ mod tests {
             .count();
         assert_eq!(full, 2, "2 run, 1 waits, 2 are rejected");
         assert_eq!(c.counts(), (0, 2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn calls_dropped_while_running_or_queued_give_back_their_slot_and_place() {
+        let c = Compartment::new(BulkheadSettings {
+            max_concurrent: 1,
+            max_queue: 1,
+            queue_timeout: Duration::from_secs(5),
+        });
+        let svc = Bulkhead::new(Slow, c.clone());
+        for _ in 0..3 {
+            let running = svc.clone().oneshot(BackendRequest::for_test("/x"));
+            let queued = svc.clone().oneshot(BackendRequest::for_test("/x"));
+            // Both clients give up: one held the slot, the other the queue's only place.
+            let _ = tokio::time::timeout(Duration::from_millis(10), futures::future::join(running, queued)).await;
+            assert_eq!(c.counts().0, 0, "the slot is free again");
+            assert_eq!(c.waiting.load(Ordering::SeqCst), 0, "the queue is empty again");
+        }
+        assert!(svc.oneshot(BackendRequest::for_test("/x")).await.is_ok());
+        assert_eq!(c.counts(), (0, 0), "nothing was ever rejected");
     }
 
     #[tokio::test(start_paused = true)]

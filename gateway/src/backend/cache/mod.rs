@@ -123,7 +123,9 @@ where
             return self.inner.call(req);
         };
         let store = self.store.clone();
-        let mut inner = self.inner.clone();
+        // The service made ready by `poll_ready` goes into the future; a clone takes its place.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
         let refreshing = self.refreshing.clone();
         Box::pin(async move {
             let policy = req.cache.clone().unwrap_or_default();

@@ -1,20 +1,16 @@
 //! Single-flight: identical idempotent calls in flight at the same moment share one backend call.
 //!
-//! A tower layer. The first caller for a [`CallKey`] starts the call; callers arriving before it
-//! ends wait for the same result (errors included). The entry is removed when the call ends, so
-//! this never serves stale data: caching is a separate layer. Only requests marked `coalesce`
+//! A tower layer over the [`Coalescer`](crate::coalesce::Coalescer). The first caller for a
+//! [`CallKey`] starts the call; callers arriving before it ends wait for the same result (errors
+//! included). The entry is removed when the call ends, so this never serves stale data (caching is
+//! a separate layer), and when every caller has given up the call is cancelled, releasing what it
+//! holds below (bulkhead permit, breaker slot, connection). Only requests marked `coalesce`
 //! (idempotent by default) take part.
-//!
-//! Written here rather than taken from a crate: the well-kept options key by a type they own or
-//! cache results after completion; this is thirty lines over `futures::Shared`.
 
 mod layer;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
-
-use futures::future::{FutureExt, Shared};
 
 pub use layer::SingleFlightLayer;
 
@@ -22,28 +18,31 @@ use super::error::CallError;
 use super::http::CallFuture;
 use super::payload::Payload;
 use super::request::{BackendRequest, CallKey};
+use crate::coalesce::{Coalescer, Retention, Role};
 
-type SharedCall = Shared<CallFuture>;
+/// Most distinct calls coalesced at once per backend; beyond, calls go out uncoalesced.
+const MAX_FLIGHTS: usize = 16_384;
 
 /// The single-flight service around `S`.
 #[derive(Clone)]
 pub struct SingleFlight<S> {
     inner: S,
-    inflight: Arc<Mutex<HashMap<CallKey, SharedCall>>>,
+    flights: Coalescer<CallKey, Result<Arc<Payload>, CallError>>,
 }
 
 impl<S> SingleFlight<S> {
     pub fn new(inner: S) -> Self {
         Self {
             inner,
-            inflight: Arc::new(Mutex::new(HashMap::new())),
+            flights: Coalescer::new(MAX_FLIGHTS, Retention::UntilDone),
         }
     }
 }
 
 impl<S> tower::Service<BackendRequest> for SingleFlight<S>
 where
-    S: tower::Service<BackendRequest, Response = Arc<Payload>, Error = CallError, Future = CallFuture>,
+    S: tower::Service<BackendRequest, Response = Arc<Payload>, Error = CallError>,
+    S::Future: Send + 'static,
 {
     type Response = Arc<Payload>;
     type Error = CallError;
@@ -55,34 +54,16 @@ where
 
     fn call(&mut self, req: BackendRequest) -> Self::Future {
         if !req.coalesce {
-            return self.inner.call(req);
+            return Box::pin(self.inner.call(req));
         }
         let key = req.call_key();
-        let mut map = match self.inflight.lock() {
-            Ok(m) => m,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if let Some(shared) = map.get(&key) {
-            if let Some(notes) = &req.notes {
-                notes.coalesced();
-            }
-            return Box::pin(shared.clone());
+        let notes = req.notes.clone();
+        let inner = &mut self.inner;
+        let (joined, role) = self.flights.join(key, (), || inner.call(req));
+        if let (Role::Follower(()), Some(notes)) = (role, notes) {
+            notes.coalesced();
         }
-        let call = self.inner.call(req);
-        let inflight = self.inflight.clone();
-        let owned_key = key.clone();
-        let shared: SharedCall = (Box::pin(async move {
-            let result = call.await;
-            let mut map = match inflight.lock() {
-                Ok(m) => m,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            map.remove(&owned_key);
-            result
-        }) as CallFuture)
-            .shared();
-        map.insert(key, shared.clone());
-        Box::pin(shared)
+        Box::pin(joined)
     }
 }
 
