@@ -74,11 +74,31 @@ pub fn install() -> Option<PrometheusHandle> {
                     )
                 });
             let handle = builder.ok()?.install_recorder().ok()?;
+            start_upkeep(handle.clone());
             describe();
             gauge!("mosaic_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
             Some(handle)
         })
         .clone()
+}
+
+/// How often histogram samples are folded into their buckets when nobody scrapes.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Folds recorded histogram samples into their buckets every [`UPKEEP_EVERY`]. The recorder keeps
+/// every sample until a scrape or an upkeep does this: without it, a gateway nobody scrapes grows
+/// by a few bytes per request forever. A thread, not a task: the recorder may be installed before
+/// (or without) a Tokio runtime, and the work is a few microseconds every few seconds.
+fn start_upkeep(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name("mosaic-metrics-upkeep".into())
+        .spawn(move || loop {
+            std::thread::sleep(UPKEEP_EVERY);
+            handle.run_upkeep();
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the metrics upkeep thread; histograms are folded at scrapes only");
+    }
 }
 
 /// Counters and their `# HELP` text (what `promtool check metrics` asks for).
