@@ -304,3 +304,65 @@ async fn websocket_init_floods_are_closed() {
     );
     env.stop().await;
 }
+
+/// Sends raw bytes and returns the status line and the rest of the answer, within 8 s.
+async fn raw_exchange(env: &TestEnv, request: &[u8]) -> (String, String, Duration) {
+    let mut conn = tokio::net::TcpStream::connect(env.gateway).await.expect("connect");
+    conn.write_all(request).await.expect("write");
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(8), conn.read(&mut buf)).await {
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&answer);
+        if text.contains("\r\n\r\n") && text.trim_end().ends_with('}') {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&answer).to_string();
+    let (status, rest) = text.split_once("\r\n").unwrap_or((&text, ""));
+    (status.to_string(), rest.to_string(), started.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_huge_header_or_too_many_header_bytes_get_431_with_a_code() {
+    let env = TestEnv::start().await;
+    let query = r#"{"query":"{ transferStats { completed } }"}"#;
+    let request = |headers: &str| {
+        format!(
+            "POST /graphql HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{headers}\r\n{query}",
+            query.len()
+        )
+    };
+    // One 100 KB header.
+    let (status, rest, _) =
+        raw_exchange(&env, request(&format!("x-big: {}\r\n", "a".repeat(100_000))).as_bytes()).await;
+    assert!(status.starts_with("HTTP/1.1 431"), "{status}");
+    assert!(rest.contains("HEADERS_TOO_LARGE"), "{rest}");
+    // Forty 1 KB headers: each fine, together over the 32 KiB default.
+    let many: String = (0..40).map(|i| format!("x-h{i}: {}\r\n", "b".repeat(1000))).collect();
+    let (status, rest, _) = raw_exchange(&env, request(&many).as_bytes()).await;
+    assert!(status.starts_with("HTTP/1.1 431"), "{status}");
+    assert!(rest.contains("HEADERS_TOO_LARGE"), "{rest}");
+    // Ordinary headers still pass.
+    let (status, _, _) = raw_exchange(&env, request("x-small: 1\r\n").as_bytes()).await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_shorter_than_its_content_length_gets_408_within_the_default_read_timeout() {
+    let env = TestEnv::start().await;
+    let head = "POST /graphql HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{\"query\": \"{ transferStats { completed } }\"}";
+    let (status, rest, took) = raw_exchange(&env, head.as_bytes()).await;
+    assert!(status.starts_with("HTTP/1.1 408"), "{status}");
+    assert!(rest.contains("REQUEST_TIMEOUT"), "{rest}");
+    assert!(
+        took < Duration::from_secs(5),
+        "cut off after the 3 s read timeout, not the 10 s body timeout: {took:?}"
+    );
+    env.stop().await;
+}

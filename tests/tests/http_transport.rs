@@ -4,7 +4,7 @@
 use mosaic_tests::{assert_request_error, demo_sdl, demo_toml, encode, json_of, media_type, TestEnv};
 use reqwest::header::ALLOW;
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{json, Value};
 
 const JSON: &str = "application/json";
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -340,5 +340,107 @@ async fn malformed_fields_of_a_request_are_400() {
         .get_raw(&format!("query={}&variables=%7Bnot", encode(C001_NAME)))
         .await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    env.stop().await;
+}
+
+/// `extensions.code` of each error of `answer`.
+fn codes(answer: &Value) -> Vec<String> {
+    answer["errors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .map(|e| e["extensions"]["code"].as_str().unwrap_or("<none>").to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn request_errors_carry_the_codes_apollo_clients_expect() {
+    let env = TestEnv::start().await;
+    let cases = [
+        (json!({ "query": "{ customer(id: " }), "GRAPHQL_PARSE_FAILED"),
+        (
+            json!({ "query": "{ customer(id: \"C001\") { nickname } }" }),
+            "GRAPHQL_VALIDATION_FAILED",
+        ),
+        (
+            json!({ "query": "{ customer(id: 5.5) { id } }" }),
+            "GRAPHQL_VALIDATION_FAILED",
+        ),
+        (json!({ "query": "{ customer { id } }" }), "GRAPHQL_VALIDATION_FAILED"),
+        (
+            json!({ "query": "query Q { transferStats { completed } }", "operationName": "Nope" }),
+            "OPERATION_RESOLUTION_FAILURE",
+        ),
+        (
+            json!({ "query": "query A { transferStats { completed } } query B { transferStats { failed } }" }),
+            "OPERATION_RESOLUTION_FAILURE",
+        ),
+        // A variable of the wrong type: the first time the document is seen, and once it is compiled.
+        (
+            json!({ "query": "query($id: ID!) { customer(id: $id) { id } }", "variables": { "id": {"x": 1} } }),
+            "BAD_USER_INPUT",
+        ),
+        (
+            json!({ "query": "query($id: ID!) { customer(id: $id) { id } }", "variables": { "id": "C001" } }),
+            "",
+        ),
+        (
+            json!({ "query": "query($id: ID!) { customer(id: $id) { id } }", "variables": { "id": [1, 2] } }),
+            "BAD_USER_INPUT",
+        ),
+        (
+            json!({ "query": "query($id: ID!) { customer(id: $id) { id } }", "variables": {} }),
+            "BAD_USER_INPUT",
+        ),
+        (
+            json!({ "query": "query($t: Tier) { customers(tier: $t) { id } }", "variables": { "t": "PLATINUM" } }),
+            "BAD_USER_INPUT",
+        ),
+    ];
+    for (body, expected) in cases {
+        let answer = env.post_json(&body).await;
+        let found = codes(&answer);
+        if expected.is_empty() {
+            assert!(found.is_empty(), "{body}: {answer}");
+            continue;
+        }
+        assert!(!found.is_empty(), "{body}: {answer}");
+        assert!(
+            found.iter().all(|c| c == expected),
+            "{body}: expected {expected}, got {answer}"
+        );
+    }
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_bodies_are_described_in_the_clients_terms() {
+    let env = TestEnv::start().await;
+    let cases = [
+        (
+            r#"[[{"query": "{ districts { district } }"}]]"#,
+            "operation 0 of the batch is an array",
+        ),
+        (
+            r#"[{"query": "{ districts { district } }"}, 7]"#,
+            "operation 1 of the batch is a number",
+        ),
+        (r#""{ districts { district } }""#, "the body is a string"),
+        (r#"{"query": "{ districts { district } }""#, "not valid JSON"),
+    ];
+    for (body, says) in cases {
+        let response = env.post_raw(body, &[("content-type", JSON)]).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
+        let answer = json_of(response).await;
+        let message = answer["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "{body}: {message}");
+        for rust in ["struct", "RawRequest", "Vec<", "sequence"] {
+            assert!(!message.contains(rust), "{body}: {message}");
+        }
+        assert_eq!(answer["errors"][0]["extensions"]["code"], "BAD_REQUEST", "{answer}");
+    }
     env.stop().await;
 }

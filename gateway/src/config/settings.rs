@@ -363,6 +363,13 @@ pub struct LimitSettings {
     pub max_ws_connections: usize,
     /// Time a client has to send its whole request body.
     pub body_timeout: HumanDuration,
+    /// Longest pause while a request body arrives (a body that promises more than it sends
+    /// is cut off after this).
+    pub body_read_timeout: HumanDuration,
+    /// Largest single request header (name and value), as nginx's `large_client_header_buffers`.
+    pub max_header_bytes: usize,
+    /// Largest sum of all request headers (names and values), as Envoy's `max_request_headers_kb`.
+    pub max_header_list_bytes: usize,
 }
 
 impl Default for LimitSettings {
@@ -386,6 +393,9 @@ impl Default for LimitSettings {
             max_ws_message_bytes: 64 << 10,
             max_ws_connections: 10_000,
             body_timeout: HumanDuration(Duration::from_secs(10)),
+            body_read_timeout: HumanDuration(Duration::from_secs(3)),
+            max_header_bytes: 8 << 10,
+            max_header_list_bytes: 32 << 10,
         }
     }
 }

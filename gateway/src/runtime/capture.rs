@@ -6,9 +6,12 @@
 
 use std::sync::{Arc, Mutex};
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery};
-use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{Response, ServerResult, Value, Variables};
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextValidation,
+};
+use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+use async_graphql::parser::{Pos, Positioned};
+use async_graphql::{Response, ServerError, ServerResult, ValidationResult, Value, Variables};
 
 /// Request data asking for validation only; the parsed document is left here.
 #[derive(Default)]
@@ -27,12 +30,102 @@ impl ExtensionFactory for CaptureFactory {
     fn create(&self) -> Arc<dyn Extension> {
         Arc::new(Capture {
             plan: self.plan.clone(),
+            variable_args: Mutex::default(),
         })
     }
 }
 
 struct Capture {
     plan: Arc<crate::plan::Plan>,
+    /// Where the parsed document passes a variable as an argument: an invalid value there is the
+    /// variables' fault (`BAD_USER_INPUT`), not the document's.
+    variable_args: Mutex<Vec<Pos>>,
+}
+
+/// The codes Apollo's clients switch on, for errors before execution.
+pub mod codes {
+    pub const PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
+    pub const VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
+    pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
+    pub const OPERATION_RESOLUTION_FAILURE: &str = "OPERATION_RESOLUTION_FAILURE";
+}
+
+/// Gives `err` the code `code` unless it has one.
+pub fn ensure_code(err: &mut ServerError, code: &str) {
+    let ext = err.extensions.get_or_insert_with(Default::default);
+    if ext.get("code").is_none() {
+        ext.set("code", code);
+    }
+}
+
+/// A value missing from the request's variables (async-graphql's words; the document's own
+/// undeclared variables read `Variable "$x" is not defined`).
+fn missing_variable_value(message: &str) -> bool {
+    message.starts_with("Variable ") && message.ends_with(" is not defined.") && !message.contains("\"$")
+}
+
+/// Gives every error of `resp` a code: the ones the hooks above could not see (choosing the
+/// operation, values refused while executing) get the code Apollo's clients expect.
+pub fn ensure_codes(resp: &mut Response) {
+    for e in &mut resp.errors {
+        let code =
+            if e.message.starts_with("Unknown operation named") || e.message.starts_with("Operation name required") {
+                codes::OPERATION_RESOLUTION_FAILURE
+            } else if e.message.starts_with("Invalid value for argument") || missing_variable_value(&e.message) {
+                codes::BAD_USER_INPUT
+            } else if e.path.is_empty() {
+                codes::VALIDATION_FAILED
+            } else {
+                "INTERNAL_SERVER_ERROR"
+            };
+        ensure_code(e, code);
+    }
+}
+
+/// The positions of the argument names whose values use a variable.
+fn variable_arguments(doc: &ExecutableDocument) -> Vec<Pos> {
+    fn walk(set: &SelectionSet, out: &mut Vec<Pos>) {
+        for item in &set.items {
+            for d in item.node.directives() {
+                args(&d.node.arguments, out);
+            }
+            match &item.node {
+                Selection::Field(f) => {
+                    args(&f.node.arguments, out);
+                    walk(&f.node.selection_set.node, out);
+                }
+                Selection::InlineFragment(f) => walk(&f.node.selection_set.node, out),
+                Selection::FragmentSpread(_) => {}
+            }
+        }
+    }
+    fn args(list: &[(Positioned<async_graphql::Name>, Positioned<async_graphql_value::Value>)], out: &mut Vec<Pos>) {
+        for (name, value) in list {
+            if has_variable(&value.node) {
+                out.push(name.pos);
+            }
+        }
+    }
+    fn has_variable(v: &async_graphql_value::Value) -> bool {
+        use async_graphql_value::Value as V;
+        match v {
+            V::Variable(_) => true,
+            V::List(items) => items.iter().any(has_variable),
+            V::Object(fields) => fields.values().any(has_variable),
+            _ => false,
+        }
+    }
+    let mut out = Vec::new();
+    for (_, op) in doc.operations.iter() {
+        for d in &op.node.directives {
+            args(&d.node.arguments, &mut out);
+        }
+        walk(&op.node.selection_set.node, &mut out);
+    }
+    for fragment in doc.fragments.values() {
+        walk(&fragment.node.selection_set.node, &mut out);
+    }
+    out
 }
 
 /// A request error for a broken limit.
@@ -69,7 +162,13 @@ impl Extension for Capture {
                 variable_cost |= m.variable_cost;
             }
         }
-        let doc = next.run(ctx, query, variables).await?;
+        let doc = next.run(ctx, query, variables).await.map_err(|mut e| {
+            ensure_code(&mut e, codes::PARSE_FAILED);
+            e
+        })?;
+        if let Ok(mut positions) = self.variable_args.lock() {
+            *positions = variable_arguments(&doc);
+        }
         if let Some(slot) = ctx.data_opt::<Arc<ValidateOnly>>() {
             slot.variable_cost
                 .store(variable_cost, std::sync::atomic::Ordering::Relaxed);
@@ -78,6 +177,28 @@ impl Extension for Capture {
             }
         }
         Ok(doc)
+    }
+
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        next.run(ctx).await.map_err(|mut errors| {
+            let positions = self.variable_args.lock().map(|p| p.clone()).unwrap_or_default();
+            for e in &mut errors {
+                let from_variables = (e.message.starts_with("Invalid value for argument")
+                    && e.locations.iter().any(|l| positions.contains(l)))
+                    || missing_variable_value(&e.message);
+                let code = if from_variables {
+                    codes::BAD_USER_INPUT
+                } else {
+                    codes::VALIDATION_FAILED
+                };
+                ensure_code(e, code);
+            }
+            errors
+        })
     }
 
     async fn execute(

@@ -99,6 +99,7 @@ impl RequestState {
             }
         }
         resp.errors.extend(r.errors.into_iter().map(to_server_error));
+        super::capture::ensure_codes(resp);
         // Every root field skipped: the spec's `data` is `{}`; async-graphql writes null.
         if resp.data == GqlValue::Null && resp.errors.is_empty() {
             resp.data = GqlValue::Object(Default::default());

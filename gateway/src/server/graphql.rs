@@ -122,6 +122,61 @@ impl RawRequest {
     }
 }
 
+/// Why a request body could not be read: too large, stalled, or the connection failed.
+fn body_read_error(e: axum::Error, max: usize) -> Reject {
+    let inner = e.into_inner();
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&*inner);
+    while let Some(err) = source {
+        if err.is::<tower_http::timeout::TimeoutError>() {
+            return Reject(
+                StatusCode::REQUEST_TIMEOUT,
+                "the request body stopped arriving (it is shorter than its Content-Length, or stalled)".into(),
+            );
+        }
+        if err.is::<http_body_util::LengthLimitError>() {
+            break;
+        }
+        source = err.source();
+    }
+    if source.is_some() {
+        return Reject(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body exceeds {max} bytes"),
+        );
+    }
+    Reject(StatusCode::BAD_REQUEST, "the request body could not be read".into())
+}
+
+/// What is wrong with a body that did not read as a request, in the client's terms (serde's own
+/// messages name our Rust types).
+fn body_error(body: &[u8], e: &serde_json::Error) -> String {
+    if e.is_syntax() || e.is_eof() {
+        return format!("the body is not valid JSON (line {}, column {})", e.line(), e.column());
+    }
+    let what = |v: &Value| match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    };
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Array(items)) => match items.iter().position(|i| !i.is_object()) {
+            Some(i) => format!(
+                "operation {i} of the batch is {}; each operation must be a JSON object like {{\"query\": \"...\"}}",
+                what(&items[i])
+            ),
+            None => "the batch is not a list of GraphQL requests".to_string(),
+        },
+        Ok(other) => format!(
+            "the body is {}; send a JSON object like {{\"query\": \"...\"}} (or an array of them)",
+            what(&other)
+        ),
+        Err(_) => "the body is not valid JSON".to_string(),
+    }
+}
+
 fn reject(media: MediaType, Reject(status, message): Reject) -> Response {
     // A stable code for clients, as for every other error (Apollo's BAD_REQUEST for the 400s).
     let code = match status {
@@ -154,22 +209,17 @@ fn respond(media: MediaType, executed: Executed) -> Response {
 pub async fn post(State(app): State<Arc<AppState>>, request: axum::extract::Request) -> Response {
     let (parts, body) = request.into_parts();
     let headers = parts.headers;
-    let (max, wait) = {
+    let (max, wait, idle) = {
         let rt = app.runtime();
-        (rt.plan().limits.max_body_bytes, rt.plan().limits.body_timeout.0)
+        let l = &rt.plan().limits;
+        (l.max_body_bytes, l.body_timeout.0, l.body_read_timeout.0)
     };
-    // A client sending its body slowly (slowloris) gets 408 instead of holding a task forever.
+    // A client sending its body slowly (slowloris), or promising more than it sends, gets 408
+    // instead of holding a task: `wait` for the whole body, `idle` between two of its pieces.
+    let body = Body::new(tower_http::timeout::TimeoutBody::new(idle, body));
     let body: Bytes = match tokio::time::timeout(wait, axum::body::to_bytes(body, max)).await {
         Ok(Ok(b)) => b,
-        Ok(Err(_)) => {
-            return reject(
-                MediaType::Json,
-                Reject(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("the request body exceeds {max} bytes"),
-                ),
-            )
-        }
+        Ok(Err(e)) => return reject(MediaType::Json, body_read_error(e, max)),
         Err(_) => {
             return reject(
                 MediaType::Json,
@@ -219,12 +269,7 @@ pub async fn post(State(app): State<Arc<AppState>>, request: axum::extract::Requ
     if first == Some(b'[') {
         let raws: Vec<RawRequest> = match serde_json::from_slice(&body) {
             Ok(r) => r,
-            Err(e) => {
-                return reject(
-                    media,
-                    Reject(StatusCode::BAD_REQUEST, format!("the body is not valid JSON: {e}")),
-                )
-            }
+            Err(e) => return reject(media, Reject(StatusCode::BAD_REQUEST, body_error(&body, &e))),
         };
         if raws.is_empty() {
             return reject(media, Reject(StatusCode::BAD_REQUEST, "the batch is empty".into()));
@@ -270,15 +315,7 @@ pub async fn post(State(app): State<Arc<AppState>>, request: axum::extract::Requ
     }
     let raw: RawRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
-        Err(e) => {
-            return reject(
-                media,
-                Reject(
-                    StatusCode::BAD_REQUEST,
-                    format!("the body is not a valid GraphQL request: {e}"),
-                ),
-            )
-        }
+        Err(e) => return reject(media, Reject(StatusCode::BAD_REQUEST, body_error(&body, &e))),
     };
     match raw.into_request() {
         Ok(req) if wants_sse => super::subscriptions::sse(app.clone(), req, headers).await,

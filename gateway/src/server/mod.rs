@@ -255,7 +255,44 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe));
     router
         .layer(axum::middleware::from_fn_with_state(state.clone(), apply_cors))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limit_headers))
         .with_state(state)
+}
+
+/// Refuses requests with a header over `max_header_bytes`, or headers over `max_header_list_bytes`
+/// in all, with 431 and a code — before anything else reads them. (hyper already refuses more than
+/// 100 headers; it accepts up to ~400 KiB of them, which is what this bounds.)
+async fn limit_headers(
+    State(app): State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let (one, all) = {
+        let rt = app.runtime();
+        let l = &rt.plan().limits;
+        (l.max_header_bytes, l.max_header_list_bytes)
+    };
+    let mut total = 0usize;
+    for (name, value) in request.headers() {
+        let size = name.as_str().len() + value.len();
+        total += size;
+        if size > one || total > all {
+            let message = if size > one {
+                format!("the request header {name} is larger than {one} bytes")
+            } else {
+                format!("the request headers are larger than {all} bytes in all")
+            };
+            let body =
+                serde_json::json!({"errors": [{"message": message, "extensions": {"code": "HEADERS_TOO_LARGE"}}]});
+            return (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                body.to_string(),
+            )
+                .into_response();
+        }
+    }
+    next.run(request).await
 }
 
 /// CORS as the current configuration says (none: no CORS headers at all).
