@@ -17,6 +17,10 @@ if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/nul
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server prometheus >/dev/null
 fi
 
+# Every tool the tests need is installed above: a test that finds one missing fails instead of
+# skipping.
+export MOSAIC_REQUIRE_TOOLS=1
+
 step "format"
 cargo fmt --all -- --check
 

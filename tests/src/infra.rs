@@ -85,6 +85,8 @@ pub struct InProcessGateway {
     pub addr: SocketAddr,
     /// Its admin listener, if asked for.
     pub admin: Option<SocketAddr>,
+    /// Its state (the runtime serving, for tests that swap it as a reload does).
+    pub state: std::sync::Arc<mosaic_gateway::server::AppState>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -99,7 +101,10 @@ impl InProcessGateway {
         opts.admin_listen = Some(admin.then(|| SocketAddr::from((Ipv4Addr::LOCALHOST, 0))));
         let (tx, rx) = oneshot::channel::<()>();
         let Running {
-            addr, admin_addr, task, ..
+            addr,
+            admin_addr,
+            task,
+            state,
         } = start(opts, async move {
             let _ = rx.await;
         })
@@ -108,6 +113,7 @@ impl InProcessGateway {
         Self {
             addr,
             admin: admin_addr,
+            state,
             shutdown: Some(tx),
             task: Some(task),
         }
@@ -671,8 +677,23 @@ impl Served {
 // ---------------------------------------------------------------------------------------------
 // Redis.
 
-/// Whether `redis-server` and `redis-cli` can be run; when not, prints a banner saying the test
-/// is skipped (the caller returns).
+/// Whether a missing tool must fail the test instead of skipping it: on CI (`CI=true`) and under
+/// scripts/test.sh (`MOSAIC_REQUIRE_TOOLS=1`), which installs every tool, a skip would hide a
+/// missing install step.
+pub fn tools_required() -> bool {
+    let set = |name: &str| std::env::var(name).is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "TRUE" | "yes"));
+    set("CI") || set("MOSAIC_REQUIRE_TOOLS")
+}
+
+/// Says loudly that `test` is skipped for want of `what` — or fails it, when tools are required.
+fn skip_or_fail(test: &str, what: &str) {
+    assert!(
+        !tools_required(),
+        "{test}: {what} (CI=true or MOSAIC_REQUIRE_TOOLS=1: a missing tool fails the test)"
+    );
+    eprintln!("\n{bar}\n  SKIPPED {test}: {what}\n{bar}\n", bar = "*".repeat(100));
+}
+
 /// Whether `promtool` (Debian's `prometheus` package, which scripts/test.sh installs) is here;
 /// says loudly that `test` is skipped when it is not.
 pub fn promtool_available(test: &str) -> bool {
@@ -683,14 +704,16 @@ pub fn promtool_available(test: &str) -> bool {
         .status()
         .is_ok_and(|s| s.success());
     if !available {
-        eprintln!(
-            "\n{bar}\n  SKIPPED {test}: promtool not found (scripts/test.sh installs Debian's prometheus)\n{bar}\n",
-            bar = "*".repeat(100)
+        skip_or_fail(
+            test,
+            "promtool not found (scripts/test.sh installs Debian's prometheus)",
         );
     }
     available
 }
 
+/// Whether `redis-server` and `redis-cli` can be run; when not, says the test is skipped (the
+/// caller returns) or fails it when tools are required.
 pub fn redis_available(test: &str) -> bool {
     let runs = |program: &str| {
         Command::new(program)
@@ -702,10 +725,7 @@ pub fn redis_available(test: &str) -> bool {
     };
     let available = runs("redis-server") && runs("redis-cli");
     if !available {
-        eprintln!(
-            "\n{bar}\n  SKIPPED {test}: redis-server/redis-cli not found (scripts/test.sh installs them)\n{bar}\n",
-            bar = "*".repeat(100)
-        );
+        skip_or_fail(test, "redis-server/redis-cli not found (scripts/test.sh installs them)");
     }
     available
 }

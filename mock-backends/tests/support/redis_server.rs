@@ -20,6 +20,13 @@ impl RedisServer {
             .status()
             .is_err()
         {
+            let required = ["CI", "MOSAIC_REQUIRE_TOOLS"]
+                .iter()
+                .any(|v| std::env::var(v).is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "TRUE" | "yes")));
+            assert!(
+                !required,
+                "`redis-server` is not installed (CI=true or MOSAIC_REQUIRE_TOOLS=1: a missing tool fails the test)"
+            );
             eprintln!("\n!!!!! SKIPPED: `redis-server` is not installed; the Redis Streams test did not run !!!!!\n");
             return None;
         }
