@@ -109,6 +109,8 @@ enum Scenario {
     /// The cost of the query limits, JWT authentication and rate limiting; time to refuse bombs;
     /// answers and memory under a hostile suite.
     Security(scenarios::security::SecurityArgs),
+    /// Memory under minutes of full load with nobody scraping `/metrics`: the RSS curve.
+    Soak(scenarios::soak::SoakArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -368,6 +370,7 @@ async fn dispatch(args: Args) -> Result<Vec<String>> {
         Some(Scenario::Cache(a)) => scenarios::cache::run(a, env).await,
         Some(Scenario::Overhead(a)) => scenarios::overhead::run(a, env).await,
         Some(Scenario::Security(a)) => scenarios::security::run(a, env).await,
+        Some(Scenario::Soak(a)) => scenarios::soak::run(a, env).await,
     }
 }
 

@@ -43,7 +43,7 @@ pub struct ChaosArgs {
     #[arg(long, default_value_t = 16)]
     connections: usize,
     /// The faults to run, in order.
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Fault::Down, Fault::Refused, Fault::Slow, Fault::Errors])]
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Fault::Down, Fault::Refused, Fault::Slow, Fault::Errors, Fault::GiveUp])]
     faults: Vec<Fault>,
     /// The accounts timeout of the `slow` run (in its copy of the config); the latency injected
     /// is this plus max(1 s, 20%): 1s → 2000 ms, 5s (the config's own) → 6000 ms.
@@ -62,6 +62,8 @@ pub enum Fault {
     Slow,
     /// `{"error_rate": 0.5}`.
     Errors,
+    /// Clients giving up on a slow backend (a run of its own: see [`super::giveup`]).
+    GiveUp,
 }
 
 impl Fault {
@@ -71,6 +73,7 @@ impl Fault {
             Fault::Refused => "refused",
             Fault::Slow => "slow",
             Fault::Errors => "errors",
+            Fault::GiveUp => "give-up",
         }
     }
 }
@@ -292,6 +295,7 @@ struct Results {
     healed_s: f64,
     monitor_every_ms: f64,
     runs: Vec<ChaosRun>,
+    give_up: Option<super::giveup::GiveUpRun>,
     suspicious: Vec<String>,
 }
 
@@ -324,8 +328,16 @@ pub async fn run(args: ChaosArgs, env: Env) -> Result<Vec<String>> {
     let mut runs = Vec::new();
     let mut problems = Vec::new();
     let mut notes = Vec::new();
+    let mut give_up = None;
     for &fault in &args.faults {
         eprintln!("bench chaos: --- {} ---", fault.name());
+        if fault == Fault::GiveUp {
+            match super::giveup::run(&env, &bank, &mut notes).await {
+                Ok(r) => give_up = Some(r),
+                Err(e) => problems.push(format!("give-up: {e:#}")),
+            }
+            continue;
+        }
         match run_one(&env, &bank, fault, &args, phases, connections, &mut notes).await {
             Ok(r) => runs.push(r),
             Err(e) => {
@@ -339,6 +351,9 @@ pub async fn run(args: ChaosArgs, env: Env) -> Result<Vec<String>> {
     for r in &runs {
         suspicious.extend(suspicions(r));
     }
+    if let Some(g) = &give_up {
+        suspicious.extend(super::giveup::suspicions(g));
+    }
     let results = Results {
         smoke: env.smoke,
         cores: env.cores,
@@ -350,6 +365,7 @@ pub async fn run(args: ChaosArgs, env: Env) -> Result<Vec<String>> {
         healed_s: phases.healed.as_secs_f64(),
         monitor_every_ms: super::ms(MONITOR_EVERY),
         runs,
+        give_up,
         suspicious,
     };
     println!("{}", render(&results));
@@ -399,6 +415,7 @@ async fn run_one(
         }
         Fault::Slow => json!({"latency_ms": slow_latency.as_millis() as u64}).to_string(),
         Fault::Errors => json!({"error_rate": 0.5}).to_string(),
+        Fault::GiveUp => anyhow::bail!("the give-up run is not a fault on accounts"),
     };
     let accounts_url = match &own_bank {
         Some((b, _)) => b.url(SERVICE).to_owned(),
@@ -449,6 +466,7 @@ async fn run_one(
                 .await?
         }
         Fault::Errors => bank.set_faults(http, SERVICE, &json!({"error_rate": 0.5})).await?,
+        Fault::GiveUp => {}
     }
     tokio::time::sleep(
         phases
@@ -1005,6 +1023,9 @@ fn render(r: &Results) -> String {
             fmt_opt(Some(run.while_open.p99_ms), 3),
             run.while_open.requests
         );
+    }
+    if let Some(g) = &r.give_up {
+        s.push_str(&super::giveup::render(g));
     }
     if !r.suspicious.is_empty() {
         let _ = writeln!(s, "\nSuspicious:");

@@ -6,8 +6,10 @@
 
 pub mod cache;
 pub mod chaos;
+pub mod giveup;
 pub mod overhead;
 pub mod security;
+pub mod soak;
 
 use std::time::{Duration, Instant};
 
