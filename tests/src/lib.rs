@@ -17,6 +17,8 @@
 //! This crate only drives the system from outside; it knows nothing of the engine's internals
 //! beyond its public start-up API.
 
+pub mod bookshop;
+pub mod differential;
 mod errors;
 mod files;
 pub mod infra;

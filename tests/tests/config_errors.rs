@@ -95,8 +95,8 @@ fn every_case_of_the_corpus_has_a_test() {
         cases(),
         [
             "bad-toml-syntax",
-            "batch-from-not-a-field",
-            "batch-key-not-a-field",
+            "batch-from-bound-to-a-call",
+            "batch-key-bad-expression",
             "duplicate-field",
             "duplicate-type",
             "fallback-value-wrong-type",
@@ -114,13 +114,13 @@ fn every_case_of_the_corpus_has_a_test() {
             "invalid-sdl-syntax",
             "many-list-mismatch",
             "missing-schema-file",
+            "parent-field-bound-to-a-call",
             "problems-in-both-files",
             "root-field-without-binding",
             "several-problems",
             "unknown-backend",
             "unknown-directive",
             "unknown-directive-argument",
-            "unknown-parent-field-in-template",
             "unknown-template-argument",
             "unknown-toml-key",
             "unknown-type",
@@ -157,40 +157,41 @@ fn unknown_argument_in_a_template_is_reported_at_its_http_directive() {
 }
 
 #[test]
-fn unknown_parent_field_in_a_template_is_reported_at_its_http_directive() {
+fn a_template_reading_a_parent_field_bound_to_a_call_is_reported_at_its_http_directive() {
+    // Any other name is a key of the parent's backend JSON, public or not.
     assert_reports(
-        "unknown-parent-field-in-template",
+        "parent-field-bound-to-a-call",
         &[(
             "schema.graphql",
             13,
             19,
-            "parent.ownerId: `Account` has no field `ownerId`",
+            "parent.holder: `Account.holder` is bound to a call",
         )],
     );
 }
 
 #[test]
-fn batch_key_that_is_not_a_field_of_the_returned_type_is_reported_at_the_batch() {
+fn a_batch_key_expression_that_does_not_parse_is_reported_at_the_batch_with_its_column() {
     assert_reports(
-        "batch-key-not-a-field",
+        "batch-key-bad-expression",
         &[(
             "schema.graphql",
             6,
             58,
-            "batch key `custId` is not a field of the returned type `Account`",
+            "batch key: \".customer_id +\": the expression ends too soon (column 15)",
         )],
     );
 }
 
 #[test]
-fn batch_from_that_is_not_a_field_of_the_parent_is_reported_at_the_batch() {
+fn a_batch_from_naming_a_field_bound_to_a_call_is_reported_at_the_batch() {
     assert_reports(
-        "batch-from-not-a-field",
+        "batch-from-bound-to-a-call",
         &[(
             "schema.graphql",
             6,
             58,
-            "batch from `customerNumber` is not a field of the parent type `Customer`",
+            "batch from: `Customer.profile` is bound to a call",
         )],
     );
 }
@@ -228,23 +229,14 @@ fn duplicate_type_is_reported_at_its_second_definition_with_the_first_in_the_hin
 
 #[test]
 fn unknown_type_is_reported_at_the_field_with_the_closest_type() {
-    // The batch on the same field then cannot be checked either, which is reported too.
     assert_reports(
         "unknown-type",
-        &[
-            (
-                "schema.graphql",
-                5,
-                3,
-                "field `Customer.accounts` has unknown type `Acount`",
-            ),
-            (
-                "schema.graphql",
-                6,
-                58,
-                "batched field `Customer.accounts` returns `Acount`, which is not an object type",
-            ),
-        ],
+        &[(
+            "schema.graphql",
+            5,
+            3,
+            "field `Customer.accounts` has unknown type `Acount`",
+        )],
     );
     let (_, text) = diagnose("unknown-type");
     assert!(text.contains("did you mean `Account`?"), "{text}");

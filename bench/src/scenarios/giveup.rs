@@ -9,10 +9,12 @@
 //!   abandon request after request, while patient clients keep asking;
 //! - `after` (ticker fast again): patient clients only.
 //!
-//! Every answer a patient client gets is checked: an answer produced before its request was sent
-//! is *stale* (an abandoned call's answer served later as fresh). Reported per phase: requests,
+//! Every answer a patient client gets is checked: an answer produced more than
+//! [`STALE_AFTER`] before its request was sent is *stale* (an abandoned call's answer served later
+//! as fresh). Joining a call in flight is not stale: its answer is produced after the request was
+//! sent, or (the backend answering in well under a millisecond) a moment before. Reported per phase: requests,
 //! answers, stale answers, 5xx, `BULKHEAD_FULL`, other errors, p50/p99; then the bulkhead slots
-//! still held once the impatient clients stopped (from `/healthz`), the time until the first
+//! still held once every client stopped (from `/healthz`), the time until the first
 //! second of clean answers after the phase, and the gateway's RSS.
 
 use std::net::SocketAddr;
@@ -31,6 +33,10 @@ use crate::Env;
 const SLOW: Duration = Duration::from_millis(400);
 /// How long an impatient client waits.
 const IMPATIENCE: Duration = Duration::from_millis(50);
+/// How much older than its request an answer may be (the time a fast answer spends on its way
+/// back to a request that joined its call) before it counts as stale.
+const STALE_AFTER: Duration = Duration::from_millis(100);
+
 /// Concurrent impatient and patient clients.
 const IMPATIENT: usize = 48;
 const PATIENT: usize = 8;
@@ -108,7 +114,7 @@ pub struct GiveUpRun {
     pub impatient_clients: usize,
     pub patient_clients: usize,
     pub phases: Vec<PhaseCounts>,
-    /// Bulkhead slots of the ticker still taken 1 s after the impatient clients stopped.
+    /// Bulkhead slots of the ticker still taken once every client stopped (and 200 ms passed).
     pub held_after: Option<u64>,
     /// From the end of the give-up phase to the first second of only clean, fresh answers.
     pub recovery_ms: Option<f64>,
@@ -143,7 +149,7 @@ fn classify(status: u16, body: &Value, sent_us: u64) -> Kind {
         return if full { Kind::BulkheadFull } else { Kind::OtherError };
     }
     match body["data"]["tick"]["atUs"].as_f64() {
-        Some(at) if (at as u64) < sent_us => Kind::Stale,
+        Some(at) if (at as u64) + (STALE_AFTER.as_micros() as u64) < sent_us => Kind::Stale,
         Some(_) => Kind::Fresh,
         None => Kind::OtherError,
     }
@@ -175,7 +181,11 @@ pub async fn run(env: &Env, bank: &Bank, notes: &mut Vec<String>) -> Result<Give
     let mut gw = stack::start_mosaic_with(&schema, &env.mosaic_bin, &env.tmp.path, &opts, bank, &env.http).await?;
     let url = gw.url();
     let healthz = format!("http://{}/healthz", gw.addr);
-    let rss = |pid| crate::procs::rss_bytes(pid).map(|b| b as f64 / 1048576.0).unwrap_or(f64::NAN);
+    let rss = |pid| {
+        crate::procs::rss_bytes(pid)
+            .map(|b| b as f64 / 1048576.0)
+            .unwrap_or(f64::NAN)
+    };
     let rss_before = rss(gw.proc.pid());
     let (before, during, after) = if env.smoke {
         (Duration::from_secs(1), Duration::from_secs(3), Duration::from_secs(3))
@@ -190,7 +200,10 @@ pub async fn run(env: &Env, bank: &Bank, notes: &mut Vec<String>) -> Result<Give
     let mut patient = Vec::new();
     for i in 0..PATIENT {
         let (stop, outcomes, keys, url) = (stop.clone(), outcomes.clone(), keys.clone(), url.clone());
-        let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5)).build()?;
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(5))
+            .build()?;
         patient.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 // Half ask the hot key (coalesced with the impatient ones), half fresh keys.
@@ -205,7 +218,10 @@ pub async fn run(env: &Env, bank: &Bank, notes: &mut Vec<String>) -> Result<Give
                     Err(_) => Kind::OtherError,
                 };
                 let done_us = us();
-                outcomes.lock().map(|mut o| o.push(Outcome { sent_us, done_us, kind })).ok();
+                outcomes
+                    .lock()
+                    .map(|mut o| o.push(Outcome { sent_us, done_us, kind }))
+                    .ok();
             }
         }));
     }
@@ -240,14 +256,14 @@ pub async fn run(env: &Env, bank: &Bank, notes: &mut Vec<String>) -> Result<Give
     }
     let t_fast = us();
     ticker.latency_ms.store(0, Ordering::Relaxed);
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let held_after = ticker_in_flight(&env.http, &healthz).await;
-    tokio::time::sleep(after.saturating_sub(Duration::from_secs(1))).await;
+    tokio::time::sleep(after).await;
     stop.store(true, Ordering::Relaxed);
     for task in patient {
         let _ = task.await;
     }
     let t_end = us();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let held_after = ticker_in_flight(&env.http, &healthz).await;
     let rss_after = rss(gw.proc.pid());
     gw.proc.check_alive()?;
     super::stop_gateway(&mut gw, "chaos give-up", notes);
@@ -320,11 +336,7 @@ pub async fn run(env: &Env, bank: &Bank, notes: &mut Vec<String>) -> Result<Give
 /// The ticker's bulkhead slots in use, from `/healthz`.
 async fn ticker_in_flight(http: &reqwest::Client, healthz: &str) -> Option<u64> {
     let body: Value = http.get(healthz).send().await.ok()?.json().await.ok()?;
-    body["backends"]
-        .as_array()?
-        .iter()
-        .find(|b| b["backend"] == "ticker")?["in_flight"]
-        .as_u64()
+    body["backends"].as_array()?.iter().find(|b| b["backend"] == "ticker")?["in_flight"].as_u64()
 }
 
 /// The run's problems (targets: no stale answer, no 5xx, no `BULKHEAD_FULL` and no slot held
@@ -341,11 +353,17 @@ pub fn suspicions(r: &GiveUpRun) -> Vec<String> {
     }
     if let Some(after) = r.phases.last() {
         if after.bulkhead_full > 0 {
-            out.push(format!("give-up: {} BULKHEAD_FULL after the phase", after.bulkhead_full));
+            out.push(format!(
+                "give-up: {} BULKHEAD_FULL after the phase",
+                after.bulkhead_full
+            ));
         }
     }
     if r.held_after.unwrap_or(1) > 0 {
-        out.push(format!("give-up: bulkhead slots still held after the phase: {:?}", r.held_after));
+        out.push(format!(
+            "give-up: bulkhead slots still held after the phase: {:?}",
+            r.held_after
+        ));
     }
     match r.recovery_ms {
         Some(ms) if ms <= 1000.0 => {}
@@ -381,7 +399,7 @@ pub fn render(r: &GiveUpRun) -> String {
         ));
     }
     out.push_str(&format!(
-        "bulkhead slots held 1 s after the phase: {} (target 0); clean and fresh again after: {} ms (target ≤ 1000); gateway RSS {:.1} → {:.1} MiB\n",
+        "bulkhead slots held once the clients stopped: {} (target 0); clean and fresh again after: {} ms (target ≤ 1000); gateway RSS {:.1} → {:.1} MiB\n",
         r.held_after.map_or("n/a".to_owned(), |n| n.to_string()),
         super::fmt_opt(r.recovery_ms, 0),
         r.rss_before_mib,

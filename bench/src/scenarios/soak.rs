@@ -60,9 +60,14 @@ pub async fn run(args: SoakArgs, env: Env) -> Result<Vec<String>> {
     let bank = env.start_bank()?;
     let mut opts = MosaicOptions::new("soak").edit("server.drain_delay", "0s");
     opts.admin = false;
-    let mut gw = stack::start_mosaic_with(&env.schema_dir, &env.mosaic_bin, &env.tmp.path, &opts, &bank, &env.http).await?;
+    let mut gw =
+        stack::start_mosaic_with(&env.schema_dir, &env.mosaic_bin, &env.tmp.path, &opts, &bank, &env.http).await?;
     let pid = gw.proc.pid();
-    let rss = || crate::procs::rss_bytes(pid).map(|b| b as f64 / 1048576.0).unwrap_or(f64::NAN);
+    let rss = || {
+        crate::procs::rss_bytes(pid)
+            .map(|b| b as f64 / 1048576.0)
+            .unwrap_or(f64::NAN)
+    };
     let idle = rss();
     eprintln!(
         "bench soak: {connections} connections for {duration:?}, RSS every {every:?}, no scraper; idle RSS {idle:.1} MiB"
@@ -127,7 +132,10 @@ fn render(r: &Results) -> String {
         "\nMosaic soak: {} connections, each its own page of `{}`, no /metrics scraper; {:.0} req/s ({} ok, {} failed)\n",
         r.connections, r.query, r.rps, r.requests_ok, r.requests_failed
     );
-    s.push_str(&format!("{:>8} {:>9}\n{:>8} {:>9.1}\n", "s", "RSS MiB", "idle", r.idle_rss_mib));
+    s.push_str(&format!(
+        "{:>8} {:>9}\n{:>8} {:>9.1}\n",
+        "s", "RSS MiB", "idle", r.idle_rss_mib
+    ));
     for p in &r.curve {
         s.push_str(&format!("{:>8.0} {:>9.1}\n", p.seconds, p.rss_mib));
     }

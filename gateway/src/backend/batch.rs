@@ -7,16 +7,46 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::payload::key_text;
+use super::payload::{key_text, Answer};
 use super::request::render;
-use super::{BackendClients, CallError, CallFailure, CallMemo, Payload};
+use super::{BackendClients, CallError, CallFailure, CallMemo};
 use crate::plan::template::RenderContext;
 use crate::plan::{Binding, Plan};
+
+/// A failed call as a binding reads it: the error, and the stale answer served in its place.
+#[derive(Debug, Clone)]
+pub struct Failed {
+    pub error: CallError,
+    pub stale: Option<Answer>,
+}
+
+impl Failed {
+    pub fn new(f: CallFailure, binding: &Binding) -> Self {
+        Self {
+            error: f.error,
+            stale: f.stale.map(|p| Answer::new(p, binding)),
+        }
+    }
+}
+
+impl From<CallError> for Failed {
+    fn from(error: CallError) -> Self {
+        Self { error, stale: None }
+    }
+}
+
+/// A call's outcome as a binding reads it: `Ok(None)` when no call was made (a key was missing).
+pub type Reply = Result<Option<Answer>, Failed>;
+
+/// Reads a call's outcome through `binding`.
+pub fn reply(r: Result<Arc<super::Payload>, CallFailure>, binding: &Binding) -> Result<Answer, Failed> {
+    r.map(|p| Answer::new(p, binding)).map_err(|f| Failed::new(f, binding))
+}
 
 /// The answers of one batched field for a set of keys.
 pub struct BatchAnswers {
     /// One entry per chunk of keys, in order.
-    pub chunks: Vec<Result<Arc<Payload>, CallFailure>>,
+    pub chunks: Vec<Result<Answer, Failed>>,
     /// Keys per chunk.
     pub chunk_size: usize,
 }
@@ -36,44 +66,36 @@ impl BatchAnswers {
 pub enum KeyItems<'a> {
     /// The key's items; `stale_after` when they come from a stale answer served after a failure.
     Found {
-        payload: &'a Arc<Payload>,
-        indices: std::borrow::Cow<'a, [u32]>,
+        answer: &'a Answer,
+        indices: &'a [u32],
         stale_after: Option<&'a CallError>,
     },
+    /// No answer holds the key.
+    None,
     Failed(&'a CallError),
 }
 
 impl BatchAnswers {
     /// The items for the key at position `pos` of the key list the batch was made with.
     pub fn items_for(&self, binding: &Binding, pos: usize, key: &str) -> KeyItems<'_> {
-        let none = KeyItems::Found {
-            payload: empty(),
-            indices: std::borrow::Cow::Borrowed(&[]),
-            stale_after: None,
-        };
         if binding.batch.is_none() {
-            return none;
+            return KeyItems::None;
         }
-        let (payload, stale_after) = match self.chunks.get(pos / self.chunk_size.max(1)) {
-            Some(Ok(p)) => (p, None),
-            Some(Err(CallFailure {
+        let (answer, stale_after) = match self.chunks.get(pos / self.chunk_size.max(1)) {
+            Some(Ok(a)) => (a, None),
+            Some(Err(Failed {
                 error,
                 stale: Some(stale),
             })) => (stale, Some(error)),
             Some(Err(f)) => return KeyItems::Failed(&f.error),
-            None => return none,
+            None => return KeyItems::None,
         };
         KeyItems::Found {
-            payload,
-            indices: payload.key_indices(binding, key),
+            answer,
+            indices: answer.key_indices(binding, key),
             stale_after,
         }
     }
-}
-
-fn empty() -> &'static Arc<Payload> {
-    static EMPTY: std::sync::OnceLock<Arc<Payload>> = std::sync::OnceLock::new();
-    EMPTY.get_or_init(|| Arc::new(Payload::new(Value::Null)))
 }
 
 /// What a batch needs from the request that makes it.
@@ -106,14 +128,15 @@ pub async fn call_batch(
         parent: None,
         headers,
         claims,
+        key: None,
     };
     let calls = keys.chunks(chunk_size).map(|chunk| {
         crate::telemetry::metrics::batch_size(&backend.name, chunk.len());
         let req = render(binding, backend, &ctx, Some(chunk));
         async move {
             match req {
-                Ok(req) => memo.call(clients, req).await,
-                Err(e) => Err(CallError::from(e).into()),
+                Ok(req) => reply(memo.call(clients, req).await, binding),
+                Err(e) => Err(Failed::from(CallError::from(e))),
             }
         }
     });
@@ -123,9 +146,29 @@ pub async fn call_batch(
     }
 }
 
-/// The text of a parent's batch key, if it has one.
-pub fn parent_key<'v>(binding: &Binding, parent: &'v Value) -> Option<(std::borrow::Cow<'v, str>, &'v Value)> {
-    let rule = binding.batch.as_ref()?;
-    let v = rule.parent_key.get(parent)?;
-    key_text(v).map(|k| (k, v))
+/// The keys a parent holds under `from` (a key, or a list of keys), with their text, in order.
+pub fn parent_keys<'v>(
+    from: &crate::plan::mapping::Mapping,
+    parent: &'v Value,
+) -> Vec<(std::borrow::Cow<'v, str>, std::borrow::Cow<'v, Value>)> {
+    use std::borrow::Cow;
+    let Ok(Some(v)) = from.eval(parent, None) else {
+        return Vec::new();
+    };
+    let owned = |k: Cow<'_, str>| Cow::Owned(k.into_owned());
+    match v {
+        Cow::Borrowed(Value::Array(items)) => items
+            .iter()
+            .filter_map(|i| key_text(i).map(|k| (k, Cow::Borrowed(i))))
+            .collect(),
+        Cow::Owned(Value::Array(items)) => items
+            .into_iter()
+            .filter_map(|i| key_text(&i).map(|k| (owned(k), Cow::Owned(i.clone()))))
+            .collect(),
+        Cow::Borrowed(one) => key_text(one).map(|k| (k, Cow::Borrowed(one))).into_iter().collect(),
+        Cow::Owned(one) => key_text(&one)
+            .map(|k| (owned(k), Cow::Owned(one.clone())))
+            .into_iter()
+            .collect(),
+    }
 }

@@ -17,6 +17,9 @@ pub enum CallError {
         status: u16,
         /// The backend's `Retry-After`, when it sent one.
         retry_after: Option<Duration>,
+        /// The body of a 4xx answer (at most 64 KiB): what a field's `errors:` rule may show.
+        /// Never shown otherwise.
+        body: Option<std::sync::Arc<str>>,
     },
     #[error("backend answer is not valid JSON: {0}")]
     InvalidBody(String),
@@ -28,6 +31,10 @@ pub enum CallError {
     /// `max_url_bytes`): the client's error, not the backend's.
     #[error("request to backend refused: {0}")]
     Input(String),
+    /// An argument cannot be converted to the type the binding sends (`{{args.id | int}}` with
+    /// `"abc"`): the client's error. The message names the template expression only.
+    #[error("{0}")]
+    Unconvertible(String),
     #[error("circuit breaker is open")]
     CircuitOpen,
     #[error("bulkhead is full")]
@@ -44,7 +51,7 @@ impl CallError {
             CallError::Status { .. } | CallError::InvalidBody(_) | CallError::TooLarge(_) | CallError::Request(_) => {
                 "BACKEND_ERROR"
             }
-            CallError::Input(_) => "BAD_USER_INPUT",
+            CallError::Input(_) | CallError::Unconvertible(_) => "BAD_USER_INPUT",
             CallError::CircuitOpen => "CIRCUIT_OPEN",
             CallError::BulkheadFull => "BULKHEAD_FULL",
         }
@@ -62,6 +69,7 @@ impl CallError {
             CallError::Input(_) => {
                 format!("the arguments are too long for a call to backend \"{backend}\"; the call was not made")
             }
+            CallError::Unconvertible(reason) => format!("{reason}; the call to backend \"{backend}\" was not made"),
             CallError::CircuitOpen => {
                 format!("backend \"{backend}\" is failing; calls are suspended while it recovers (circuit open)")
             }
@@ -70,10 +78,11 @@ impl CallError {
     }
 
     /// Whether the call failed because of the backend (counts against breakers and instances):
-    /// connection errors, timeouts and 5xx answers; never 4xx answers or our own rejections.
+    /// connection errors, timeouts, 5xx answers and answers that are not JSON (an HTML error
+    /// page with 200); never 4xx answers or our own rejections.
     pub fn is_backend_failure(&self) -> bool {
         match self {
-            CallError::Connect(_) | CallError::Timeout => true,
+            CallError::Connect(_) | CallError::Timeout | CallError::InvalidBody(_) => true,
             CallError::Status { status, .. } => *status >= 500,
             _ => false,
         }

@@ -101,6 +101,9 @@ pub(super) fn propagate(
     }
 }
 
+/// Most bytes of a 4xx answer's body kept for `errors:` rules.
+const CLIENT_ERROR_BODY: usize = 64 << 10;
+
 /// Sends the request; `span_id` is the attempt's span, the parent the backend sees.
 async fn send_once(
     client: reqwest::Client,
@@ -140,9 +143,23 @@ async fn send_once(
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(std::time::Duration::from_secs);
+        // A client error's reason, for the fields that declare they show it (`errors:`).
+        let body = if status.is_client_error() {
+            let mut body = Vec::new();
+            while let Ok(Some(chunk)) = resp.chunk().await {
+                if body.len() + chunk.len() > CLIENT_ERROR_BODY {
+                    break;
+                }
+                body.extend_from_slice(&chunk);
+            }
+            std::str::from_utf8(&body).ok().map(std::sync::Arc::from)
+        } else {
+            None
+        };
         return Err(CallError::Status {
             status: status.as_u16(),
             retry_after,
+            body,
         });
     }
     if resp.content_length().is_some_and(|n| n as usize > max) {

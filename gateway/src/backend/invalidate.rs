@@ -18,6 +18,7 @@ pub async fn after_success(clients: &BackendClients, binding: &Binding, args: &M
         parent: None,
         headers: &headers,
         claims: None,
+        key: None,
     };
     for (backend, template) in &binding.invalidates {
         let mut path = String::new();

@@ -1,7 +1,7 @@
 //! Per-request deduplication: identical calls inside one GraphQL request are made once.
 //!
 //! Both executors render calls independently in different parts of a query; the memo makes the
-//! second identical GET wait for (or reuse) the first. Non-idempotent calls (mutations) are never
+//! second identical read (a GET, or a batch lookup) wait for (or reuse) the first. Writes are never
 //! deduplicated. The memo is a [`Coalescer`] that keeps finished answers for the request's
 //! lifetime; a call every part of the request stopped waiting for is cancelled, not kept.
 
@@ -65,8 +65,7 @@ impl CallMemo {
         req.deadline = self.deadline;
         req.principal = self.principal.clone();
         req.trace = self.trace.clone();
-        let idempotent = matches!(req.method, http::Method::GET | http::Method::HEAD);
-        if !idempotent {
+        if !req.read {
             return clients.call(req).await;
         }
         let key = req.call_key();

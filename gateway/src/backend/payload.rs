@@ -1,7 +1,9 @@
 //! A backend's parsed answer, shared by every request that coalesced onto the call.
 //!
-//! Parsed once; a batch answer also keeps, built once on first use, the index from key to the
-//! items matching it, so a hundred concurrent requests sharing one batch answer index it once.
+//! Parsed once; each binding reading it keeps a [`View`] of it, built once on first use: the
+//! value its `select` expression gives (a path needs none) and, for a batch, the index from key
+//! to the items matching it — so a hundred concurrent requests sharing one answer map and index it
+//! once, and a cached answer is never mapped again.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -9,7 +11,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::Value;
 
-use crate::plan::{Binding, BindingId, JsonPath};
+use crate::plan::mapping::EvalError;
+use crate::plan::{Binding, BindingId};
 
 /// A parsed backend response body.
 #[derive(Debug)]
@@ -21,10 +24,88 @@ pub struct Payload {
     memory: OnceLock<usize>,
     /// The backend's `Cache-Control`, if it sent one.
     pub cache_control: Option<CacheControl>,
-    /// The index for the first batched binding that reads this answer (nearly always the only one).
-    index: OnceLock<(BindingId, BatchIndex)>,
-    /// Indexes for other bindings reading the same answer through other rules (rare).
-    other_indexes: Mutex<Vec<(BindingId, Arc<BatchIndex>)>>,
+    /// The view of the first binding that reads this answer (nearly always the only one).
+    view: OnceLock<(BindingId, Arc<View>)>,
+    /// Views of other bindings reading the same answer (rare: identical calls of two fields).
+    other_views: Mutex<Vec<(BindingId, Arc<View>)>>,
+}
+
+/// One binding's reading of an answer.
+#[derive(Debug)]
+pub struct View {
+    /// What the binding's `select` expression gives (`None` when `select` is a path, read in
+    /// place).
+    mapped: Option<Result<Option<Value>, EvalError>>,
+    /// Key → items, for a batch.
+    index: OnceLock<BatchIndex>,
+    /// The mapped value as a payload of its own (for async-graphql's path, which addresses
+    /// values by payload and path), made on first use.
+    mapped_payload: OnceLock<Arc<Payload>>,
+}
+
+/// A call's answer as one binding reads it: the payload and the binding's view of it.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub payload: Arc<Payload>,
+    view: Arc<View>,
+}
+
+impl Answer {
+    pub fn new(payload: Arc<Payload>, binding: &Binding) -> Self {
+        let view = payload.view(binding);
+        Self { payload, view }
+    }
+
+    /// The selected value (the field's value, or a batch's list of items); an error when the
+    /// `select` expression fails on this answer.
+    pub fn selected(&self, binding: &Binding) -> Result<Option<&Value>, &EvalError> {
+        match &self.view.mapped {
+            None => Ok(binding.select.as_path().and_then(|p| p.get(&self.payload.value))),
+            Some(Ok(v)) => Ok(v.as_ref()),
+            Some(Err(e)) => Err(e),
+        }
+    }
+
+    /// Where the selected value is: a payload and the path in it.
+    pub fn root<'a>(
+        &'a self,
+        binding: &'a Binding,
+    ) -> Result<(Arc<Payload>, &'a [crate::plan::json_path::Segment]), &'a EvalError> {
+        match &self.view.mapped {
+            None => Ok((
+                self.payload.clone(),
+                binding.select.as_path().map_or(&[][..], |p| p.segments()),
+            )),
+            Some(Ok(v)) => Ok((
+                self.view
+                    .mapped_payload
+                    .get_or_init(|| Arc::new(Payload::new(v.clone().unwrap_or(Value::Null))))
+                    .clone(),
+                &[],
+            )),
+            Some(Err(e)) => Err(e),
+        }
+    }
+
+    /// The items of a batch answer (empty when the selected value is not a list).
+    pub fn items(&self, binding: &Binding) -> &[Value] {
+        match self.selected(binding) {
+            Ok(Some(Value::Array(items))) => items,
+            _ => &[],
+        }
+    }
+
+    /// The positions of the items matching `key` under `binding`'s batch rule (indexed once per
+    /// answer and binding).
+    pub fn key_indices(&self, binding: &Binding, key: &str) -> &[u32] {
+        let Some(rule) = &binding.batch else {
+            return &[];
+        };
+        self.view
+            .index
+            .get_or_init(|| build_index(self.items(binding), &rule.item_key))
+            .get(key)
+    }
 }
 
 /// The parts of `Cache-Control` a gateway cache obeys.
@@ -86,8 +167,8 @@ impl Payload {
             bytes: 0,
             memory: OnceLock::new(),
             cache_control: None,
-            index: OnceLock::new(),
-            other_indexes: Mutex::new(Vec::new()),
+            view: OnceLock::new(),
+            other_views: Mutex::new(Vec::new()),
         }
     }
 
@@ -98,8 +179,8 @@ impl Payload {
             bytes,
             memory: OnceLock::new(),
             cache_control,
-            index: OnceLock::new(),
-            other_indexes: Mutex::new(Vec::new()),
+            view: OnceLock::new(),
+            other_views: Mutex::new(Vec::new()),
         }
     }
 
@@ -112,51 +193,66 @@ impl Payload {
             .get_or_init(|| std::mem::size_of::<Payload>() + heap_size(&self.value))
     }
 
-    /// The items list at `select` (empty when absent or not a list).
-    pub fn items(&self, select: &JsonPath) -> &[Value] {
-        select
-            .get(&self.value)
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
-    }
-
-    /// The positions of the items matching `key` under `binding`'s batch rule; the index is built
-    /// once per payload and binding, and shared by every request reading the answer.
-    pub fn key_indices<'p>(&'p self, binding: &Binding, key: &str) -> Cow<'p, [u32]> {
-        let Some(rule) = &binding.batch else {
-            return Cow::Borrowed(&[]);
+    /// `binding`'s view of this answer, made on first use.
+    fn view(&self, binding: &Binding) -> Arc<View> {
+        let make = || {
+            Arc::new(View {
+                mapped: binding
+                    .select
+                    .as_path()
+                    .is_none()
+                    .then(|| binding.select.eval(&self.value, None).map(|v| v.map(Cow::into_owned))),
+                index: OnceLock::new(),
+                mapped_payload: OnceLock::new(),
+            })
         };
-        let (owner, index) = self
-            .index
-            .get_or_init(|| (binding.id, build_index(self.items(&binding.select), &rule.item_key)));
+        let (owner, view) = self.view.get_or_init(|| (binding.id, make()));
         if *owner == binding.id {
-            return Cow::Borrowed(index.get(key));
+            return view.clone();
         }
-        let mut others = match self.other_indexes.lock() {
+        let mut others = match self.other_views.lock() {
             Ok(o) => o,
             Err(p) => p.into_inner(),
         };
-        let idx = match others.iter().find(|(b, _)| *b == binding.id) {
-            Some((_, idx)) => idx.clone(),
+        match others.iter().find(|(b, _)| *b == binding.id) {
+            Some((_, v)) => v.clone(),
             None => {
-                let idx = Arc::new(build_index(self.items(&binding.select), &rule.item_key));
-                others.push((binding.id, idx.clone()));
-                idx
+                let v = make();
+                others.push((binding.id, v.clone()));
+                v
             }
-        };
-        Cow::Owned(idx.get(key).to_vec())
+        }
     }
 }
 
-fn build_index(items: &[Value], item_key: &JsonPath) -> BatchIndex {
+fn build_index(items: &[Value], item_key: &crate::plan::mapping::Mapping) -> BatchIndex {
     let mut by_key: HashMap<Box<str>, Vec<u32>> = HashMap::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
-        if let Some(k) = item_key.get(item).and_then(key_text) {
-            by_key.entry(k.into()).or_default().push(i as u32);
-        }
+        let Ok(Some(k)) = item_key.eval(item, None) else {
+            continue;
+        };
+        // An item listing several keys belongs to each of them.
+        for_each_key(&k, |k| by_key.entry(k.into()).or_default().push(i as u32));
     }
     BatchIndex { by_key }
+}
+
+/// Calls `f` with the text of each key in `v`: the value itself, or each item of a list.
+pub fn for_each_key(v: &Value, mut f: impl FnMut(&str)) {
+    match v {
+        Value::Array(items) => {
+            for item in items {
+                if let Some(k) = key_text(item) {
+                    f(&k);
+                }
+            }
+        }
+        other => {
+            if let Some(k) = key_text(other) {
+                f(&k);
+            }
+        }
+    }
 }
 
 /// The text a key is matched by: strings as they are, numbers in their JSON form.
@@ -188,11 +284,13 @@ mod tests {
 
     #[test]
     fn index_groups_items_by_key_and_matches_numbers_to_strings() {
-        let p = Payload::new(json!({"items": [{"c": 1}, {"c": "2"}, {"c": 1}]}));
-        let idx = build_index(p.items(&JsonPath::key("items")), &JsonPath::key("c"));
+        let items = json!([{"c": 1}, {"c": "2"}, {"c": [1, 3]}]);
+        let key = crate::plan::mapping::Mapping::parse("c").expect("a path");
+        let idx = build_index(items.as_array().expect("a list"), &key);
         assert_eq!(idx.get("1"), &[0, 2]);
         assert_eq!(idx.get("2"), &[1]);
-        assert!(idx.get("3").is_empty());
+        assert_eq!(idx.get("3"), &[2], "an item listing several keys belongs to each");
+        assert!(idx.get("4").is_empty());
     }
 }
 

@@ -23,6 +23,9 @@ pub struct BackendRequest {
     pub body: Option<Bytes>,
     /// Identical concurrent calls may share one backend call.
     pub coalesce: bool,
+    /// A read: identical calls in one request are made once (a GET, or a batch lookup even when
+    /// it is a POST with the keys in its body). Writes are never deduplicated.
+    pub read: bool,
     /// The call may be retried (an idempotent method, or a field declaring it safe).
     pub retryable: bool,
     /// A per-field timeout overriding the backend's.
@@ -87,6 +90,7 @@ impl BackendRequest {
             headers: vec![],
             body: None,
             coalesce: true,
+            read: true,
             retryable: true,
             timeout: None,
             deadline: None,
@@ -114,12 +118,16 @@ pub enum RenderError {
     /// The arguments make the path and query longer than the backend's `max_url_bytes`.
     #[error("the path and query would be {bytes} bytes long, over max_url_bytes ({max})")]
     UrlTooLong { bytes: usize, max: usize },
+    /// A value cannot be converted as its template says (`{{args.id | int}}` with `"abc"`).
+    #[error(transparent)]
+    Conversion(#[from] crate::plan::template::ConversionError),
 }
 
 impl From<RenderError> for super::error::CallError {
     fn from(e: RenderError) -> Self {
         match e {
             RenderError::UrlTooLong { .. } => Self::Input(e.to_string()),
+            RenderError::Conversion(_) => Self::Unconvertible(e.to_string()),
             _ => Self::Request(e.to_string()),
         }
     }
@@ -138,7 +146,7 @@ pub fn render(
     let mut first = true;
     for (name, t) in &binding.query {
         match t.as_single_expr() {
-            Some(e) => match e.eval(ctx).as_deref() {
+            Some(e) => match e.eval_checked(ctx)?.as_deref() {
                 None | Some(Value::Null) => {}
                 Some(Value::Array(items)) => {
                     for item in items {
@@ -147,10 +155,13 @@ pub fn render(
                 }
                 Some(v) => push_query(&mut url, &mut first, name, &scalar_text(v)),
             },
-            None => push_query(&mut url, &mut first, name, &render_text(t, ctx)),
+            None => push_query(&mut url, &mut first, name, &render_text(t, ctx)?),
         }
     }
-    let mut body = binding.body.as_ref().map(|b| render_body(b, ctx));
+    let mut body = match &binding.body {
+        Some(b) => Some(render_body(b, ctx)?.unwrap_or(Value::Null)),
+        None => None,
+    };
     if let (Some(rule), Some(keys)) = (&binding.batch, keys) {
         match rule.style {
             BatchStyle::Repeat => {
@@ -201,11 +212,11 @@ pub fn render(
     }
     for (name, t) in &binding.headers {
         let text = match t.as_single_expr() {
-            Some(e) => match e.eval(ctx).as_deref() {
+            Some(e) => match e.eval_checked(ctx)?.as_deref() {
                 None | Some(Value::Null) => continue,
                 Some(v) => scalar_text(v),
             },
-            None => render_text(t, ctx),
+            None => render_text(t, ctx)?,
         };
         let value = http::HeaderValue::from_str(&text).map_err(|_| RenderError::InvalidHeader(name.to_string()))?;
         headers.push((name.clone(), value));
@@ -227,6 +238,7 @@ pub fn render(
         headers,
         body,
         coalesce: binding.singleflight,
+        read: idempotent || binding.batch.is_some(),
         retryable: idempotent || binding.retryable,
         timeout: binding.timeout,
         deadline: None,
@@ -242,7 +254,7 @@ fn render_path(t: &Template, ctx: &RenderContext<'_>, out: &mut String) -> Resul
     for part in &t.parts {
         match part {
             Part::Lit(s) => out.push_str(s),
-            Part::Expr(e) => match e.eval(ctx).as_deref() {
+            Part::Expr(e) => match e.eval_checked(ctx)?.as_deref() {
                 None | Some(Value::Null) => return Err(RenderError::MissingPathValue(describe(e))),
                 Some(v) => push_encoded(out, &scalar_text(v), PATH_SEGMENT),
             },
@@ -251,40 +263,52 @@ fn render_path(t: &Template, ctx: &RenderContext<'_>, out: &mut String) -> Resul
     Ok(())
 }
 
-fn render_text(t: &Template, ctx: &RenderContext<'_>) -> String {
+fn render_text(t: &Template, ctx: &RenderContext<'_>) -> Result<String, RenderError> {
     let mut out = String::new();
     for part in &t.parts {
         match part {
             Part::Lit(s) => out.push_str(s),
             Part::Expr(e) => {
-                if let Some(v) = e.eval(ctx) {
+                if let Some(v) = e.eval_checked(ctx)? {
                     push_scalar_text(&mut out, &v);
                 }
             }
         }
     }
-    out
+    Ok(out)
 }
 
-fn render_body(b: &BodyTemplate, ctx: &RenderContext<'_>) -> Value {
-    match b {
+/// A body value; `None` when it is a single expression without a value (an argument not given),
+/// which an object leaves out (an explicit `null` stays `null`).
+fn render_body(b: &BodyTemplate, ctx: &RenderContext<'_>) -> Result<Option<Value>, RenderError> {
+    Ok(Some(match b {
         BodyTemplate::Const(v) => v.clone(),
-        BodyTemplate::Expr(e) => e.eval(ctx).map(|v| v.into_owned()).unwrap_or(Value::Null),
-        BodyTemplate::Text(t) => Value::String(render_text(t, ctx)),
+        BodyTemplate::Expr(e) => match e.eval_checked(ctx)? {
+            Some(v) => v.into_owned(),
+            None => return Ok(None),
+        },
+        BodyTemplate::Text(t) => Value::String(render_text(t, ctx)?),
         BodyTemplate::Object(fields) => {
-            Value::Object(fields.iter().map(|(k, v)| (k.clone(), render_body(v, ctx))).collect())
+            let mut m = Map::with_capacity(fields.len());
+            for (k, v) in fields {
+                if let Some(v) = render_body(v, ctx)? {
+                    m.insert(k.clone(), v);
+                }
+            }
+            Value::Object(m)
         }
-        BodyTemplate::List(items) => Value::Array(items.iter().map(|v| render_body(v, ctx)).collect()),
-    }
+        BodyTemplate::List(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for v in items {
+                out.push(render_body(v, ctx)?.unwrap_or(Value::Null));
+            }
+            Value::Array(out)
+        }
+    }))
 }
 
 fn describe(e: &Expr) -> String {
-    match e {
-        Expr::Arg { name, .. } => format!("args.{name}"),
-        Expr::Parent { field, .. } => format!("parent.{field}"),
-        Expr::Header(h) => format!("headers.{h}"),
-        Expr::Claim(p) => format!("claims.{p}"),
-    }
+    e.describe()
 }
 
 /// Text form of a JSON scalar for URLs (strings unquoted).
@@ -344,8 +368,11 @@ mod tests {
                 .collect(),
             headers: vec![],
             body: None,
-            select: JsonPath::default(),
+            select: crate::plan::mapping::Mapping::from_path(JsonPath::default()),
+            value: None,
             batch: None,
+            fanout: None,
+            errors: vec![],
             singleflight: true,
             retryable: false,
             timeout: None,
@@ -361,6 +388,7 @@ mod tests {
             parent: None,
             headers,
             claims: None,
+            key: None,
         }
     }
 
@@ -425,9 +453,9 @@ mod tests {
         ] {
             let mut b = binding("/x", &[]);
             b.batch = Some(BatchRule {
-                parent_key: JsonPath::key("id"),
+                parent_key: crate::plan::mapping::Mapping::from_path(JsonPath::key("id")),
                 from_field: "id".into(),
-                item_key: JsonPath::key("id"),
+                item_key: crate::plan::mapping::Mapping::from_path(JsonPath::key("id")),
                 key_field: "id".into(),
                 param: "id".into(),
                 style,

@@ -94,6 +94,7 @@ pub fn open(clients: &BackendClients, req: BackendRequest) -> BoxStream<'static,
                 Ok(resp) => CallError::Status {
                     status: resp.status().as_u16(),
                     retry_after: None,
+                    body: None,
                 },
                 Err(e) if e.is_timeout() => CallError::Timeout,
                 Err(e) => CallError::Connect(e.to_string()),

@@ -91,6 +91,8 @@ pub struct FieldPlan {
 pub enum Src {
     Typename,
     Parent(JsonPath),
+    /// `@from(expr:)`: computed from the parent's backend JSON when written.
+    Computed(Arc<crate::plan::mapping::Mapping>),
     /// A backend call; `slot` indexes the request's fetched data.
     Call {
         binding: crate::plan::BindingId,
@@ -339,6 +341,7 @@ impl<'a> Compiler<'a> {
         };
         let source = match &def.source {
             FieldSource::Parent(p) => Src::Parent(p.clone()),
+            FieldSource::Computed(m) => Src::Computed(m.clone()),
             FieldSource::Call(b) => {
                 let slot = self.slots;
                 self.slots += 1;

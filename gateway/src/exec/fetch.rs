@@ -5,33 +5,40 @@
 //! Nothing here writes the response; [`Fetched::resolve`] tells the writer what a bound field's
 //! value is for a given parent.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::future::{join_all, BoxFuture};
+use futures::StreamExt;
 use serde_json::{Map, Value};
 
 use super::compile::{FieldPlan, OpPlan, Output, SelectionPlan, Src};
-use crate::backend::batch::{call_batch, BatchAnswers, KeyItems, RequestScope};
-use crate::backend::payload::key_text;
+use crate::backend::batch::{call_batch, parent_keys, reply, BatchAnswers, Failed, KeyItems, Reply, RequestScope};
+use crate::backend::payload::Answer;
 use crate::backend::request::{render, RenderError};
-use crate::backend::{BackendClients, CallError, CallFailure, CallMemo, Payload};
+use crate::backend::{BackendClients, CallError, CallMemo, Payload};
 use crate::plan::template::RenderContext;
 use crate::plan::{Binding, Plan};
 
 /// The answers of one bound field, for all its parents.
 pub enum SlotData {
     /// The call does not depend on the parent: one answer for all.
-    Single(Result<Option<Arc<Payload>>, CallFailure>),
+    Single(Reply),
     /// One call per distinct request; parents (by address) point at their call.
     PerParent {
         by_parent: HashMap<usize, usize>,
-        calls: Vec<Result<Option<Arc<Payload>>, CallFailure>>,
+        calls: Vec<Reply>,
     },
     /// A batch: the answers by chunk, and (when split into several) each key's position.
     Batched {
         positions: Option<HashMap<Box<str>, usize>>,
         answers: BatchAnswers,
+    },
+    /// A fan-out: one call per distinct key.
+    Fanout {
+        by_key: HashMap<Box<str>, usize>,
+        calls: Vec<Reply>,
     },
 }
 
@@ -39,9 +46,11 @@ impl SlotData {
     /// One warning per failed backend call (not per parent), in the request's span, as
     /// async-graphql's executor logs its failures.
     fn log_failures(&self, backend: &str, parent_type: &str, field: &str) {
-        let failures: Vec<&CallFailure> = match self {
+        let failures: Vec<&Failed> = match self {
             SlotData::Single(r) => r.as_ref().err().into_iter().collect(),
-            SlotData::PerParent { calls, .. } => calls.iter().filter_map(|r| r.as_ref().err()).collect(),
+            SlotData::PerParent { calls, .. } | SlotData::Fanout { calls, .. } => {
+                calls.iter().filter_map(|r| r.as_ref().err()).collect()
+            }
             SlotData::Batched { answers, .. } => answers.chunks.iter().filter_map(|r| r.as_ref().err()).collect(),
         };
         let operation = crate::telemetry::trace_context::operation();
@@ -62,17 +71,20 @@ impl SlotData {
     fn any_success(&self) -> bool {
         match self {
             SlotData::Single(r) => r.is_ok(),
-            SlotData::PerParent { calls, .. } => calls.iter().any(Result::is_ok),
+            SlotData::PerParent { calls, .. } | SlotData::Fanout { calls, .. } => calls.iter().any(Result::is_ok),
             SlotData::Batched { answers, .. } => answers.chunks.iter().any(Result::is_ok),
         }
     }
 }
 
-/// What a bound field resolves to for one parent.
+/// What a bound field resolves to for one parent. Values are borrowed from the answers, except
+/// what a `value` expression computes.
 pub enum Resolved<'a> {
-    Value(Option<&'a Value>),
-    Items(Vec<&'a Value>),
+    Value(Option<Cow<'a, Value>>),
+    Items(Vec<Cow<'a, Value>>),
     Error(&'a CallError),
+    /// A mapping failed on the answer (what failed, in types only).
+    Mismatch(String),
 }
 
 /// Everything fetched for one request.
@@ -88,17 +100,17 @@ impl Fetched {
         for slot in &self.slots {
             match slot {
                 None => out.push(None),
-                Some(SlotData::Single(r)) => out.push(r.as_ref().ok()?.as_ref()),
-                Some(SlotData::PerParent { calls, .. }) => {
+                Some(SlotData::Single(r)) => out.push(r.as_ref().ok()?.as_ref().map(|a| &a.payload)),
+                Some(SlotData::PerParent { calls, .. } | SlotData::Fanout { calls, .. }) => {
                     out.push(None);
                     for c in calls {
-                        out.push(c.as_ref().ok()?.as_ref());
+                        out.push(c.as_ref().ok()?.as_ref().map(|a| &a.payload));
                     }
                 }
                 Some(SlotData::Batched { answers, .. }) => {
                     out.push(None);
                     for c in &answers.chunks {
-                        out.push(Some(c.as_ref().ok()?));
+                        out.push(Some(&c.as_ref().ok()?.payload));
                     }
                 }
             }
@@ -231,14 +243,19 @@ async fn fetch_field_or_descend<'b>(
                     let mut children = Vec::new();
                     for p in &parents {
                         match resolve_slot(&data, binding, Some(p)).0 {
-                            Resolved::Value(Some(v)) => flatten_objects(v, &mut children),
-                            Resolved::Items(items) => items.into_iter().for_each(|v| flatten_objects(v, &mut children)),
+                            // Computed values (a `value` expression) have no calls below them.
+                            Resolved::Value(Some(Cow::Borrowed(v))) => flatten_objects(v, &mut children),
+                            Resolved::Items(items) => items.into_iter().for_each(|v| {
+                                if let Cow::Borrowed(v) = v {
+                                    flatten_objects(v, &mut children)
+                                }
+                            }),
                             Resolved::Error(_) => {
                                 if let Some(fb) = &f.fallback {
                                     flatten_objects(fb, &mut children);
                                 }
                             }
-                            Resolved::Value(None) => {}
+                            Resolved::Value(_) | Resolved::Mismatch(_) => {}
                         }
                     }
                     out = fetch_selection(cx, sub, &children).await;
@@ -259,7 +276,38 @@ async fn fetch_field_or_descend<'b>(
             }
             fetch_selection(cx, sub, &children).await
         }
-        Src::Typename => Vec::new(),
+        Src::Typename | Src::Computed(_) => Vec::new(),
+    }
+}
+
+/// What `binding` gives a parent from one value of the answer (its `value` mapping applied).
+fn pick<'a>(binding: &Binding, v: Option<&'a Value>) -> Result<Option<Cow<'a, Value>>, String> {
+    let Some(v) = v else { return Ok(None) };
+    match &binding.value {
+        None => Ok(Some(Cow::Borrowed(v))),
+        Some(m) => m.eval(v, None).map_err(|e| mapping_failed(binding, "value", &e)),
+    }
+}
+
+fn mapping_failed(binding: &Binding, what: &str, e: &crate::plan::mapping::EvalError) -> String {
+    format!(
+        "the {what} mapping of {} failed on the backend's answer: {e}",
+        binding.owner
+    )
+}
+
+/// The selected value of an answer, with `value` applied.
+fn answer_value<'a>(binding: &Binding, answer: &'a Answer) -> Result<Option<Cow<'a, Value>>, String> {
+    let selected = answer
+        .selected(binding)
+        .map_err(|e| mapping_failed(binding, "select", e))?;
+    pick(binding, selected)
+}
+
+fn resolved_value<'a>(r: Result<Option<Cow<'a, Value>>, String>) -> Resolved<'a> {
+    match r {
+        Ok(v) => Resolved::Value(v),
+        Err(m) => Resolved::Mismatch(m),
     }
 }
 
@@ -268,10 +316,10 @@ fn resolve_slot<'a>(
     binding: &Binding,
     parent: Option<&Value>,
 ) -> (Resolved<'a>, Option<&'a CallError>) {
-    let one = |r: &'a Result<Option<Arc<Payload>>, CallFailure>| match r {
-        Ok(Some(p)) => (Resolved::Value(binding.select.get(&p.value)), None),
+    let one = |r: &'a Reply| match r {
+        Ok(Some(a)) => (resolved_value(answer_value(binding, a)), None),
         Ok(None) => (Resolved::Value(None), None),
-        Err(CallFailure { error, stale: Some(p) }) => (Resolved::Value(binding.select.get(&p.value)), Some(error)),
+        Err(Failed { error, stale: Some(a) }) => (resolved_value(answer_value(binding, a)), Some(error)),
         Err(f) => (Resolved::Error(&f.error), None),
     };
     match data {
@@ -285,31 +333,115 @@ fn resolve_slot<'a>(
         SlotData::Batched { positions, answers } => {
             let none = (Resolved::Value(None), None);
             let Some(rule) = &binding.batch else { return none };
-            let Some(key) = parent.and_then(|p| rule.parent_key.get(p)).and_then(key_text) else {
+            let Some(parent) = parent else { return none };
+            let keys = parent_keys(&rule.parent_key, parent);
+            let mut items: Vec<Cow<'a, Value>> = Vec::new();
+            let mut stale = None;
+            for (key, _) in &keys {
+                let pos = match positions {
+                    Some(positions) => match positions.get(&**key) {
+                        Some(p) => *p,
+                        None => continue,
+                    },
+                    None => 0,
+                };
+                match answers.items_for(binding, pos, key) {
+                    KeyItems::Failed(e) => return (Resolved::Error(e), None),
+                    KeyItems::None => {}
+                    KeyItems::Found {
+                        answer,
+                        indices,
+                        stale_after,
+                    } => {
+                        stale = stale.or(stale_after);
+                        let all = answer.items(binding);
+                        let take = if rule.many { indices.len() } else { 1 };
+                        for i in indices.iter().take(take) {
+                            match pick(binding, all.get(*i as usize)) {
+                                Ok(Some(v)) => items.push(v),
+                                Ok(None) => {}
+                                Err(m) => return (Resolved::Mismatch(m), None),
+                            }
+                        }
+                    }
+                }
+            }
+            let resolved = if rule.many {
+                Resolved::Items(items)
+            } else {
+                Resolved::Value(items.into_iter().next())
+            };
+            (resolved, stale)
+        }
+        SlotData::Fanout { by_key, calls } => {
+            let none = (Resolved::Value(None), None);
+            let (Some(rule), Some(parent)) = (&binding.fanout, parent) else {
                 return none;
             };
-            let pos = match positions {
-                Some(positions) => match positions.get(&*key) {
-                    Some(p) => *p,
-                    None => return none,
-                },
-                None => 0,
-            };
-            match answers.items_for(binding, pos, &key) {
-                KeyItems::Failed(e) => (Resolved::Error(e), None),
-                KeyItems::Found {
-                    payload,
-                    indices,
-                    stale_after,
-                } => {
-                    let items = payload.items(&binding.select);
-                    let resolved = if rule.many {
-                        Resolved::Items(indices.iter().filter_map(|i| items.get(*i as usize)).collect())
-                    } else {
-                        Resolved::Value(indices.first().and_then(|i| items.get(*i as usize)))
-                    };
-                    (resolved, stale_after)
+            let listed = matches!(rule.from.eval(parent, None), Ok(Some(ref v)) if v.is_array());
+            let keys = parent_keys(&rule.from, parent);
+            if !listed {
+                // One key: the answer is the value (or, for a list field, the list of items).
+                let Some(r) = keys
+                    .first()
+                    .and_then(|(k, _)| by_key.get(&**k))
+                    .and_then(|i| calls.get(*i))
+                else {
+                    return none;
+                };
+                return match r {
+                    Ok(Some(a)) | Err(Failed { stale: Some(a), .. }) => {
+                        let stale = r.as_ref().err().map(|f| &f.error);
+                        let selected = match a.selected(binding) {
+                            Ok(v) => v,
+                            Err(e) => return (Resolved::Mismatch(mapping_failed(binding, "select", e)), None),
+                        };
+                        match (selected, binding.value.is_some(), rule.many) {
+                            (Some(Value::Array(list)), true, true) => {
+                                let mut items = Vec::with_capacity(list.len());
+                                for item in list {
+                                    match pick(binding, Some(item)) {
+                                        Ok(Some(v)) => items.push(v),
+                                        Ok(None) => {}
+                                        Err(m) => return (Resolved::Mismatch(m), None),
+                                    }
+                                }
+                                (Resolved::Items(items), stale)
+                            }
+                            _ => (resolved_value(pick(binding, selected)), stale),
+                        }
+                    }
+                    Ok(None) => none,
+                    Err(f) => (Resolved::Error(&f.error), None),
+                };
+            }
+            // A list of keys: one value per key, in the parent's order; keys without an answer
+            // (404) are left out.
+            let mut items = Vec::with_capacity(keys.len());
+            let mut stale = None;
+            for (k, _) in &keys {
+                let Some(r) = by_key.get(&**k).and_then(|i| calls.get(*i)) else {
+                    continue;
+                };
+                let answer = match r {
+                    Ok(Some(a)) => a,
+                    Ok(None) => continue,
+                    Err(Failed { error, stale: Some(a) }) => {
+                        stale = stale.or(Some(error));
+                        a
+                    }
+                    Err(f) => return (Resolved::Error(&f.error), None),
+                };
+                match answer_value(binding, answer) {
+                    Ok(Some(v)) if !v.is_null() => items.push(v),
+                    Ok(_) => {}
+                    Err(m) => return (Resolved::Mismatch(m), None),
                 }
+            }
+            if rule.many {
+                (Resolved::Items(items), stale)
+            } else {
+                (Resolved::Value(items.into_iter().next()), stale)
             }
         }
     }
@@ -334,17 +466,13 @@ async fn call_field(
     if let Some(rule) = &binding.batch {
         // Distinct keys, sorted: the same set of keys always makes the same request, so it is
         // deduplicated, coalesced and cached whatever order the parents came in.
-        let mut keys: Vec<(std::borrow::Cow<'_, str>, &Value)> = Vec::with_capacity(parents.len());
+        let mut keys: Vec<(Cow<'_, str>, Cow<'_, Value>)> = Vec::with_capacity(parents.len());
         for p in parents {
-            if let Some(v) = rule.parent_key.get(p) {
-                if let Some(k) = key_text(v) {
-                    keys.push((k, v));
-                }
-            }
+            keys.extend(parent_keys(&rule.parent_key, p));
         }
         keys.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         keys.dedup_by(|a, b| a.0 == b.0);
-        let values: Vec<&Value> = keys.iter().map(|(_, v)| *v).collect();
+        let values: Vec<&Value> = keys.iter().map(|(_, v)| &**v).collect();
         let answers = if values.is_empty() {
             BatchAnswers {
                 chunks: Vec::new(),
@@ -369,12 +497,16 @@ async fn call_field(
         });
         return SlotData::Batched { positions, answers };
     }
+    if let Some(rule) = &binding.fanout {
+        return fan_out(cx, binding, backend, rule, args, parents).await;
+    }
     if !binding.uses_parent() {
         let ctx = RenderContext {
             args,
             parent: None,
             headers: cx.headers,
             claims: cx.identity.claims.as_deref(),
+            key: None,
         };
         return SlotData::Single(call_one(cx, binding, backend, &ctx).await);
     }
@@ -389,6 +521,7 @@ async fn call_field(
             parent: Some(p),
             headers: cx.headers,
             claims: cx.identity.claims.as_deref(),
+            key: None,
         };
         let idx = match render(binding, backend, &ctx, None) {
             Ok(req) => {
@@ -414,8 +547,8 @@ async fn call_field(
         let err = render_errors.remove(&i);
         async move {
             match (r, err) {
-                (_, Some(e)) => Err(e.into()),
-                (Some(req), None) => cx.memo.call(cx.clients, req).await.map(Some),
+                (_, Some(e)) => Err(Failed::from(e)),
+                (Some(req), None) => reply(cx.memo.call(cx.clients, req).await, binding).map(Some),
                 (None, None) => Ok(None),
             }
         }
@@ -424,15 +557,60 @@ async fn call_field(
     SlotData::PerParent { by_parent, calls }
 }
 
+/// One call per distinct key over all `parents`, at most `rule.concurrency` at once.
+async fn fan_out(
+    cx: &FetchContext<'_>,
+    binding: &Binding,
+    backend: &crate::plan::BackendPlan,
+    rule: &crate::plan::FanoutRule,
+    args: &Map<String, Value>,
+    parents: &[&Value],
+) -> SlotData {
+    let mut by_key: HashMap<Box<str>, usize> = HashMap::new();
+    let mut keys: Vec<Cow<'_, Value>> = Vec::new();
+    for p in parents {
+        for (k, v) in parent_keys(&rule.from, p) {
+            by_key.entry(Box::from(&*k)).or_insert_with(|| {
+                keys.push(v);
+                keys.len() - 1
+            });
+        }
+    }
+    let requests: Vec<_> = keys
+        .iter()
+        .map(|key| {
+            let ctx = RenderContext {
+                args,
+                parent: None,
+                headers: cx.headers,
+                claims: cx.identity.claims.as_deref(),
+                key: Some(&**key),
+            };
+            render(binding, backend, &ctx, None)
+        })
+        .collect();
+    let calls = futures::stream::iter(requests.into_iter().map(|req| async move {
+        match req {
+            Ok(req) => reply(cx.memo.call(cx.clients, req).await, binding).map(Some),
+            Err(RenderError::MissingPathValue(_)) => Ok(None),
+            Err(e) => Err(Failed::from(CallError::from(e))),
+        }
+    }))
+    .buffered(rule.concurrency.max(1))
+    .collect::<Vec<_>>()
+    .await;
+    SlotData::Fanout { by_key, calls }
+}
+
 async fn call_one(
     cx: &FetchContext<'_>,
     binding: &Binding,
     backend: &crate::plan::BackendPlan,
     ctx: &RenderContext<'_>,
-) -> Result<Option<Arc<Payload>>, CallFailure> {
+) -> Reply {
     match render(binding, backend, ctx, None) {
-        Ok(req) => cx.memo.call(cx.clients, req).await.map(Some),
+        Ok(req) => reply(cx.memo.call(cx.clients, req).await, binding).map(Some),
         Err(RenderError::MissingPathValue(_)) => Ok(None),
-        Err(e) => Err(CallError::from(e).into()),
+        Err(e) => Err(Failed::from(CallError::from(e))),
     }
 }

@@ -15,8 +15,8 @@ use super::fetch::{Fetched, Resolved};
 use crate::plan::coerce::{coerce_leaf, LeafOut};
 use crate::plan::Plan;
 use crate::response::{
-    backend_error, not_a_list, null_in_non_null, unknown_concrete_type, write_json_str, FieldError, PathSegment,
-    SCHEMA_MISMATCH,
+    backend_error, call_error, not_a_list, null_in_non_null, unknown_concrete_type, write_json_str, FieldError,
+    PathSegment, SCHEMA_MISMATCH,
 };
 
 /// A non-null position failed; its null goes to the nearest nullable position above.
@@ -104,7 +104,7 @@ impl<'a> Writer<'a> {
         self.errors.push(e);
     }
 
-    fn object(&mut self, sel: &'a SelectionPlan, concrete: &str, obj: Option<&'a Value>) -> Result<(), Bubble> {
+    fn object(&mut self, sel: &'a SelectionPlan, concrete: &str, obj: Option<&Value>) -> Result<(), Bubble> {
         self.out.push(b'{');
         let mut failed = false;
         for (i, f) in sel.fields_for(concrete).iter().enumerate() {
@@ -126,7 +126,7 @@ impl<'a> Writer<'a> {
         }
     }
 
-    fn field(&mut self, f: &'a FieldPlan, concrete: &str, parent: Option<&'a Value>) -> Result<(), Bubble> {
+    fn field(&mut self, f: &'a FieldPlan, concrete: &str, parent: Option<&Value>) -> Result<(), Bubble> {
         if let Some(rule) = &f.auth {
             if let Err(denied) = crate::runtime::identity::check(rule, self.identity) {
                 let message = denied.message(&f.parent_type, &f.field_name);
@@ -141,6 +141,20 @@ impl<'a> Writer<'a> {
                 Ok(())
             }
             Src::Parent(path) => self.value(f, &f.ty, parent.and_then(|p| path.get(p))),
+            Src::Computed(m) => match parent.map(|p| m.eval(p, None)) {
+                None | Some(Ok(None)) => self.value(f, &f.ty, None),
+                Some(Ok(Some(v))) => self.value(f, &f.ty, Some(&v)),
+                Some(Err(e)) => {
+                    self.error(
+                        f,
+                        format!(
+                            "the expression of {}.{} failed on the backend's answer: {e}",
+                            f.parent_type, f.field_name
+                        ),
+                    );
+                    self.null_or_bubble(&f.ty)
+                }
+            },
             Src::Call { binding, slot, .. } => {
                 let binding = self.plan.binding(*binding);
                 let outer = self.backend.replace(&self.plan.backend(binding.backend).name);
@@ -156,7 +170,7 @@ impl<'a> Writer<'a> {
         f: &'a FieldPlan,
         binding: &'a crate::plan::Binding,
         slot: usize,
-        parent: Option<&'a Value>,
+        parent: Option<&Value>,
     ) -> Result<(), Bubble> {
         let (resolved, stale_after) = self.fetched.resolve(binding, slot, parent);
         if let Some(e) = stale_after {
@@ -166,21 +180,25 @@ impl<'a> Writer<'a> {
             self.errors.push(err);
         }
         match resolved {
-            Resolved::Value(v) => self.value(f, &f.ty, v),
+            Resolved::Value(v) => self.value(f, &f.ty, v.as_deref()),
             Resolved::Items(items) => self.nullable(&f.ty, |w| {
                 let inner = match &f.ty.base {
                     BaseType::List(inner) => inner.as_ref(),
                     BaseType::Named(_) => &f.ty,
                 };
-                w.list(f, inner, items.into_iter())
+                w.list(f, inner, items.iter().map(|v| &**v))
             }),
+            Resolved::Mismatch(message) => {
+                self.error(f, message);
+                self.null_or_bubble(&f.ty)
+            }
             Resolved::Error(e) => {
                 let name = &self.plan.backend(binding.backend).name;
-                let err = backend_error(e, name, f.pos, self.response_path(), f.fallback.is_some());
+                let (err, declared) = call_error(binding, e, name, f.pos, self.response_path(), f.fallback.is_some());
                 self.errors.push(err);
                 match &f.fallback {
-                    Some(value) => self.value(f, &f.ty, Some(value)),
-                    None => self.null_or_bubble(&f.ty),
+                    Some(value) if !declared => self.value(f, &f.ty, Some(value)),
+                    _ => self.null_or_bubble(&f.ty),
                 }
             }
         }
@@ -208,7 +226,7 @@ impl<'a> Writer<'a> {
         }
     }
 
-    fn value(&mut self, f: &'a FieldPlan, ty: &Type, v: Option<&'a Value>) -> Result<(), Bubble> {
+    fn value(&mut self, f: &'a FieldPlan, ty: &Type, v: Option<&Value>) -> Result<(), Bubble> {
         let v = match v {
             Some(v) if !v.is_null() => v,
             _ => {
@@ -259,7 +277,12 @@ impl<'a> Writer<'a> {
         })
     }
 
-    fn list(&mut self, f: &'a FieldPlan, inner: &Type, items: impl Iterator<Item = &'a Value>) -> Result<(), Bubble> {
+    fn list<'v>(
+        &mut self,
+        f: &'a FieldPlan,
+        inner: &Type,
+        items: impl Iterator<Item = &'v Value>,
+    ) -> Result<(), Bubble> {
         self.out.push(b'[');
         let mut failed = false;
         for (i, item) in items.enumerate() {

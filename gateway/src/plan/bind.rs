@@ -8,10 +8,14 @@ use std::sync::Arc;
 
 use indexmap::IndexMap;
 
-use super::binding::{BackendId, BackendPlan, BatchRule, BatchStyle, Binding, BindingId, BodyTemplate};
+use super::binding::{
+    BackendId, BackendPlan, BatchRule, BatchStyle, Binding, BindingId, BodyTemplate, ErrorRule, FanoutRule,
+};
 use super::build::{FieldSite, FieldSites};
-use super::directives::{self, BatchArgs, FieldDirectives, HttpArgs, Site};
-use super::template::{Expr, Template};
+use super::directives::{self, BatchArgs, FanoutArgs, FieldDirectives, FromArgs, HttpArgs, Site};
+use super::json_path::Segment;
+use super::mapping::{Mapping, Shape};
+use super::template::{Conversion, Expr, Template};
 use super::{is_list, named_type, FieldDef, FieldSource, JsonPath, TypeDef};
 use crate::config::diagnostic::{available, suggest};
 use crate::config::{Diagnostics, Location};
@@ -29,8 +33,12 @@ pub(super) struct BindContext<'a> {
     pub auth_configured: bool,
 }
 
+/// `(type, field)` of the fields bound to a call, a stream or a resolver.
+type Bound = std::collections::HashSet<(String, String)>;
+
 pub(super) struct Binder<'a> {
     ctx: BindContext<'a>,
+    bound: Bound,
     bindings: Vec<Binding>,
     used_resolvers: Vec<String>,
 }
@@ -41,6 +49,7 @@ impl<'a> Binder<'a> {
     pub fn new(ctx: BindContext<'a>) -> Self {
         Self {
             ctx,
+            bound: Bound::new(),
             bindings: Vec::new(),
             used_resolvers: Vec::new(),
         }
@@ -85,11 +94,14 @@ impl<'a> Binder<'a> {
                         "a field's value comes from one place: a backend call, a path in the parent, or a resolver",
                     );
                 }
-                if let Some((path, pos)) = &dirs.from {
-                    match JsonPath::parse(path) {
-                        Ok(p) => field.source = FieldSource::Parent(p),
-                        Err(e) => diags.error(Some(fs.site.loc(*pos)), e.to_string()),
+                if let Some(from) = &dirs.from {
+                    match from_source(from) {
+                        Ok(source) => field.source = source,
+                        Err((message, hint)) => diags.error_with_hint(Some(fs.site.loc(from.pos)), message, hint),
                     }
+                }
+                if dirs.http.is_some() || dirs.stream.is_some() || dirs.resolver.is_some() {
+                    self.bound.insert((tname.clone(), fname.clone()));
                 }
                 pending.push((tname.clone(), fname.clone(), dirs, fs.site.clone(), loc));
             }
@@ -198,6 +210,7 @@ impl<'a> Binder<'a> {
                 }
             }
         }
+        check_computed_fields(types, sites, diags);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -256,21 +269,75 @@ impl<'a> Binder<'a> {
         let body = http.body.as_ref().and_then(|(v, pos)| match BodyTemplate::compile(v) {
             Ok(b) => Some(b),
             Err(e) => {
-                diags.error(Some(site.loc(*pos)), format!("in body: {e}"));
+                diags.error_with_hint(Some(site.loc(*pos)), format!("in body: {e}"), TEMPLATE_HINT);
                 None
             }
         });
-        let select = match &http.select {
-            Some((s, pos)) => JsonPath::parse(s).unwrap_or_else(|e| {
-                diags.error(Some(site.loc(*pos)), e.to_string());
-                JsonPath::default()
-            }),
-            None => JsonPath::default(),
+        let mapping = |m: &Option<(String, async_graphql_parser::Pos)>, what: &str, diags: &mut Diagnostics| {
+            m.as_ref().and_then(|(text, pos)| match Mapping::parse(text) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    diags.error_with_hint(
+                        Some(site.loc(*pos)),
+                        format!("in {what} {text:?}: {e}"),
+                        "a path (\"data.items\") or an expression (docs/mapping.md)",
+                    );
+                    None
+                }
+            })
         };
+        let select = mapping(&http.select, "select", diags).unwrap_or_else(|| Mapping::from_path(JsonPath::default()));
+        let value = mapping(&http.value, "value", diags);
         let batch = http
             .batch
             .as_ref()
             .and_then(|b| self.batch_rule(types, tname, field, b, site, is_root, diags));
+        let fanout = http.fanout.as_ref().and_then(|f| {
+            fanout_rule(
+                types,
+                &self.bound,
+                tname,
+                field,
+                f,
+                http.batch.is_some(),
+                site,
+                is_root,
+                diags,
+            )
+        });
+        let errors = http
+            .errors
+            .iter()
+            .filter_map(|r| {
+                let message = match &r.message {
+                    Some(text) => match Mapping::parse(text) {
+                        Ok(m) => Some(m),
+                        Err(e) => {
+                            diags.error_with_hint(
+                                Some(site.loc(r.pos)),
+                                format!("in errors message {text:?}: {e}"),
+                                "a path of the error body (\"error.reason\") or an expression (docs/mapping.md)",
+                            );
+                            return None;
+                        }
+                    },
+                    None => None,
+                };
+                if r.statuses.iter().any(|s| !(400..500).contains(s)) {
+                    diags.error_with_hint(
+                        Some(site.loc(r.pos)),
+                        "`errors` applies to 4xx statuses only",
+                        "5xx answers are the backend's failures: they stay masked (BACKEND_UNAVAILABLE)",
+                    );
+                    return None;
+                }
+                Some(ErrorRule {
+                    statuses: r.statuses.clone(),
+                    message,
+                    code: std::sync::Arc::from(r.code.as_deref().unwrap_or("BAD_USER_INPUT")),
+                })
+            })
+            .collect();
 
         let mut binding = Binding {
             id: BindingId(self.bindings.len()),
@@ -281,7 +348,10 @@ impl<'a> Binder<'a> {
             headers,
             body,
             select,
+            value,
             batch,
+            fanout,
+            errors,
             singleflight: false,
             retryable: http.retry.unwrap_or(false),
             timeout: http
@@ -339,9 +409,12 @@ impl<'a> Binder<'a> {
             }
         }
         self.check_exprs(types, tname, field, &mut binding, http, site, is_root, diags);
+        check_shapes(types, tname, field, &binding, http, site, diags);
         let idempotent = matches!(binding.method, http::Method::GET | http::Method::HEAD);
         let backend_default = backend.is_some_and(|b| self.ctx.backends[b.0].singleflight);
-        binding.singleflight = http.singleflight.unwrap_or(backend_default && idempotent);
+        // A batch lookup is a read even when its keys go in a POST body.
+        let read = idempotent || binding.batch.is_some();
+        binding.singleflight = http.singleflight.unwrap_or(backend_default && read);
         if diags.len() > before || backend.is_none() || method.is_none() {
             return None;
         }
@@ -477,23 +550,12 @@ impl<'a> Binder<'a> {
         };
         let from = b.from.clone().unwrap_or_else(|| key.clone());
         let item_type = named_type(&field.ty);
-        let item_fields = match types.get(item_type) {
-            Some(TypeDef::Object(o)) => &o.fields,
-            _ => {
-                diags.error_with_hint(
-                    Some(loc),
-                    format!("batched field `{owner}` returns `{item_type}`, which is not an object type"),
-                    "batching matches returned objects to their parents by a key field",
-                );
-                return None;
-            }
-        };
-        let item_key = key_path(types, item_fields, key, item_type, "key", &loc, diags);
-        let parent_fields = match types.get(tname) {
-            Some(TypeDef::Object(o)) => &o.fields,
-            _ => return None,
-        };
-        let parent_key = key_path(types, parent_fields, &from, tname, "from", &loc, diags);
+        let item_key = backend_mapping(types, &self.bound, Some(item_type), key)
+            .map_err(|(m, h)| diags.error_with_hint(Some(loc.clone()), format!("batch key: {m}"), h))
+            .ok();
+        let parent_key = backend_mapping(types, &self.bound, Some(tname), &from)
+            .map_err(|(m, h)| diags.error_with_hint(Some(loc.clone()), format!("batch from: {m}"), h))
+            .ok();
         let many = b.many.unwrap_or_else(|| is_list(&field.ty));
         if many != is_list(&field.ty) {
             let (what, fix) = if many {
@@ -562,8 +624,13 @@ impl<'a> Binder<'a> {
         if let Some(b) = binding.body.as_mut() {
             exprs.extend(b.exprs_mut());
         }
+        let fanout = binding.fanout.is_some();
         for e in exprs {
-            match e {
+            let conversion = match e {
+                Expr::Convert(_, c) => Some(*c),
+                _ => None,
+            };
+            match e.base_mut() {
                 Expr::Arg { name, path } => {
                     let Some(arg) = field.args.get(name.as_str()) else {
                         let names: Vec<&str> = field.args.keys().map(String::as_str).collect();
@@ -579,6 +646,9 @@ impl<'a> Binder<'a> {
                         continue;
                     };
                     check_input_path(types, &arg.ty, name, path, &owner, &loc, diags);
+                    if let (Some(c), true) = (conversion, path.is_empty()) {
+                        check_conversion(types, &arg.ty, c, &format!("args.{name}"), &loc, diags);
+                    }
                 }
                 Expr::Parent { field: pfield, path } => {
                     if is_root {
@@ -589,20 +659,40 @@ impl<'a> Binder<'a> {
                         );
                         continue;
                     }
-                    if batched {
+                    if batched || fanout {
                         diags.error_with_hint(
                             Some(loc.clone()),
-                            format!("batched field `{owner}` cannot use parent.{pfield} in its templates"),
-                            "one request serves many parents; their keys go in `batch.from`",
+                            format!(
+                                "{} field `{owner}` cannot use parent.{pfield} in its templates",
+                                if batched { "batched" } else { "fan-out" }
+                            ),
+                            if batched {
+                                "one request serves many parents; their keys go in `batch.from`"
+                            } else {
+                                "one call serves every parent with the same key: use {{key}}, from `fanout.from`"
+                            },
                         );
                         continue;
                     }
-                    let parent_fields = match types.get(tname) {
-                        Some(TypeDef::Object(o)) => &o.fields,
-                        _ => continue,
-                    };
-                    if let Some(p) = key_path(types, parent_fields, pfield, tname, "parent", &loc, diags) {
-                        *path = p;
+                    match backend_mapping(types, &self.bound, Some(tname), pfield) {
+                        Ok(m) => match m.as_path() {
+                            Some(p) => *path = p.clone(),
+                            None => diags.error_with_hint(
+                                Some(loc.clone()),
+                                format!("parent.{pfield} is computed by an expression; templates read paths"),
+                                "read the backend keys the expression reads, e.g. {{parent.first_name}}",
+                            ),
+                        },
+                        Err((m, h)) => diags.error_with_hint(Some(loc.clone()), format!("parent.{pfield}: {m}"), h),
+                    }
+                }
+                Expr::Key => {
+                    if !fanout {
+                        diags.error_with_hint(
+                            Some(loc.clone()),
+                            format!("`{owner}` uses {{{{key}}}}, which only a fan-out has"),
+                            "add fanout: {from: \"<backend key of the parent>\"} to the @http",
+                        );
                     }
                 }
                 Expr::Header(h) => {
@@ -623,10 +713,163 @@ impl<'a> Binder<'a> {
                         );
                     }
                 }
+                Expr::Convert(..) => {}
             }
+        }
+        if fanout && !binding.path.uses_key() && !binding.query.iter().any(|(_, t)| t.uses_key()) {
+            diags.error_with_hint(
+                Some(loc),
+                format!("fan-out `{owner}` never uses {{{{key}}}}"),
+                "put the key in the path (\"/genres/{{key}}\") or the query, so each call asks for its key",
+            );
         }
     }
 }
+
+/// A conversion the argument's type can never make (`Boolean | int`).
+fn check_conversion(
+    types: &IndexMap<String, TypeDef>,
+    ty: &async_graphql_parser::types::Type,
+    c: Conversion,
+    what: &str,
+    loc: &Location,
+    diags: &mut Diagnostics,
+) {
+    let kind = match types.get(named_type(ty)) {
+        Some(TypeDef::Scalar(s)) => Some(s.kind),
+        Some(TypeDef::InputObject(_)) => {
+            diags.error_with_hint(
+                Some(loc.clone()),
+                format!("{what} is an input object; `| {}` converts scalars", c.name()),
+                "convert one of its fields: {{args.input.count | int}}",
+            );
+            return;
+        }
+        _ => None,
+    };
+    use super::ScalarKind as K;
+    let impossible = matches!(
+        (kind, c),
+        (Some(K::Boolean), Conversion::Int | Conversion::Float) | (Some(K::Float), Conversion::Bool)
+    );
+    if impossible {
+        diags.error_with_hint(
+            Some(loc.clone()),
+            format!("{what} (type {ty}) can never be converted with `| {}`", c.name()),
+            "send it as it is, or convert it with `| string`",
+        );
+    }
+}
+
+/// The shapes of `select` and `value` expressions against the field's type.
+fn check_shapes(
+    types: &IndexMap<String, TypeDef>,
+    tname: &str,
+    field: &FieldDef,
+    binding: &Binding,
+    http: &HttpArgs,
+    site: &Site,
+    diags: &mut Diagnostics,
+) {
+    let owner = format!("{tname}.{}", field.name);
+    let per_item = binding.batch.is_some() || binding.fanout.is_some();
+    // What one parent's value is built from: an item (batch, fan-out) or the answer.
+    let item_ty = match (&field.ty.base, per_item) {
+        (async_graphql_parser::types::BaseType::List(inner), true) => (**inner).clone(),
+        _ => field.ty.clone(),
+    };
+    let selected = binding.select.shape(&Shape::Any);
+    if binding.batch.is_some() && !matches!(selected, Shape::Any | Shape::Array(_)) {
+        if let Some((_, pos)) = &http.select {
+            diags.error_with_hint(
+                Some(site.loc(*pos)),
+                format!(
+                    "select of batched `{owner}` gives {}; a batch answer's select must give the list of items",
+                    selected.describe()
+                ),
+                "select the list, e.g. select: \"items\" or select: \".data | map(.record)\"",
+            );
+        }
+    }
+    let (shape, pos, what) = match (&binding.value, &http.value) {
+        (Some(v), Some((_, pos))) => (v.shape(&Shape::Any), *pos, "value"),
+        _ if !per_item => match &http.select {
+            Some((_, pos)) => (selected, *pos, "select"),
+            None => return,
+        },
+        _ => return,
+    };
+    if let Err(why) = super::mapping::fits(&shape, &item_ty, types) {
+        diags.error_with_hint(
+            Some(site.loc(pos)),
+            format!("{what} of `{owner}` cannot be of type {item_ty}: {why}"),
+            "change the expression or the field's type (docs/mapping.md)",
+        );
+    }
+    let computed = binding.value.as_ref().is_some_and(|v| v.as_path().is_none());
+    if computed && has_calls_below(types, named_type(&field.ty)) {
+        diags.error_with_hint(
+            Some(site.loc(pos)),
+            format!("the value of `{owner}` is computed by an expression, and fields below it are bound with @http"),
+            "compute it in `select` (kept with the answer) or read it with a path",
+        );
+    }
+}
+
+/// `fanout: {from:, concurrency:}`.
+#[allow(clippy::too_many_arguments)]
+fn fanout_rule(
+    types: &IndexMap<String, TypeDef>,
+    bound: &Bound,
+    tname: &str,
+    field: &FieldDef,
+    f: &FanoutArgs,
+    batched: bool,
+    site: &Site,
+    is_root: bool,
+    diags: &mut Diagnostics,
+) -> Option<FanoutRule> {
+    let loc = site.loc(f.pos);
+    let owner = format!("{tname}.{}", field.name);
+    if is_root {
+        diags.error_with_hint(
+            Some(loc),
+            format!("root field `{owner}` cannot fan out"),
+            "a fan-out makes one call per key of the parents of a level; root fields have no parent",
+        );
+        return None;
+    }
+    if batched {
+        diags.error_with_hint(
+            Some(loc),
+            format!("`{owner}` has both batch and fanout"),
+            "batch sends every key in one request; fanout makes one call per key: pick one",
+        );
+        return None;
+    }
+    let Some(from) = &f.from else {
+        diags.error_with_hint(
+            Some(loc),
+            format!("fanout of `{owner}` needs `from`"),
+            "from is the parent's backend key (or list of keys), e.g. from: \"genre_ids\"",
+        );
+        return None;
+    };
+    match backend_mapping(types, bound, Some(tname), from) {
+        Ok(m) => Some(FanoutRule {
+            from: m,
+            concurrency: f.concurrency,
+            many: is_list(&field.ty),
+        }),
+        Err((m, h)) => {
+            diags.error_with_hint(Some(loc), format!("fanout from: {m}"), h);
+            None
+        }
+    }
+}
+
+const TEMPLATE_HINT: &str =
+    "templates read {{args.NAME}}, {{parent.KEY}}, {{key}}, {{headers.NAME}} or {{claims.NAME}}, optionally `| int`, `| float`, `| bool` or `| string`";
 
 fn parse_template(
     text: &str,
@@ -637,56 +880,7 @@ fn parse_template(
     match Template::parse(text) {
         Ok(t) => Some(t),
         Err(e) => {
-            diags.error(Some(site.loc(pos)), format!("in template {text:?}: {e}"));
-            None
-        }
-    }
-}
-
-/// The backend JSON path of a scalar field used as a key (batch key, batch from, parent ref).
-fn key_path(
-    types: &IndexMap<String, TypeDef>,
-    fields: &IndexMap<String, FieldDef>,
-    name: &str,
-    type_name: &str,
-    role: &str,
-    loc: &Location,
-    diags: &mut Diagnostics,
-) -> Option<JsonPath> {
-    let Some(f) = fields.get(name) else {
-        let names: Vec<&str> = fields.keys().map(String::as_str).collect();
-        let hint = match suggest(name, names.iter().copied()) {
-            Some(s) => format!("did you mean `{s}`?"),
-            None => available(&format!("fields of {type_name}"), &names),
-        };
-        let what = match role {
-            "key" => format!("batch key `{name}` is not a field of the returned type `{type_name}`"),
-            "from" => format!("batch from `{name}` is not a field of the parent type `{type_name}`"),
-            _ => format!("parent.{name}: `{type_name}` has no field `{name}`"),
-        };
-        diags.error_with_hint(Some(loc.clone()), what, hint);
-        return None;
-    };
-    let leaf = types.get(named_type(&f.ty)).is_some_and(TypeDef::is_leaf);
-    if !leaf || is_list(&f.ty) {
-        diags.error_with_hint(
-            Some(loc.clone()),
-            format!(
-                "`{type_name}.{name}` (type {}) cannot be used as a key: it is not a single scalar",
-                f.ty
-            ),
-            "keys are scalar fields such as id: ID!",
-        );
-        return None;
-    }
-    match &f.source {
-        FieldSource::Parent(p) => Some(p.clone()),
-        _ => {
-            diags.error_with_hint(
-                Some(loc.clone()),
-                format!("`{type_name}.{name}` is itself bound to a call, so it cannot be used as a key"),
-                "use a field read from the backend's JSON",
-            );
+            diags.error_with_hint(Some(site.loc(pos)), format!("in template {text:?}: {e}"), TEMPLATE_HINT);
             None
         }
     }
@@ -753,3 +947,148 @@ fn object_field<'t>(def: &'t TypeDef, name: &str) -> Option<&'t FieldDef> {
 
 #[allow(dead_code)]
 fn _assert_site(_: &FieldSite<'_>) {}
+
+/// The source `@from` gives a field: a path, or a computed expression.
+fn from_source(from: &FromArgs) -> Result<FieldSource, (String, String)> {
+    if from.text.trim().is_empty() {
+        return Err((
+            "@from(path: \"\") reads nothing".into(),
+            "name the backend key (\"customer_id\", \"owner.name\"), or \".\" for the parent object itself".into(),
+        ));
+    }
+    let parsed = if from.expr {
+        Mapping::expression(&from.text)
+    } else {
+        Mapping::parse(&from.text)
+    };
+    let mapping = parsed.map_err(|e| {
+        (
+            format!("in @from {:?}: {e}", from.text),
+            "see docs/mapping.md for paths and expressions".to_string(),
+        )
+    })?;
+    match mapping.as_path() {
+        Some(path) => Ok(FieldSource::Parent(path.clone())),
+        None if from.expr => Ok(FieldSource::Computed(Arc::new(mapping))),
+        None => Err((
+            format!("@from(path: {:?}) is an expression, not a path", from.text),
+            format!("write @from(expr: {:?}) to compute the value", from.text),
+        )),
+    }
+}
+
+/// Computed fields: their expression's shape must fit their type, and a computed object has no
+/// bound fields below it (a computed value exists while the response is written, not while the
+/// calls below it would be gathered).
+fn check_computed_fields(types: &IndexMap<String, TypeDef>, sites: &FieldSites<'_>, diags: &mut Diagnostics) {
+    for (tname, def) in types {
+        let TypeDef::Object(o) = def else { continue };
+        for (fname, f) in &o.fields {
+            let FieldSource::Computed(m) = &f.source else { continue };
+            let Some(fs) = sites.get(&(tname.clone(), fname.clone())) else {
+                continue;
+            };
+            let loc = fs.site.loc(fs.pos);
+            if let Err(why) = super::mapping::fits(&m.shape(&Shape::Any), &f.ty, types) {
+                diags.error_with_hint(
+                    Some(loc.clone()),
+                    format!(
+                        "@from(expr: {:?}) of `{tname}.{fname}` cannot be of type {}: {why}",
+                        m.text(),
+                        f.ty
+                    ),
+                    "change the expression or the field's type (docs/mapping.md)",
+                );
+            }
+            if has_calls_below(types, named_type(&f.ty)) {
+                diags.error_with_hint(
+                    Some(loc),
+                    format!("`{tname}.{fname}` is computed by @from(expr:), and fields below it are bound with @http"),
+                    "compute the value in the parent call's `select` instead, or read it with @from(path:)",
+                );
+            }
+        }
+    }
+}
+
+/// Whether any field at or below `type_name` makes a backend call or runs a resolver.
+pub(super) fn has_calls_below(types: &IndexMap<String, TypeDef>, type_name: &str) -> bool {
+    fn walk<'t>(types: &'t IndexMap<String, TypeDef>, name: &'t str, seen: &mut Vec<&'t str>) -> bool {
+        if seen.contains(&name) {
+            return false;
+        }
+        seen.push(name);
+        let fields = match types.get(name) {
+            Some(TypeDef::Object(o)) => &o.fields,
+            Some(TypeDef::Interface(i)) => &i.fields,
+            Some(TypeDef::Union(u)) => {
+                return u.members.iter().any(|m| walk(types, m, seen));
+            }
+            _ => return false,
+        };
+        let possible: Vec<&'t str> = match types.get(name) {
+            Some(TypeDef::Interface(i)) => i.possible_types.iter().map(String::as_str).collect(),
+            _ => Vec::new(),
+        };
+        fields.values().any(|f| {
+            matches!(
+                f.source,
+                FieldSource::Call(_) | FieldSource::Resolver(_) | FieldSource::Stream(_)
+            ) || walk(types, named_type(&f.ty), seen)
+        }) || possible.into_iter().any(|p| walk(types, p, seen))
+    }
+    walk(types, type_name, &mut Vec::new())
+}
+
+/// A key or value read from the backend JSON of objects of `type_name`: a path whose first step
+/// names a public field reads where that field reads (its `@from`); any other path or expression
+/// reads the backend JSON as it is — public or not.
+fn backend_mapping(
+    types: &IndexMap<String, TypeDef>,
+    bound: &Bound,
+    type_name: Option<&str>,
+    text: &str,
+) -> Result<Mapping, (String, String)> {
+    let m = Mapping::parse(text).map_err(|e| {
+        (
+            format!("{text:?}: {e}"),
+            "a backend path (\"publisher_ref\", \"meta.isbn\") or an expression (docs/mapping.md)".to_string(),
+        )
+    })?;
+    let Some(path) = m.as_path() else { return Ok(m) };
+    let Some(fields) = type_name.and_then(|t| match types.get(t) {
+        Some(TypeDef::Object(o)) => Some(&o.fields),
+        _ => None,
+    }) else {
+        return Ok(m);
+    };
+    let Some((Segment::Key(first), rest)) = path.segments().split_first() else {
+        return Ok(m);
+    };
+    let Some(f) = fields.get(&**first) else {
+        return Ok(m);
+    };
+    let is_bound = type_name.is_some_and(|t| bound.contains(&(t.to_string(), first.to_string())));
+    match &f.source {
+        _ if is_bound => Err((
+            format!(
+                "`{}.{first}` is bound to a call, so {text:?} cannot be read from the backend's JSON",
+                type_name.unwrap_or_default()
+            ),
+            "name the backend key the value is read from instead (any key of the JSON, public or not)".into(),
+        )),
+        FieldSource::Parent(p) => {
+            let mut segments = p.segments().to_vec();
+            segments.extend_from_slice(rest);
+            Ok(Mapping::from_path(JsonPath::from_segments(segments)))
+        }
+        FieldSource::Computed(c) if rest.is_empty() => Ok((**c).clone()),
+        _ => Err((
+            format!(
+                "`{}.{first}` is bound to a call, so {text:?} cannot be read from the backend's JSON",
+                type_name.unwrap_or_default()
+            ),
+            "name the backend key the value is read from instead (any key of the JSON, public or not)".into(),
+        )),
+    }
+}

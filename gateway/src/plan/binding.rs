@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::json_path::JsonPath;
+use super::mapping::Mapping;
 use super::resilience::{BreakerSettings, BulkheadSettings, OutlierSettings, RetrySettings, WindowKind};
 use super::template::{Expr, Template};
 
@@ -96,9 +96,17 @@ pub struct Binding {
     pub query: Vec<(String, Template)>,
     pub headers: Vec<(http::HeaderName, Template)>,
     pub body: Option<BodyTemplate>,
-    /// Where the field's value is in the (whole) response.
-    pub select: JsonPath,
+    /// Where the field's value is in the (whole) answer — for a batch, the list of items: a path
+    /// or an expression (evaluated once per answer and kept with it).
+    pub select: Mapping,
+    /// What each parent gets: applied to each of its items (batch, fan-out) or to the selected
+    /// answer; `None`: the item or answer itself.
+    pub value: Option<Mapping>,
     pub batch: Option<BatchRule>,
+    /// One call per distinct key over a level (no batch endpoint).
+    pub fanout: Option<FanoutRule>,
+    /// 4xx answers whose reason the client may see.
+    pub errors: Vec<ErrorRule>,
     /// Whether identical concurrent calls may share one backend call.
     pub singleflight: bool,
     /// A non-idempotent call the schema declares safe to retry (`@http(retry: true)`).
@@ -117,6 +125,7 @@ impl Binding {
     /// Whether the call depends on the parent object (so it is made once per parent, or batched).
     pub fn uses_parent(&self) -> bool {
         self.batch.is_some()
+            || self.fanout.is_some()
             || self.path.uses_parent()
             || self.query.iter().any(|(_, t)| t.uses_parent())
             || self.headers.iter().any(|(_, t)| t.uses_parent())
@@ -142,12 +151,12 @@ impl Binding {
 /// How calls for many parents are sent as one request.
 #[derive(Debug, Clone)]
 pub struct BatchRule {
-    /// Where each parent's key is in the parent's backend JSON (from the parent field `from`).
-    pub parent_key: JsonPath,
-    /// The parent field the key comes from (for messages).
+    /// Each parent's key (or list of keys) in the parent's backend JSON (`from`).
+    pub parent_key: Mapping,
+    /// `from` as written (for messages).
     pub from_field: String,
-    /// Where each returned item's key is in the item's backend JSON (from the item field `key`).
-    pub item_key: JsonPath,
+    /// Each returned item's key in the item's backend JSON (`key`).
+    pub item_key: Mapping,
     /// The item field the key is matched on (for messages).
     pub key_field: String,
     /// Query parameter (or body field) carrying the keys.
@@ -157,6 +166,38 @@ pub struct BatchRule {
     pub max_size: usize,
     /// Each key matches many items (a list field) rather than one.
     pub many: bool,
+}
+
+/// A fan-out: the binding's templates read `{{key}}`; one call is made per distinct key over all
+/// the parents of a level, at most `concurrency` at once.
+#[derive(Debug, Clone)]
+pub struct FanoutRule {
+    /// Each parent's key, or list of keys, in its backend JSON.
+    pub from: Mapping,
+    pub concurrency: usize,
+    /// The field is a list: each parent gets a list (one item per key, or the items of its
+    /// key's answer).
+    pub many: bool,
+}
+
+/// A backend 4xx answer turned into an error the client may read.
+#[derive(Debug, Clone)]
+pub struct ErrorRule {
+    /// Statuses it applies to; empty: every 4xx but 404.
+    pub statuses: Vec<u16>,
+    /// The message, read from the answer's JSON body; `None`: a generic message.
+    pub message: Option<Mapping>,
+    pub code: std::sync::Arc<str>,
+}
+
+impl ErrorRule {
+    pub fn applies(&self, status: u16) -> bool {
+        if self.statuses.is_empty() {
+            (400..500).contains(&status) && status != 404
+        } else {
+            self.statuses.contains(&status)
+        }
+    }
 }
 
 /// How the keys of a batch are written into the request.
@@ -212,7 +253,7 @@ impl BodyTemplate {
     pub fn uses_parent(&self) -> bool {
         let mut exprs = Vec::new();
         self.collect_exprs(&mut exprs);
-        exprs.iter().any(|e| matches!(e, Expr::Parent { .. }))
+        exprs.iter().any(|e| matches!(e.base(), Expr::Parent { .. }))
     }
 
     pub fn collect_exprs<'a>(&'a self, out: &mut Vec<&'a Expr>) {

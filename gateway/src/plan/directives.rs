@@ -51,7 +51,12 @@ pub struct HttpArgs {
     pub headers: Vec<(String, String, Pos)>,
     pub body: Option<(Value, Pos)>,
     pub select: Option<(String, Pos)>,
+    /// `value:` what each parent gets, from its item(s) (batch, fan-out) or from the answer.
+    pub value: Option<(String, Pos)>,
     pub batch: Option<BatchArgs>,
+    pub fanout: Option<FanoutArgs>,
+    /// `errors: [{status:, message:, code:}]`: 4xx answers the client may see.
+    pub errors: Vec<ErrorRuleArgs>,
     pub singleflight: Option<bool>,
     pub retry: Option<bool>,
     pub timeout: Option<(String, Pos)>,
@@ -69,13 +74,40 @@ pub struct BatchArgs {
     pub many: Option<bool>,
 }
 
+/// `fanout: {from:, concurrency:}` of `@http`: one call per distinct key over the level.
+#[derive(Debug, Clone)]
+pub struct FanoutArgs {
+    pub pos: Pos,
+    pub from: Option<String>,
+    pub concurrency: usize,
+}
+
+/// One entry of `errors:` of `@http`.
+#[derive(Debug, Clone)]
+pub struct ErrorRuleArgs {
+    pub pos: Pos,
+    /// The statuses it applies to; empty: every 4xx other than 404.
+    pub statuses: Vec<u16>,
+    pub message: Option<String>,
+    pub code: Option<String>,
+}
+
+/// `@from(path:)` or `@from(expr:)`.
+#[derive(Debug, Clone)]
+pub struct FromArgs {
+    pub text: String,
+    pub pos: Pos,
+    /// Written as `expr:`.
+    pub expr: bool,
+}
+
 /// The Mosaic directives found on one field definition.
 #[derive(Debug, Default)]
 pub struct FieldDirectives {
     pub http: Option<HttpArgs>,
     /// `@stream(...)`: the same arguments as `@http`, for a Server-Sent Events endpoint.
     pub stream: Option<HttpArgs>,
-    pub from: Option<(String, Pos)>,
+    pub from: Option<FromArgs>,
     pub resolver: Option<(String, Pos)>,
     /// `@fallback(value:)`: the value served when the field's call fails.
     pub fallback: Option<(Value, Pos)>,
@@ -119,7 +151,30 @@ pub fn field_directives(dirs: &[Positioned<ConstDirective>], site: &Site, diags:
                 out.http = Some(http_args(&mut args, d.pos, diags));
             }
             "stream" => out.stream = Some(http_args(&mut args, d.pos, diags)),
-            "from" => out.from = args.string("path", true, diags),
+            "from" => {
+                let path = args.string("path", false, diags);
+                let expr = args.string("expr", false, diags);
+                out.from = match (path, expr) {
+                    (Some((text, pos)), None) => Some(FromArgs { text, pos, expr: false }),
+                    (None, Some((text, pos))) => Some(FromArgs { text, pos, expr: true }),
+                    (Some(_), Some(_)) => {
+                        diags.error_with_hint(
+                            Some(site.loc(d.pos)),
+                            "@from takes `path` or `expr`, not both",
+                            "path: \"owner.customer_id\" reads a value; expr: \".first + \\\" \\\" + .last\" computes one",
+                        );
+                        None
+                    }
+                    (None, None) => {
+                        diags.error_with_hint(
+                            Some(site.loc(d.pos)),
+                            "@from needs `path` or `expr`",
+                            "e.g. @from(path: \"customer_id\") or @from(expr: \"[.tags[].name]\")",
+                        );
+                        None
+                    }
+                };
+            }
             "resolver" => out.resolver = args.string("name", true, diags),
             "cache" => {
                 let ttl = args.string("ttl", false, diags);
@@ -321,7 +376,15 @@ fn http_args(args: &mut Args<'_>, pos: Pos, diags: &mut Diagnostics) -> HttpArgs
         other => (other.into_json().unwrap_or(Value::Null), p),
     });
     let select = args.string("select", false, diags);
+    let value = args.string("value", false, diags);
     let batch = args.take("batch").and_then(|(v, p)| batch_args(v, p, args.site, diags));
+    let fanout = args
+        .take("fanout")
+        .and_then(|(v, p)| fanout_args(v, p, args.site, diags));
+    let errors = args
+        .take("errors")
+        .map(|(v, p)| error_rules(v, p, args.site, diags))
+        .unwrap_or_default();
     let singleflight = args.bool("singleflight", diags);
     let retry = args.bool("retry", diags);
     let timeout = args.string("timeout", false, diags);
@@ -334,11 +397,115 @@ fn http_args(args: &mut Args<'_>, pos: Pos, diags: &mut Diagnostics) -> HttpArgs
         headers,
         body,
         select,
+        value,
         batch,
+        fanout,
+        errors,
         singleflight,
         retry,
         timeout,
     }
+}
+
+const FANOUT_FIELDS: &[&str] = &["from", "concurrency"];
+
+fn fanout_args(value: ConstValue, pos: Pos, site: &Site, diags: &mut Diagnostics) -> Option<FanoutArgs> {
+    let ConstValue::Object(map) = value else {
+        diags.error_with_hint(
+            Some(site.loc(pos)),
+            "`fanout` of @http must be an object",
+            "write fanout: {from: \"genre_ids\"} and use {{key}} in the path",
+        );
+        return None;
+    };
+    let mut out = FanoutArgs {
+        pos,
+        from: None,
+        concurrency: 16,
+    };
+    for (k, v) in map {
+        match (k.as_str(), &v) {
+            ("from", ConstValue::String(s)) => out.from = Some(s.clone()),
+            ("concurrency", ConstValue::Number(n)) => match n.as_u64() {
+                Some(n) if (1..=1024).contains(&n) => out.concurrency = n as usize,
+                _ => diags.error(
+                    Some(site.loc(pos)),
+                    "fanout concurrency must be an integer from 1 to 1024",
+                ),
+            },
+            (name, _) if FANOUT_FIELDS.contains(&name) => {
+                diags.error(Some(site.loc(pos)), format!("fanout field `{name}` has the wrong type"))
+            }
+            (name, _) => diags.error_with_hint(
+                Some(site.loc(pos)),
+                format!("unknown fanout field `{name}`"),
+                available("fanout fields", FANOUT_FIELDS),
+            ),
+        }
+    }
+    Some(out)
+}
+
+const ERROR_RULE_FIELDS: &[&str] = &["status", "message", "code"];
+
+fn error_rules(value: ConstValue, pos: Pos, site: &Site, diags: &mut Diagnostics) -> Vec<ErrorRuleArgs> {
+    let items = match value {
+        ConstValue::List(items) => items,
+        other => vec![other],
+    };
+    let mut out = Vec::new();
+    for item in items {
+        let ConstValue::Object(map) = item else {
+            diags.error_with_hint(
+                Some(site.loc(pos)),
+                "each entry of `errors` must be an object",
+                "write errors: [{status: 422, message: \"error.reason\", code: \"BAD_USER_INPUT\"}]",
+            );
+            continue;
+        };
+        let mut rule = ErrorRuleArgs {
+            pos,
+            statuses: Vec::new(),
+            message: None,
+            code: None,
+        };
+        for (k, v) in map {
+            let status = |v: &ConstValue| match v {
+                ConstValue::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
+                _ => None,
+            };
+            match (k.as_str(), &v) {
+                ("status", ConstValue::List(list)) => {
+                    for s in list {
+                        match status(s) {
+                            Some(n) => rule.statuses.push(n),
+                            None => diags.error(Some(site.loc(pos)), "`status` must be HTTP status numbers"),
+                        }
+                    }
+                }
+                ("status", ConstValue::String(s)) if s.eq_ignore_ascii_case("4xx") => {}
+                ("status", other) => match status(other) {
+                    Some(n) => rule.statuses.push(n),
+                    None => diags.error(
+                        Some(site.loc(pos)),
+                        "`status` must be a status, a list of them, or \"4xx\"",
+                    ),
+                },
+                ("message", ConstValue::String(s)) => rule.message = Some(s.clone()),
+                ("code", ConstValue::String(s)) => rule.code = Some(s.clone()),
+                (name, _) if ERROR_RULE_FIELDS.contains(&name) => {
+                    diags.error(Some(site.loc(pos)), format!("errors field `{name}` has the wrong type"))
+                }
+                (name, _) => diags.error_with_hint(
+                    Some(site.loc(pos)),
+                    format!("unknown errors field `{name}`"),
+                    available("fields of an errors entry", ERROR_RULE_FIELDS),
+                ),
+            }
+        }
+        out.push(rule);
+    }
+    out
 }
 
 const BATCH_FIELDS: &[&str] = &["key", "from", "param", "style", "maxSize", "many"];

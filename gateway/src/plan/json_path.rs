@@ -48,6 +48,11 @@ impl JsonPath {
         Ok(Self(segments))
     }
 
+    /// A path of these steps.
+    pub fn from_segments(segments: Vec<Segment>) -> Self {
+        Self(segments)
+    }
+
     /// A path of one key.
     pub fn key(name: &str) -> Self {
         Self(vec![Segment::Key(name.into())])

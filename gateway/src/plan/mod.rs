@@ -12,6 +12,7 @@ pub mod coerce;
 mod directives;
 pub mod documents;
 pub mod json_path;
+pub mod mapping;
 pub mod resilience;
 pub mod summary;
 pub mod template;
@@ -22,7 +23,9 @@ use async_graphql_parser::types::{BaseType, Type};
 use async_graphql_value::ConstValue;
 use indexmap::IndexMap;
 
-pub use binding::{BackendId, BackendPlan, BatchRule, BatchStyle, Binding, BindingId, BodyTemplate};
+pub use binding::{
+    BackendId, BackendPlan, BatchRule, BatchStyle, Binding, BindingId, BodyTemplate, ErrorRule, FanoutRule,
+};
 pub use build::build;
 pub use json_path::JsonPath;
 
@@ -255,6 +258,8 @@ pub struct FieldDef {
 pub enum FieldSource {
     /// A path in the parent object's backend JSON (the field's own name unless `@from` says).
     Parent(JsonPath),
+    /// `@from(expr:)`: computed from the parent object's backend JSON.
+    Computed(Arc<mapping::Mapping>),
     /// A backend call.
     Call(BindingId),
     /// A Rust resolver registered under this name.

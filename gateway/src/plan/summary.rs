@@ -13,6 +13,8 @@ pub struct Summary {
     pub backends: Vec<String>,
     /// `Type.field` of bindings that call once per parent object.
     pub per_parent_fields: Vec<String>,
+    /// `Type.field (from)` of fan-outs: one call per distinct key per level.
+    pub fanout_fields: Vec<String>,
 }
 
 impl Summary {
@@ -20,6 +22,7 @@ impl Summary {
         let mut bound = 0;
         let mut batched = 0;
         let mut per_parent = Vec::new();
+        let mut fanout = Vec::new();
         for def in plan.types.values() {
             let TypeDef::Object(o) = def else { continue };
             for f in o.fields.values() {
@@ -28,6 +31,14 @@ impl Summary {
                     let binding = plan.binding(*b);
                     if binding.batch.is_some() {
                         batched += 1;
+                    } else if let Some(rule) = &binding.fanout {
+                        fanout.push(format!(
+                            "{}.{}: one call per distinct `{}` value per level, {} at once",
+                            o.name,
+                            f.name,
+                            rule.from.text(),
+                            rule.concurrency
+                        ));
                     } else if binding.uses_parent() {
                         per_parent.push(format!("{}.{}", o.name, f.name));
                     }
@@ -44,6 +55,7 @@ impl Summary {
             batched_fields: batched,
             backends: plan.backends.iter().map(|b| b.name.clone()).collect(),
             per_parent_fields: per_parent,
+            fanout_fields: fanout,
         }
     }
 }
@@ -55,8 +67,21 @@ impl fmt::Display for Summary {
         writeln!(f, "  bound fields:   {}", self.bound_fields)?;
         writeln!(f, "  batched fields: {}", self.batched_fields)?;
         writeln!(f, "  backends:       {}", self.backends.join(", "))?;
+        if !self.fanout_fields.is_empty() {
+            writeln!(
+                f,
+                "  fan-outs:       {} field(s) without a batch endpoint:",
+                self.fanout_fields.len()
+            )?;
+            for field in &self.fanout_fields {
+                writeln!(f, "    - {field}")?;
+            }
+        }
         if self.per_parent_fields.is_empty() {
-            write!(f, "  N+1 risks:      none (every parent-dependent call is batched)")
+            write!(
+                f,
+                "  N+1 risks:      none (every parent-dependent call is batched or fanned out)"
+            )
         } else {
             writeln!(
                 f,

@@ -34,6 +34,101 @@ pub enum Expr {
     Header(String),
     /// `claims.NAME(.FIELD)*`: a claim of the request's verified JWT (absent when anonymous).
     Claim(JsonPath),
+    /// `key`: the key a fan-out call is made for.
+    Key,
+    /// `E | int` (or `float`, `bool`, `string`): the value converted to that JSON type.
+    Convert(Box<Expr>, Conversion),
+}
+
+/// A conversion of a template value to a JSON type (lists are converted item by item).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Conversion {
+    Int,
+    Float,
+    Bool,
+    String,
+}
+
+impl Conversion {
+    fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "int" => Self::Int,
+            "float" => Self::Float,
+            "bool" => Self::Bool,
+            "string" => Self::String,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Int => "int",
+            Self::Float => "float",
+            Self::Bool => "bool",
+            Self::String => "string",
+        }
+    }
+
+    /// `v` converted; `None` when it cannot be (`"abc" | int`).
+    pub fn apply(self, v: &Value) -> Option<Value> {
+        match v {
+            Value::Null => return Some(Value::Null),
+            Value::Array(items) => {
+                return items
+                    .iter()
+                    .map(|i| self.apply(i))
+                    .collect::<Option<Vec<_>>>()
+                    .map(Value::Array)
+            }
+            _ => {}
+        }
+        Some(match self {
+            Self::String => match v {
+                Value::String(_) => v.clone(),
+                Value::Number(_) | Value::Bool(_) => Value::String(v.to_string()),
+                _ => return None,
+            },
+            Self::Int => match v {
+                Value::Number(n) if n.is_i64() || n.is_u64() => v.clone(),
+                Value::Number(n) => {
+                    let f = n.as_f64()?;
+                    (f.fract() == 0.0 && f.abs() < 9.0e15).then(|| Value::from(f as i64))?
+                }
+                Value::String(s) => Value::from(s.trim().parse::<i64>().ok()?),
+                _ => return None,
+            },
+            Self::Float => match v {
+                Value::Number(_) => v.clone(),
+                Value::String(s) => {
+                    serde_json::Number::from_f64(s.trim().parse::<f64>().ok().filter(|f| f.is_finite())?)
+                        .map(Value::Number)?
+                }
+                _ => return None,
+            },
+            Self::Bool => match v {
+                Value::Bool(_) => v.clone(),
+                Value::String(s) => match s.trim() {
+                    "true" | "1" => Value::Bool(true),
+                    "false" | "0" => Value::Bool(false),
+                    _ => return None,
+                },
+                Value::Number(n) => match n.as_i64() {
+                    Some(1) => Value::Bool(true),
+                    Some(0) => Value::Bool(false),
+                    _ => return None,
+                },
+                _ => return None,
+            },
+        })
+    }
+}
+
+/// A template value that cannot be converted to the type its template asks for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the value of {expr} cannot be converted to {to}")]
+pub struct ConversionError {
+    pub expr: String,
+    pub to: &'static str,
 }
 
 /// Why a template could not be parsed.
@@ -47,6 +142,8 @@ pub enum TemplateError {
     UnknownRoot(String),
     #[error("`{0}` needs a name after the dot, e.g. {0}.id")]
     MissingName(String),
+    #[error("unknown conversion `{0}`: use int, float, bool or string")]
+    UnknownConversion(String),
 }
 
 impl Template {
@@ -57,28 +154,9 @@ impl Template {
         for part in &self.parts {
             match part {
                 Part::Lit(l) => out.push_str(l),
-                Part::Expr(Expr::Arg { name, path }) => {
-                    out.push_str("{args.");
-                    out.push_str(name);
-                    for p in path {
-                        out.push('.');
-                        out.push_str(p);
-                    }
-                    out.push('}');
-                }
-                Part::Expr(Expr::Parent { field, .. }) => {
-                    out.push_str("{parent.");
-                    out.push_str(field);
-                    out.push('}');
-                }
-                Part::Expr(Expr::Header(h)) => {
-                    out.push_str("{headers.");
-                    out.push_str(h);
-                    out.push('}');
-                }
-                Part::Expr(Expr::Claim(path)) => {
-                    out.push_str("{claims.");
-                    out.push_str(&path.to_string());
+                Part::Expr(e) => {
+                    out.push('{');
+                    out.push_str(&e.base().describe());
                     out.push('}');
                 }
             }
@@ -134,13 +212,27 @@ impl Template {
     }
 
     pub fn uses_parent(&self) -> bool {
-        self.exprs().any(|e| matches!(e, Expr::Parent { .. }))
+        self.exprs().any(|e| matches!(e.base(), Expr::Parent { .. }))
+    }
+
+    /// Whether the template reads `{{key}}`.
+    pub fn uses_key(&self) -> bool {
+        self.exprs().any(|e| matches!(e.base(), Expr::Key))
     }
 }
 
 fn parse_expr(text: &str) -> Result<Expr, TemplateError> {
     if text.is_empty() {
         return Err(TemplateError::Empty);
+    }
+    // `E | conversion`
+    if let Some((inner, conversion)) = text.rsplit_once('|') {
+        let name = conversion.trim();
+        let c = Conversion::parse(name).ok_or_else(|| TemplateError::UnknownConversion(name.to_string()))?;
+        return Ok(Expr::Convert(Box::new(parse_expr(inner.trim())?), c));
+    }
+    if text == "key" {
+        return Ok(Expr::Key);
     }
     let mut it = text.split('.');
     let root = it.next().unwrap_or_default();
@@ -156,8 +248,10 @@ fn parse_expr(text: &str) -> Result<Expr, TemplateError> {
             path: rest[1..].to_vec(),
         }),
         "parent" => {
-            let field = first?;
-            let path = JsonPath::key(&field);
+            first?;
+            let field = rest.join(".");
+            // Resolved by the binder: a public field reads where its @from says.
+            let path = JsonPath::parse(&field).map_err(|_| TemplateError::MissingName("parent".into()))?;
             Ok(Expr::Parent { field, path })
         }
         "headers" => Ok(Expr::Header(first?.to_ascii_lowercase())),
@@ -181,12 +275,68 @@ pub struct RenderContext<'a> {
     pub headers: &'a http::HeaderMap,
     /// The verified JWT's claims, if the request carried one.
     pub claims: Option<&'a Value>,
+    /// The key of a fan-out call.
+    pub key: Option<&'a Value>,
 }
 
 impl Expr {
-    /// The value of the expression; `None` when absent (a missing argument, parent key or header).
+    /// The expression under any conversion.
+    pub fn base(&self) -> &Expr {
+        match self {
+            Expr::Convert(inner, _) => inner.base(),
+            other => other,
+        }
+    }
+
+    pub fn base_mut(&mut self) -> &mut Expr {
+        match self {
+            Expr::Convert(inner, _) => inner.base_mut(),
+            other => other,
+        }
+    }
+
+    /// `args.id`, `parent.publisher_ref`, `key | int`...
+    pub fn describe(&self) -> String {
+        match self {
+            Expr::Arg { name, path } => {
+                let mut s = format!("args.{name}");
+                for p in path {
+                    s.push('.');
+                    s.push_str(p);
+                }
+                s
+            }
+            Expr::Parent { field, .. } => format!("parent.{field}"),
+            Expr::Header(h) => format!("headers.{h}"),
+            Expr::Claim(p) => format!("claims.{p}"),
+            Expr::Key => "key".to_string(),
+            Expr::Convert(inner, c) => format!("{} | {}", inner.describe(), c.name()),
+        }
+    }
+
+    /// The value, converted as the template says; an error when it cannot be.
+    pub fn eval_checked<'a>(&self, ctx: &RenderContext<'a>) -> Result<Option<Cow<'a, Value>>, ConversionError> {
+        match self {
+            Expr::Convert(inner, c) => match inner.eval_checked(ctx)? {
+                None => Ok(None),
+                Some(v) => match c.apply(&v) {
+                    Some(out) => Ok(Some(Cow::Owned(out))),
+                    None => Err(ConversionError {
+                        expr: inner.describe(),
+                        to: c.name(),
+                    }),
+                },
+            },
+            other => Ok(other.eval(ctx)),
+        }
+    }
+
+    /// The value of the expression; `None` when absent (a missing argument, parent key or header)
+    /// or not convertible.
     pub fn eval<'a>(&self, ctx: &RenderContext<'a>) -> Option<Cow<'a, Value>> {
         match self {
+            Expr::Key => ctx.key.map(Cow::Borrowed),
+            Expr::Convert(..) => self.eval_checked(ctx).ok().flatten(),
             Expr::Arg { name, path } => {
                 let mut v = ctx.args.get(name)?;
                 for p in path {
@@ -269,6 +419,7 @@ mod tests {
             parent: Some(&parent),
             headers: &headers,
             claims: None,
+            key: None,
         };
         let amount = Expr::Arg {
             name: "input".into(),

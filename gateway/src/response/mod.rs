@@ -29,6 +29,8 @@ pub struct FieldError {
     pub path: ResponsePath,
     /// `extensions`, written with sorted keys.
     pub extensions: Vec<(&'static str, Value)>,
+    /// A backend's client error the field declares (`errors:`): no fallback stands in for it.
+    pub declared: bool,
 }
 
 impl FieldError {
@@ -39,7 +41,18 @@ impl FieldError {
             column: pos.1,
             path,
             extensions: vec![("code", Value::String(code.into()))],
+            declared: false,
         }
+    }
+
+    /// Replaces the code (`extensions.code`).
+    pub fn with_code(mut self, code: &str) -> Self {
+        for (k, v) in &mut self.extensions {
+            if *k == "code" {
+                *v = Value::String(code.to_string());
+            }
+        }
+        self
     }
 
     pub fn with_extension(mut self, key: &'static str, value: Value) -> Self {
@@ -156,4 +169,39 @@ pub fn backend_error(
     FieldError::new(e.public_message(backend), pos, path, e.public_code())
         .with_extension("backend", Value::String(backend.to_string()))
         .with_extension("fallback", Value::Bool(fallback))
+}
+
+/// The error for a failed call of `binding`, and whether the binding declared it: a 4xx answer
+/// matching one of its `errors:` rules carries the reason read from the answer's body and the
+/// declared code (the client's business: no fallback stands in for it); anything else is masked
+/// as [`backend_error`] says.
+pub fn call_error(
+    binding: &crate::plan::Binding,
+    e: &crate::backend::CallError,
+    backend: &str,
+    pos: (usize, usize),
+    path: ResponsePath,
+    fallback: bool,
+) -> (FieldError, bool) {
+    if let crate::backend::CallError::Status { status, body, .. } = e {
+        if let Some(rule) = binding.errors.iter().find(|r| r.applies(*status)) {
+            let reason = rule.message.as_ref().and_then(|m| {
+                let value: Value = serde_json::from_str(body.as_deref()?).ok()?;
+                match m.eval(&value, None).ok()??.as_ref() {
+                    Value::String(s) if !s.is_empty() => Some(s.chars().take(1000).collect::<String>()),
+                    Value::Null => None,
+                    other => Some(crate::plan::coerce::short(other)),
+                }
+            });
+            let message =
+                reason.unwrap_or_else(|| format!("backend \"{backend}\" refused the request (status {status})"));
+            let mut err = FieldError::new(message, pos, path, "BAD_USER_INPUT")
+                .with_code(&rule.code)
+                .with_extension("backend", Value::String(backend.to_string()))
+                .with_extension("status", Value::from(*status));
+            err.declared = true;
+            return (err, true);
+        }
+    }
+    (backend_error(e, backend, pos, path, fallback), false)
 }

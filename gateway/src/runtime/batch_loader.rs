@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Map, Value};
 
 use crate::backend::batch::{call_batch, KeyItems, RequestScope};
-use crate::backend::{BackendClients, CallError, Payload};
+use crate::backend::payload::Answer;
+use crate::backend::{BackendClients, CallError};
 use crate::plan::{BindingId, Plan};
 
 /// One parent's request for a batched field.
@@ -25,10 +26,12 @@ pub struct BatchKey {
 pub enum BatchHit {
     /// The key's items; `stale_after` when a stale answer was served after the call failed.
     Items {
-        payload: Arc<Payload>,
+        answer: Answer,
         indices: Vec<u32>,
         stale_after: Option<CallError>,
     },
+    /// No answer holds the key.
+    Missing,
     Failed(CallError),
 }
 
@@ -122,14 +125,15 @@ impl async_graphql::dataloader::Loader<BatchKey> for BatchLoader {
                             .unwrap_or_default();
                         let hit = match answers.items_for(binding, pos, &text) {
                             KeyItems::Found {
-                                payload,
+                                answer,
                                 indices,
                                 stale_after,
                             } => BatchHit::Items {
                                 stale_after: stale_after.cloned(),
-                                payload: payload.clone(),
-                                indices: indices.into_owned(),
+                                answer: answer.clone(),
+                                indices: indices.to_vec(),
                             },
+                            KeyItems::None => BatchHit::Missing,
                             KeyItems::Failed(e) => BatchHit::Failed(e.clone()),
                         };
                         (k.clone(), hit)

@@ -17,6 +17,7 @@ use super::batch_loader::{BatchHit, BatchKey, BatchLoader};
 use super::request_state::RequestState;
 use super::resolvers::ResolverInput;
 use super::Engine;
+use crate::backend::payload::Answer;
 use crate::backend::request::{render, RenderError};
 use crate::backend::{CallError, CallFailure, Payload};
 use crate::plan::coerce::{coerce_input, coerce_leaf, LeafKind};
@@ -243,6 +244,22 @@ async fn resolve<'a>(ctx: ResolverContext<'a>, info: &FieldInfo) -> async_graphq
 
     let fetched: Result<Option<Fetched>, FieldError> = match &info.field.source {
         FieldSource::Parent(p) => Ok(parent_json.map(|j| Fetched::One(j.child(p.segments())))),
+        FieldSource::Computed(m) => match parent_json.as_ref().and_then(JsonRef::get).map(|v| m.eval(v, None)) {
+            None | Some(Ok(None)) => Ok(None),
+            Some(Ok(Some(v))) => Ok(Some(Fetched::One(JsonRef::new(
+                Arc::new(Payload::new(v.into_owned())),
+                &[],
+            )))),
+            Some(Err(e)) => Err(shape.with_backend(FieldError::new(
+                format!(
+                    "the expression of {}.{} failed on the backend's answer: {e}",
+                    info.type_name, info.field.name
+                ),
+                shape.pos,
+                path.clone(),
+                SCHEMA_MISMATCH,
+            ))),
+        },
         FieldSource::Call(bid) => {
             let args = coerced_args(&ctx, &info.plan, &info.field);
             fetch_call(&ctx, engine, state, *bid, &args, parent_json.as_ref(), &path, &shape).await
@@ -256,7 +273,7 @@ async fn resolve<'a>(ctx: ResolverContext<'a>, info: &FieldInfo) -> async_graphq
     };
     match fetched {
         Err(e) => match (&info.field.fallback, matches!(info.field.source, FieldSource::Call(_))) {
-            (Some(value), true) => {
+            (Some(value), true) if !e.declared => {
                 // The declared fallback stands in for the failed answer, read like one.
                 state.note(e);
                 let payload = Arc::new(Payload::new(value.clone()));
@@ -314,12 +331,12 @@ pub(super) fn coerced_args(ctx: &ResolverContext<'_>, plan: &Plan, field: &Field
 fn call_error(
     e: &CallError,
     plan: &Plan,
-    backend: crate::plan::BackendId,
+    binding: &crate::plan::Binding,
     path: &[PathSegment],
     shape: &Shape<'_>,
     served: bool,
 ) -> FieldError {
-    let name = &plan.backend(backend).name;
+    let name = &plan.backend(binding.backend).name;
     let operation = crate::telemetry::trace_context::operation();
     tracing::warn!(
         operation = operation.as_ref().and_then(|o| o.name.as_deref()),
@@ -329,7 +346,15 @@ fn call_error(
         error = %e,
         "backend call failed"
     );
-    crate::response::backend_error(e, name, shape.pos, path.to_vec(), served || shape.fallback.is_some())
+    crate::response::call_error(
+        binding,
+        e,
+        name,
+        shape.pos,
+        path.to_vec(),
+        served || shape.fallback.is_some(),
+    )
+    .0
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -345,84 +370,192 @@ async fn fetch_call(
 ) -> Result<Option<Fetched>, FieldError> {
     let plan = &engine.plan;
     let binding = plan.binding(bid);
+    let mismatch = |m: String| shape.with_backend(FieldError::new(m, shape.pos, path.to_vec(), SCHEMA_MISMATCH));
     if let Some(rule) = &binding.batch {
         let Some(parent_value) = parent.and_then(JsonRef::get) else {
             return Ok(None);
         };
-        let Some(key) = rule.parent_key.get(parent_value).filter(|k| !k.is_null()) else {
+        let keys = crate::backend::batch::parent_keys(&rule.parent_key, parent_value);
+        if keys.is_empty() {
             return Ok(None);
-        };
+        }
         let loader = ctx
             .data::<DataLoader<BatchLoader>>()
             .map_err(|e| FieldError::new(e.message, shape.pos, path.to_vec(), "INTERNAL_ERROR"))?;
         let args_text: Arc<str> = Arc::from(Value::Object(args.clone()).to_string());
         loader.loader().register_args(&args_text, args);
-        let bkey = BatchKey {
-            binding: bid,
-            args: args_text,
-            key: Arc::from(key.to_string()),
-        };
-        let hit = loader.load_one(bkey).await.ok().flatten();
-        return match hit {
-            None => Ok(None),
-            Some(BatchHit::Failed(e)) => Err(call_error(&e, plan, binding.backend, path, shape, false)),
-            Some(BatchHit::Items {
-                payload,
-                indices,
-                stale_after,
-            }) => {
-                if let Some(e) = &stale_after {
-                    state.note(call_error(e, plan, binding.backend, path, shape, true));
-                }
-                let base = binding.select.segments();
-                let item = |i: u32| {
-                    let mut steps = base.to_vec();
-                    steps.push(Segment::Index(i as usize));
-                    JsonRef::new(payload.clone(), &steps)
-                };
-                if rule.many {
-                    Ok(Some(Fetched::Many(indices.into_iter().map(item).collect())))
-                } else {
-                    Ok(indices.first().map(|i| Fetched::One(item(*i))))
+        let bkeys: Vec<BatchKey> = keys
+            .iter()
+            .map(|(_, v)| BatchKey {
+                binding: bid,
+                args: args_text.clone(),
+                key: Arc::from(v.to_string()),
+            })
+            .collect();
+        let hits = loader.load_many(bkeys.iter().cloned()).await.unwrap_or_default();
+        let mut items = Vec::new();
+        for k in &bkeys {
+            match hits.get(k) {
+                None | Some(BatchHit::Missing) => {}
+                Some(BatchHit::Failed(e)) => return Err(call_error(e, plan, binding, path, shape, false)),
+                Some(BatchHit::Items {
+                    answer,
+                    indices,
+                    stale_after,
+                }) => {
+                    if let Some(e) = stale_after {
+                        state.note(call_error(e, plan, binding, path, shape, true));
+                    }
+                    let (root, base) = answer
+                        .root(binding)
+                        .map_err(|e| mismatch(mapping_failed(binding, "select", e)))?;
+                    let take = if rule.many { indices.len() } else { 1 };
+                    for i in indices.iter().take(take) {
+                        let mut steps = base.to_vec();
+                        steps.push(Segment::Index(*i as usize));
+                        if let Some(item) = pick_ref(binding, JsonRef::new(root.clone(), &steps)).map_err(mismatch)? {
+                            items.push(item);
+                        }
+                    }
                 }
             }
-        };
+        }
+        return Ok(if rule.many {
+            Some(Fetched::Many(items))
+        } else {
+            items.into_iter().next().map(Fetched::One)
+        });
     }
     let parent_value = parent.and_then(JsonRef::get);
+    if let Some(rule) = &binding.fanout {
+        let Some(parent_value) = parent_value else {
+            return Ok(None);
+        };
+        let listed = matches!(rule.from.eval(parent_value, None), Ok(Some(ref v)) if v.is_array());
+        let keys = crate::backend::batch::parent_keys(&rule.from, parent_value);
+        let calls = keys.iter().map(|(_, key)| {
+            let rctx = RenderContext {
+                args,
+                parent: None,
+                headers: &state.headers,
+                claims: state.identity.claims.as_deref(),
+                key: Some(&**key),
+            };
+            let req = render(binding, plan.backend(binding.backend), &rctx, None);
+            async move {
+                match req {
+                    Ok(req) => Some(state.memo().call(&engine.clients, req).await),
+                    Err(RenderError::MissingPathValue(_)) => None,
+                    Err(e) => Some(Err(CallError::from(e).into())),
+                }
+            }
+        });
+        let results = futures::future::join_all(calls).await;
+        let mut values = Vec::new();
+        for r in results {
+            let answer = match r {
+                None => continue,
+                Some(Ok(p)) => Answer::new(p, binding),
+                Some(Err(CallFailure { error, stale: Some(p) })) => {
+                    state.note(call_error(&error, plan, binding, path, shape, true));
+                    Answer::new(p, binding)
+                }
+                Some(Err(f)) => return Err(call_error(&f.error, plan, binding, path, shape, false)),
+            };
+            let (root, base) = answer
+                .root(binding)
+                .map_err(|e| mismatch(mapping_failed(binding, "select", e)))?;
+            values.push(JsonRef::new(root, base));
+        }
+        if !listed {
+            let Some(one) = values.into_iter().next() else {
+                return Ok(None);
+            };
+            // One key whose answer is a list, for a list field: each item through `value`.
+            if rule.many && binding.value.is_some() {
+                if let Some(Value::Array(list)) = one.get() {
+                    let mut items = Vec::with_capacity(list.len());
+                    for i in 0..list.len() {
+                        if let Some(item) = pick_ref(binding, one.child(&[Segment::Index(i)])).map_err(mismatch)? {
+                            items.push(item);
+                        }
+                    }
+                    return Ok(Some(Fetched::Many(items)));
+                }
+            }
+            return Ok(pick_ref(binding, one).map_err(mismatch)?.map(Fetched::One));
+        }
+        let mut items = Vec::with_capacity(values.len());
+        for v in values {
+            if let Some(item) = pick_ref(binding, v).map_err(mismatch)? {
+                if item.get().is_some_and(|v| !v.is_null()) {
+                    items.push(item);
+                }
+            }
+        }
+        return Ok(if rule.many {
+            Some(Fetched::Many(items))
+        } else {
+            items.into_iter().next().map(Fetched::One)
+        });
+    }
     let rctx = RenderContext {
         args,
         parent: parent_value,
         headers: &state.headers,
         claims: state.identity.claims.as_deref(),
+        key: None,
     };
     let req = match render(binding, plan.backend(binding.backend), &rctx, None) {
         Ok(r) => r,
         Err(RenderError::MissingPathValue(_)) => return Ok(None),
         Err(e) => {
-            return Err(call_error(
-                &CallError::from(e),
-                plan,
-                binding.backend,
-                path,
-                shape,
-                false,
-            ));
+            return Err(call_error(&CallError::from(e), plan, binding, path, shape, false));
         }
     };
-    match state.memo().call(&engine.clients, req).await {
+    let answer = match state.memo().call(&engine.clients, req).await {
         Ok(payload) => {
             crate::backend::invalidate::after_success(&engine.clients, binding, args).await;
-            Ok(Some(Fetched::One(JsonRef::new(payload, binding.select.segments()))))
+            Answer::new(payload, binding)
         }
         Err(CallFailure {
             error,
             stale: Some(payload),
         }) => {
             // A stale answer stands in for the failed call: the error says so.
-            state.note(call_error(&error, plan, binding.backend, path, shape, true));
-            Ok(Some(Fetched::One(JsonRef::new(payload, binding.select.segments()))))
+            state.note(call_error(&error, plan, binding, path, shape, true));
+            Answer::new(payload, binding)
         }
-        Err(f) => Err(call_error(&f.error, plan, binding.backend, path, shape, false)),
+        Err(f) => return Err(call_error(&f.error, plan, binding, path, shape, false)),
+    };
+    let (root, base) = answer
+        .root(binding)
+        .map_err(|e| mismatch(mapping_failed(binding, "select", e)))?;
+    Ok(pick_ref(binding, JsonRef::new(root, base))
+        .map_err(mismatch)?
+        .map(Fetched::One))
+}
+
+fn mapping_failed(binding: &crate::plan::Binding, what: &str, e: &crate::plan::mapping::EvalError) -> String {
+    format!(
+        "the {what} mapping of {} failed on the backend's answer: {e}",
+        binding.owner
+    )
+}
+
+/// What `binding` gives a parent from `item` (its `value` mapping applied).
+fn pick_ref(binding: &crate::plan::Binding, item: JsonRef) -> Result<Option<JsonRef>, String> {
+    let Some(m) = &binding.value else {
+        return Ok(Some(item));
+    };
+    if let Some(p) = m.as_path() {
+        return Ok(Some(item.child(p.segments())));
+    }
+    let Some(v) = item.get() else { return Ok(None) };
+    match m.eval(v, None) {
+        Ok(Some(out)) => Ok(Some(JsonRef::new(Arc::new(Payload::new(out.into_owned())), &[]))),
+        Ok(None) => Ok(None),
+        Err(e) => Err(mapping_failed(binding, "value", &e)),
     }
 }
 

@@ -19,6 +19,7 @@ use crate::backend::Payload;
 use crate::plan::template::RenderContext;
 use crate::plan::FieldSource;
 use crate::response::PathSegment;
+use serde_json::Value;
 
 fn error(message: String, code: &'static str, backend: &str) -> async_graphql::Error {
     async_graphql::Error::new(message).extend_with(|_, e| {
@@ -58,6 +59,7 @@ pub fn stream_resolver(
                 parent: None,
                 headers: &state.headers,
                 claims: state.identity.claims.as_deref(),
+                key: None,
             };
             let mut req = render(binding, plan.backend(binding.backend), &rctx, None).map_err(|e| {
                 error(
@@ -88,7 +90,13 @@ pub fn stream_resolver(
                         selection: None,
                         backend: Some(Arc::from(backend.as_str())),
                     };
-                    let json = JsonRef::new(Arc::new(Payload::new(v)), select.segments());
+                    let json = match select.as_path() {
+                        Some(path) => JsonRef::new(Arc::new(Payload::new(v)), path.segments()),
+                        None => {
+                            let mapped = select.eval(&v, None).ok().flatten().map(|c| c.into_owned());
+                            JsonRef::new(Arc::new(Payload::new(mapped.unwrap_or(Value::Null))), &[])
+                        }
+                    };
                     let path = vec![PathSegment::Key(key.clone())];
                     Ok(shape
                         .complete(&info.field.ty, Some(json), &path, None, true)

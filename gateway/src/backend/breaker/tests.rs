@@ -35,6 +35,7 @@ impl Service<BackendRequest> for Scripted {
                 Err(CallError::Status {
                     status: 503,
                     retry_after: None,
+                    body: None,
                 })
             } else {
                 Ok(Arc::new(Payload::new(serde_json::json!(1))))
@@ -115,6 +116,7 @@ async fn client_errors_do_not_count_as_failures() {
                 Err(CallError::Status {
                     status: 400,
                     retry_after: None,
+                    body: None,
                 })
             })
         }

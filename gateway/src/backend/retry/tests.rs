@@ -49,6 +49,7 @@ fn unavailable() -> CallError {
     CallError::Status {
         status: 503,
         retry_after: None,
+        body: None,
     }
 }
 
@@ -101,6 +102,7 @@ async fn non_retryable_calls_and_client_errors_are_not_retried() {
         CallError::Status {
             status: 400,
             retry_after: None,
+            body: None,
         },
     );
     assert!(l
@@ -140,6 +142,7 @@ async fn retry_after_is_honoured() {
         CallError::Status {
             status: 503,
             retry_after: Some(Duration::from_secs(2)),
+            body: None,
         },
     );
     let (layer, _) = layer(RetrySettings::default());
@@ -159,6 +162,7 @@ async fn no_retry_past_the_request_deadline() {
         CallError::Status {
             status: 503,
             retry_after: Some(Duration::from_secs(2)),
+            body: None,
         },
     );
     let (layer, _) = layer(RetrySettings::default());
