@@ -23,6 +23,8 @@
 #   MOSAIC_CONTAINER_TEST_ALLOW_SKIP=1  where podman cannot run containers at all, print the
 #                                       banner and exit 0 (default: exit 1)
 #   MOSAIC_CONTAINER_TEST_NO_BUILD=1    use target/release/{mosaic,mock-bank} as they are
+#   MOSAIC_CONTAINER_TEST_BIN_DIR=DIR   use DIR/{mosaic,mock-bank} as they are (implies NO_BUILD;
+#                                       scripts/test.sh passes the test build's target/debug)
 #   MOSAIC_CONTAINER_TEST_KEEP=1        keep the temporary podman root (for debugging)
 #
 # Podman runs with --runtime runc, explicit --ulimit nofile/nproc, `build --isolation chroot`,
@@ -103,14 +105,15 @@ nproc=4096
 [[ $nproc_hard != unlimited && $nproc_hard -lt $nproc ]] && nproc=$nproc_hard
 
 # ---------------------------------------------------------------------------------------------
-step "release binaries"
-if [[ ${MOSAIC_CONTAINER_TEST_NO_BUILD:-0} != 1 ]]; then
+step "binaries"
+BIN_DIR=${MOSAIC_CONTAINER_TEST_BIN_DIR:-target/release}
+if [[ ${MOSAIC_CONTAINER_TEST_NO_BUILD:-0} != 1 && -z ${MOSAIC_CONTAINER_TEST_BIN_DIR:-} ]]; then
     timeout 1800 cargo build --release --locked -p mosaic -p mosaic-mock-bank
 fi
 for b in mosaic mock-bank; do
-    [[ -x target/release/$b ]] || { echo "target/release/$b is missing" >&2; exit 1; }
+    [[ -x $BIN_DIR/$b ]] || { echo "$BIN_DIR/$b is missing" >&2; exit 1; }
 done
-note "$(target/release/mosaic --version)"
+note "$($BIN_DIR/mosaic --version) from $BIN_DIR"
 
 # Durations from the baked config (schema/mosaic.toml), with the binary's defaults.
 read -r DRAIN_DELAY SHUTDOWN_TIMEOUT < <(python3 - schema/mosaic.toml <<'EOF'
@@ -173,7 +176,7 @@ mkdir -p "$RFS"/{etc/ssl/certs,tmp,home/nonroot,usr/local/bin,var/tmp}
 chmod 1777 "$RFS/tmp" "$RFS/var/tmp"
 chown 65532:65532 "$RFS/home/nonroot"
 # The shared libraries the binaries load, at the paths the loader looks for them.
-ldd target/release/mosaic target/release/mock-bank |
+ldd "$BIN_DIR/mosaic" "$BIN_DIR/mock-bank" |
     awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' | sort -u |
     while read -r lib; do
         mkdir -p "$RFS$(dirname "$lib")"
@@ -213,7 +216,7 @@ stage_source() { # STAGE PATH -> local file or directory
         busybox:/bin/busybox) echo "$BUSYBOX" ;;
         builder:/out/bin/ | builder:/out/bin)
             mkdir -p "$T/out-bin"
-            cp target/release/mosaic target/release/mock-bank "$T/out-bin/"
+            cp "$BIN_DIR/mosaic" "$BIN_DIR/mock-bank" "$T/out-bin/"
             echo "$T/out-bin/"
             ;;
         *) return 1 ;;

@@ -15,6 +15,9 @@ shift || true
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(config_loader graphql_request)
 sanitizer="${FUZZ_SANITIZER:-none}"
+# FUZZ_BUILD=dev builds the targets without optimisation (with debug assertions): a few minutes
+# less to build on a cold machine, fewer executions per second. scripts/test.sh uses it.
+build_mode="${FUZZ_BUILD:-release}"
 
 export RUSTC_BOOTSTRAP=1
 if ! cargo fuzz --version >/dev/null 2>&1; then
@@ -23,9 +26,10 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 
 cd fuzz
-echo "==> building the fuzz targets (sanitizer: $sanitizer)"
+echo "==> building the fuzz targets (sanitizer: $sanitizer, $build_mode build)"
 # Built under the workspace's target/ (ignored by git), beside the main build.
 opts=(--sanitizer "$sanitizer" --target-dir ../target/fuzz)
+if [ "$build_mode" = dev ]; then opts+=(--dev); fi
 for t in "${targets[@]}"; do cargo fuzz build "${opts[@]}" "$t"; done
 
 for t in "${targets[@]}"; do
