@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{self, ConfigSource, Diagnostics};
+use crate::config::{ConfigSource, Diagnostics};
 use crate::plan::{self, summary::Summary, Plan};
 use crate::runtime::{ResolverRegistry, Runtime};
 use crate::server::{self, AppState};
@@ -172,8 +172,7 @@ fn report(d: &Diagnostics) -> i32 {
 
 /// Reads and validates a config file.
 pub fn load_plan(path: &Path, resolvers: &ResolverRegistry) -> Result<Plan, Diagnostics> {
-    let src = config::load_from_path(path)?;
-    build_plan(&src, resolvers)
+    plan::load(path, &resolvers.names())
 }
 
 pub fn build_plan(src: &ConfigSource, resolvers: &ResolverRegistry) -> Result<Plan, Diagnostics> {
@@ -275,35 +274,9 @@ pub async fn start(opts: ServeOptions, shutdown: impl Future<Output = ()> + Send
     })
 }
 
-/// Reads the documents named by `[server] warmup`: files, or directories of `*.graphql` and
-/// `*.gql` files, relative to the config file.
+/// The warm-up documents `[server] warmup` names for `config` (see [`plan::warmup`]).
 pub fn warmup_documents(config: &Path, plan: &Plan) -> Vec<String> {
-    let base = config.parent().unwrap_or(Path::new("."));
-    let mut files = Vec::new();
-    for entry in &plan.server.warmup {
-        let path = base.join(entry);
-        match std::fs::read_dir(&path) {
-            Ok(dir) => {
-                let mut found: Vec<_> = dir
-                    .filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| p.extension().is_some_and(|x| x == "graphql" || x == "gql"))
-                    .collect();
-                found.sort();
-                files.extend(found);
-            }
-            Err(_) => files.push(path),
-        }
-    }
-    files
-        .iter()
-        .filter_map(|f| match std::fs::read_to_string(f) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                tracing::warn!(file = %f.display(), error = %e, "cannot read a warm-up document");
-                None
-            }
-        })
-        .collect()
+    plan::warmup::documents(config, plan)
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -3,45 +3,14 @@
 //!
 //! Shared by both executors so they make the same calls and match the same way.
 
-use std::sync::Arc;
-
 use serde_json::{Map, Value};
 
+pub use super::call::{reply, Failed, Reply, RequestScope};
 use super::payload::{key_text, Answer};
 use super::request::render;
-use super::{BackendClients, CallError, CallFailure, CallMemo};
+use super::CallError;
 use crate::plan::template::RenderContext;
-use crate::plan::{Binding, Plan};
-
-/// A failed call as a binding reads it: the error, and the stale answer served in its place.
-#[derive(Debug, Clone)]
-pub struct Failed {
-    pub error: CallError,
-    pub stale: Option<Answer>,
-}
-
-impl Failed {
-    pub fn new(f: CallFailure, binding: &Binding) -> Self {
-        Self {
-            error: f.error,
-            stale: f.stale.map(|p| Answer::new(p, binding)),
-        }
-    }
-}
-
-impl From<CallError> for Failed {
-    fn from(error: CallError) -> Self {
-        Self { error, stale: None }
-    }
-}
-
-/// A call's outcome as a binding reads it: `Ok(None)` when no call was made (a key was missing).
-pub type Reply = Result<Option<Answer>, Failed>;
-
-/// Reads a call's outcome through `binding`.
-pub fn reply(r: Result<Arc<super::Payload>, CallFailure>, binding: &Binding) -> Result<Answer, Failed> {
-    r.map(|p| Answer::new(p, binding)).map_err(|f| Failed::new(f, binding))
-}
+use crate::plan::Binding;
 
 /// The answers of one batched field for a set of keys.
 pub struct BatchAnswers {
@@ -98,15 +67,6 @@ impl BatchAnswers {
     }
 }
 
-/// What a batch needs from the request that makes it.
-pub struct RequestScope<'a> {
-    pub plan: &'a Plan,
-    pub clients: &'a BackendClients,
-    pub memo: &'a CallMemo,
-    pub headers: &'a http::HeaderMap,
-    pub claims: Option<&'a Value>,
-}
-
 /// Sends the batch for `keys` (already deduplicated and sorted), split by the rule's `max_size`.
 pub async fn call_batch(
     scope: &RequestScope<'_>,
@@ -134,10 +94,14 @@ pub async fn call_batch(
         crate::telemetry::metrics::batch_size(&backend.name, chunk.len());
         let req = render(binding, backend, &ctx, Some(chunk));
         async move {
-            match req {
+            let r = match req {
                 Ok(req) => reply(memo.call(clients, req).await, binding),
                 Err(e) => Err(Failed::from(CallError::from(e))),
+            };
+            if let Err(f) = &r {
+                super::call::log_failure(plan, binding, f);
             }
+            r
         }
     });
     BatchAnswers {

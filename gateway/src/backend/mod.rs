@@ -9,6 +9,7 @@ pub mod batch;
 pub mod breaker;
 pub mod bulkhead;
 pub mod cache;
+pub mod call;
 pub mod error;
 pub mod http;
 pub mod invalidate;
@@ -251,6 +252,48 @@ impl BackendClients {
                 }
             })
             .collect()
+    }
+
+    /// What a metrics scrape shows of every backend and of the cache.
+    pub fn figures(
+        &self,
+    ) -> (
+        Vec<crate::telemetry::metrics::BackendFigures>,
+        Option<crate::telemetry::metrics::CacheFigures>,
+    ) {
+        let backends = self
+            .status()
+            .into_iter()
+            .map(|b| crate::telemetry::metrics::BackendFigures {
+                ejected: b.instances.iter().filter(|i| i.ejected).count(),
+                instances: b.instances.len(),
+                backend: b.backend,
+                breaker: b.breaker,
+                breaker_rejected: b.breaker_rejected,
+                bulkhead_rejected: b.bulkhead_rejected,
+                retries: b.retries,
+                in_flight: b.in_flight,
+            })
+            .collect();
+        let cache = self.cache.as_ref().map(|cache| {
+            use std::sync::atomic::Ordering::Relaxed;
+            // First: reading the size runs the cache's pending maintenance, where evictions
+            // happen (and are counted).
+            let (entries, bytes) = cache.size();
+            let s = &cache.stats;
+            crate::telemetry::metrics::CacheFigures {
+                hits: s.hits.load(Relaxed),
+                stale_hits: s.stale_hits.load(Relaxed),
+                misses: s.misses.load(Relaxed),
+                stores: s.stores.load(Relaxed),
+                stale_if_error: s.stale_if_error.load(Relaxed),
+                invalidations: s.invalidations.load(Relaxed),
+                evictions: s.evictions.load(Relaxed),
+                entries,
+                bytes,
+            }
+        });
+        (backends, cache)
     }
 
     /// The critical backends that are unavailable now (what keeps `/readyz` at 503).

@@ -14,8 +14,10 @@ use futures::StreamExt;
 use serde_json::{Map, Value};
 
 use super::compile::{FieldPlan, OpPlan, Output, SelectionPlan, Src};
-use crate::backend::batch::{call_batch, parent_keys, reply, BatchAnswers, Failed, KeyItems, Reply, RequestScope};
-use crate::backend::payload::Answer;
+use super::resolve::resolve_slot;
+pub use super::resolve::Resolved;
+use crate::backend::batch::{call_batch, parent_keys, BatchAnswers};
+use crate::backend::call::{call, call_rendered, Reply, RequestScope};
 use crate::backend::request::{render, RenderError};
 use crate::backend::{BackendClients, CallError, CallMemo, Payload};
 use crate::plan::template::RenderContext;
@@ -40,51 +42,6 @@ pub enum SlotData {
         by_key: HashMap<Box<str>, usize>,
         calls: Vec<Reply>,
     },
-}
-
-impl SlotData {
-    /// One warning per failed backend call (not per parent), in the request's span, as
-    /// async-graphql's executor logs its failures.
-    fn log_failures(&self, backend: &str, parent_type: &str, field: &str) {
-        let failures: Vec<&Failed> = match self {
-            SlotData::Single(r) => r.as_ref().err().into_iter().collect(),
-            SlotData::PerParent { calls, .. } | SlotData::Fanout { calls, .. } => {
-                calls.iter().filter_map(|r| r.as_ref().err()).collect()
-            }
-            SlotData::Batched { answers, .. } => answers.chunks.iter().filter_map(|r| r.as_ref().err()).collect(),
-        };
-        let operation = crate::telemetry::trace_context::operation();
-        for f in failures {
-            tracing::warn!(
-                operation = operation.as_ref().and_then(|o| o.name.as_deref()),
-                document = operation.as_ref().map(|o| &*o.document),
-                backend,
-                field = %format_args!("{parent_type}.{field}"),
-                error = %f.error,
-                stale = f.stale.is_some(),
-                "backend call failed"
-            );
-        }
-    }
-
-    /// Whether at least one call of the slot succeeded.
-    fn any_success(&self) -> bool {
-        match self {
-            SlotData::Single(r) => r.is_ok(),
-            SlotData::PerParent { calls, .. } | SlotData::Fanout { calls, .. } => calls.iter().any(Result::is_ok),
-            SlotData::Batched { answers, .. } => answers.chunks.iter().any(Result::is_ok),
-        }
-    }
-}
-
-/// What a bound field resolves to for one parent. Values are borrowed from the answers, except
-/// what a `value` expression computes.
-pub enum Resolved<'a> {
-    Value(Option<Cow<'a, Value>>),
-    Items(Vec<Cow<'a, Value>>),
-    Error(&'a CallError),
-    /// A mapping failed on the answer (what failed, in types only).
-    Mismatch(String),
 }
 
 /// Everything fetched for one request.
@@ -122,14 +79,27 @@ impl Fetched {
 /// What the fetch needs from the request.
 pub struct FetchContext<'a> {
     pub plan: &'a Plan,
-    pub identity: &'a crate::runtime::identity::Identity,
+    pub identity: &'a crate::auth::identity::Identity,
     pub clients: &'a BackendClients,
     pub memo: &'a CallMemo,
     pub headers: &'a http::HeaderMap,
     pub vars: &'a Map<String, Value>,
 }
 
-fn addr(v: &Value) -> usize {
+impl FetchContext<'_> {
+    /// What the backend module's call step needs from the request.
+    fn scope(&self) -> RequestScope<'_> {
+        RequestScope {
+            plan: self.plan,
+            clients: self.clients,
+            memo: self.memo,
+            headers: self.headers,
+            claims: self.identity.claims.as_deref(),
+        }
+    }
+}
+
+pub(super) fn addr(v: &Value) -> usize {
     v as *const Value as usize
 }
 
@@ -221,7 +191,7 @@ async fn fetch_field_or_descend<'b>(
 ) -> Vec<(usize, SlotData)> {
     if let Some(rule) = &f.auth {
         // Not allowed: no call is made; the writer reports it.
-        if crate::runtime::identity::check(rule, cx.identity).is_err() {
+        if crate::auth::identity::check(rule, cx.identity).is_err() {
             return Vec::new();
         }
     }
@@ -233,10 +203,6 @@ async fn fetch_field_or_descend<'b>(
             };
             let args = args.evaluate(cx.plan, def, cx.vars);
             let data = call_field(cx, binding, &args, &parents).await;
-            data.log_failures(&cx.plan.backend(binding.backend).name, &f.parent_type, &f.field_name);
-            if !binding.invalidates.is_empty() && data.any_success() {
-                crate::backend::invalidate::after_success(cx.clients, binding, &args).await;
-            }
             let mut out = Vec::new();
             if let Output::Composite(_, sub) = &f.output {
                 if sub.has_calls {
@@ -280,173 +246,6 @@ async fn fetch_field_or_descend<'b>(
     }
 }
 
-/// What `binding` gives a parent from one value of the answer (its `value` mapping applied).
-fn pick<'a>(binding: &Binding, v: Option<&'a Value>) -> Result<Option<Cow<'a, Value>>, String> {
-    let Some(v) = v else { return Ok(None) };
-    match &binding.value {
-        None => Ok(Some(Cow::Borrowed(v))),
-        Some(m) => m.eval(v, None).map_err(|e| mapping_failed(binding, "value", &e)),
-    }
-}
-
-fn mapping_failed(binding: &Binding, what: &str, e: &crate::plan::mapping::EvalError) -> String {
-    format!(
-        "the {what} mapping of {} failed on the backend's answer: {e}",
-        binding.owner
-    )
-}
-
-/// The selected value of an answer, with `value` applied.
-fn answer_value<'a>(binding: &Binding, answer: &'a Answer) -> Result<Option<Cow<'a, Value>>, String> {
-    let selected = answer
-        .selected(binding)
-        .map_err(|e| mapping_failed(binding, "select", e))?;
-    pick(binding, selected)
-}
-
-fn resolved_value<'a>(r: Result<Option<Cow<'a, Value>>, String>) -> Resolved<'a> {
-    match r {
-        Ok(v) => Resolved::Value(v),
-        Err(m) => Resolved::Mismatch(m),
-    }
-}
-
-fn resolve_slot<'a>(
-    data: &'a SlotData,
-    binding: &Binding,
-    parent: Option<&Value>,
-) -> (Resolved<'a>, Option<&'a CallError>) {
-    let one = |r: &'a Reply| match r {
-        Ok(Some(a)) => (resolved_value(answer_value(binding, a)), None),
-        Ok(None) => (Resolved::Value(None), None),
-        Err(Failed { error, stale: Some(a) }) => (resolved_value(answer_value(binding, a)), Some(error)),
-        Err(f) => (Resolved::Error(&f.error), None),
-    };
-    match data {
-        SlotData::Single(r) => one(r),
-        SlotData::PerParent { by_parent, calls } => {
-            match parent.and_then(|p| by_parent.get(&addr(p))).and_then(|i| calls.get(*i)) {
-                Some(r) => one(r),
-                None => (Resolved::Value(None), None),
-            }
-        }
-        SlotData::Batched { positions, answers } => {
-            let none = (Resolved::Value(None), None);
-            let Some(rule) = &binding.batch else { return none };
-            let Some(parent) = parent else { return none };
-            let keys = parent_keys(&rule.parent_key, parent);
-            let mut items: Vec<Cow<'a, Value>> = Vec::new();
-            let mut stale = None;
-            for (key, _) in &keys {
-                let pos = match positions {
-                    Some(positions) => match positions.get(&**key) {
-                        Some(p) => *p,
-                        None => continue,
-                    },
-                    None => 0,
-                };
-                match answers.items_for(binding, pos, key) {
-                    KeyItems::Failed(e) => return (Resolved::Error(e), None),
-                    KeyItems::None => {}
-                    KeyItems::Found {
-                        answer,
-                        indices,
-                        stale_after,
-                    } => {
-                        stale = stale.or(stale_after);
-                        let all = answer.items(binding);
-                        let take = if rule.many { indices.len() } else { 1 };
-                        for i in indices.iter().take(take) {
-                            match pick(binding, all.get(*i as usize)) {
-                                Ok(Some(v)) => items.push(v),
-                                Ok(None) => {}
-                                Err(m) => return (Resolved::Mismatch(m), None),
-                            }
-                        }
-                    }
-                }
-            }
-            let resolved = if rule.many {
-                Resolved::Items(items)
-            } else {
-                Resolved::Value(items.into_iter().next())
-            };
-            (resolved, stale)
-        }
-        SlotData::Fanout { by_key, calls } => {
-            let none = (Resolved::Value(None), None);
-            let (Some(rule), Some(parent)) = (&binding.fanout, parent) else {
-                return none;
-            };
-            let listed = matches!(rule.from.eval(parent, None), Ok(Some(ref v)) if v.is_array());
-            let keys = parent_keys(&rule.from, parent);
-            if !listed {
-                // One key: the answer is the value (or, for a list field, the list of items).
-                let Some(r) = keys
-                    .first()
-                    .and_then(|(k, _)| by_key.get(&**k))
-                    .and_then(|i| calls.get(*i))
-                else {
-                    return none;
-                };
-                return match r {
-                    Ok(Some(a)) | Err(Failed { stale: Some(a), .. }) => {
-                        let stale = r.as_ref().err().map(|f| &f.error);
-                        let selected = match a.selected(binding) {
-                            Ok(v) => v,
-                            Err(e) => return (Resolved::Mismatch(mapping_failed(binding, "select", e)), None),
-                        };
-                        match (selected, binding.value.is_some(), rule.many) {
-                            (Some(Value::Array(list)), true, true) => {
-                                let mut items = Vec::with_capacity(list.len());
-                                for item in list {
-                                    match pick(binding, Some(item)) {
-                                        Ok(Some(v)) => items.push(v),
-                                        Ok(None) => {}
-                                        Err(m) => return (Resolved::Mismatch(m), None),
-                                    }
-                                }
-                                (Resolved::Items(items), stale)
-                            }
-                            _ => (resolved_value(pick(binding, selected)), stale),
-                        }
-                    }
-                    Ok(None) => none,
-                    Err(f) => (Resolved::Error(&f.error), None),
-                };
-            }
-            // A list of keys: one value per key, in the parent's order; keys without an answer
-            // (404) are left out.
-            let mut items = Vec::with_capacity(keys.len());
-            let mut stale = None;
-            for (k, _) in &keys {
-                let Some(r) = by_key.get(&**k).and_then(|i| calls.get(*i)) else {
-                    continue;
-                };
-                let answer = match r {
-                    Ok(Some(a)) => a,
-                    Ok(None) => continue,
-                    Err(Failed { error, stale: Some(a) }) => {
-                        stale = stale.or(Some(error));
-                        a
-                    }
-                    Err(f) => return (Resolved::Error(&f.error), None),
-                };
-                match answer_value(binding, answer) {
-                    Ok(Some(v)) if !v.is_null() => items.push(v),
-                    Ok(_) => {}
-                    Err(m) => return (Resolved::Mismatch(m), None),
-                }
-            }
-            if rule.many {
-                (Resolved::Items(items), stale)
-            } else {
-                (Resolved::Value(items.into_iter().next()), stale)
-            }
-        }
-    }
-}
-
 /// Objects inside `v` (through nested lists), in order.
 fn flatten_objects<'v>(v: &'v Value, out: &mut Vec<&'v Value>) {
     match v {
@@ -479,14 +278,7 @@ async fn call_field(
                 chunk_size: 1,
             }
         } else {
-            let scope = RequestScope {
-                plan: cx.plan,
-                clients: cx.clients,
-                memo: cx.memo,
-                headers: cx.headers,
-                claims: cx.identity.claims.as_deref(),
-            };
-            call_batch(&scope, binding, args, &values).await
+            call_batch(&cx.scope(), binding, args, &values).await
         };
         // Which chunk holds a key matters only when the batch was split.
         let positions = (answers.len() > 1).then(|| {
@@ -508,13 +300,12 @@ async fn call_field(
             claims: cx.identity.claims.as_deref(),
             key: None,
         };
-        return SlotData::Single(call_one(cx, binding, backend, &ctx).await);
+        return SlotData::Single(call(&cx.scope(), binding, &ctx).await);
     }
     // One call per distinct request (N+1 by the schema's design; `mosaic check` warns about it).
     let mut by_parent = HashMap::with_capacity(parents.len());
-    let mut requests: Vec<Option<crate::backend::BackendRequest>> = Vec::new();
+    let mut requests: Vec<Result<crate::backend::BackendRequest, RenderError>> = Vec::new();
     let mut seen: HashMap<crate::backend::CallKey, usize> = HashMap::new();
-    let mut render_errors: HashMap<usize, CallError> = HashMap::new();
     for p in parents {
         let ctx = RenderContext {
             args,
@@ -524,36 +315,19 @@ async fn call_field(
             key: None,
         };
         let idx = match render(binding, backend, &ctx, None) {
-            Ok(req) => {
-                let key = req.call_key();
-                *seen.entry(key).or_insert_with(|| {
-                    requests.push(Some(req));
-                    requests.len() - 1
-                })
-            }
-            Err(RenderError::MissingPathValue(_)) => {
-                requests.push(None);
+            Ok(req) => *seen.entry(req.call_key()).or_insert_with(|| {
+                requests.push(Ok(req));
                 requests.len() - 1
-            }
+            }),
             Err(e) => {
-                requests.push(None);
-                render_errors.insert(requests.len() - 1, CallError::from(e));
+                requests.push(Err(e));
                 requests.len() - 1
             }
         };
         by_parent.insert(addr(p), idx);
     }
-    let calls = join_all(requests.into_iter().enumerate().map(|(i, r)| {
-        let err = render_errors.remove(&i);
-        async move {
-            match (r, err) {
-                (_, Some(e)) => Err(Failed::from(e)),
-                (Some(req), None) => reply(cx.memo.call(cx.clients, req).await, binding).map(Some),
-                (None, None) => Ok(None),
-            }
-        }
-    }))
-    .await;
+    let scope = cx.scope();
+    let calls = join_all(requests.into_iter().map(|r| call_rendered(&scope, binding, args, r))).await;
     SlotData::PerParent { by_parent, calls }
 }
 
@@ -589,28 +363,15 @@ async fn fan_out(
             render(binding, backend, &ctx, None)
         })
         .collect();
-    let calls = futures::stream::iter(requests.into_iter().map(|req| async move {
-        match req {
-            Ok(req) => reply(cx.memo.call(cx.clients, req).await, binding).map(Some),
-            Err(RenderError::MissingPathValue(_)) => Ok(None),
-            Err(e) => Err(Failed::from(CallError::from(e))),
-        }
-    }))
+    let scope = cx.scope();
+    let scope = &scope;
+    let calls = futures::stream::iter(
+        requests
+            .into_iter()
+            .map(|r| async move { call_rendered(scope, binding, args, r).await }),
+    )
     .buffered(rule.concurrency.max(1))
     .collect::<Vec<_>>()
     .await;
     SlotData::Fanout { by_key, calls }
-}
-
-async fn call_one(
-    cx: &FetchContext<'_>,
-    binding: &Binding,
-    backend: &crate::plan::BackendPlan,
-    ctx: &RenderContext<'_>,
-) -> Reply {
-    match render(binding, backend, ctx, None) {
-        Ok(req) => reply(cx.memo.call(cx.clients, req).await, binding).map(Some),
-        Err(RenderError::MissingPathValue(_)) => Ok(None),
-        Err(e) => Err(Failed::from(CallError::from(e))),
-    }
 }

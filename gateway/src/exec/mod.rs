@@ -9,6 +9,7 @@ mod args;
 mod compile;
 mod fetch;
 mod memo;
+mod resolve;
 mod vars;
 mod write;
 
@@ -35,7 +36,7 @@ pub fn operation_kind(doc: &ExecutableDocument, name: Option<&str>) -> Option<Op
 /// Who is asking, for private cache entries: the verified token's subject, else the configured
 /// principal header's value.
 pub fn principal(plan: &Plan, headers: &http::HeaderMap) -> Option<std::sync::Arc<str>> {
-    if let Some(sub) = crate::runtime::identity::current().subject() {
+    if let Some(sub) = crate::auth::identity::current().subject() {
         return Some(std::sync::Arc::from(sub));
     }
     let name = plan.cache.principal_header.as_deref()?;
@@ -52,7 +53,7 @@ pub async fn run(
     headers: &http::HeaderMap,
 ) -> Result<(bytes::Bytes, Vec<String>), RunError> {
     let vars = vars::coerce_variables(plan, op, variables).ok_or(RunError::InvalidVariables)?;
-    let identity = crate::runtime::identity::current();
+    let identity = crate::auth::identity::current();
     let memo = CallMemo::new(
         tokio::time::Instant::now() + plan.limits.request_timeout.0,
         principal(plan, headers),

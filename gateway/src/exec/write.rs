@@ -29,7 +29,7 @@ enum Seg<'a> {
 
 struct Writer<'a> {
     plan: &'a Plan,
-    identity: &'a crate::runtime::identity::Identity,
+    identity: &'a crate::auth::identity::Identity,
     fetched: &'a Fetched,
     out: Vec<u8>,
     errors: Vec<FieldError>,
@@ -44,7 +44,7 @@ pub fn write_response(
     plan: &Plan,
     op: &OpPlan,
     fetched: &Fetched,
-    identity: &crate::runtime::identity::Identity,
+    identity: &crate::auth::identity::Identity,
     capacity: usize,
 ) -> (Vec<u8>, Vec<String>) {
     let mut w = Writer {
@@ -128,7 +128,7 @@ impl<'a> Writer<'a> {
 
     fn field(&mut self, f: &'a FieldPlan, concrete: &str, parent: Option<&Value>) -> Result<(), Bubble> {
         if let Some(rule) = &f.auth {
-            if let Err(denied) = crate::runtime::identity::check(rule, self.identity) {
+            if let Err(denied) = crate::auth::identity::check(rule, self.identity) {
                 let message = denied.message(&f.parent_type, &f.field_name);
                 let e = FieldError::new(message, f.pos, self.response_path(), denied.code());
                 self.errors.push(e);

@@ -16,6 +16,7 @@ pub mod mapping;
 pub mod resilience;
 pub mod summary;
 pub mod template;
+pub mod warmup;
 
 use std::sync::Arc;
 
@@ -31,6 +32,13 @@ pub use json_path::JsonPath;
 
 use crate::config::settings::{LimitSettings, ServerSettings};
 use crate::config::Location;
+
+/// Loads the config file at `path` (and the schema files it names) and builds its plan;
+/// `resolvers` are the names of the Rust resolvers registered.
+pub fn load(path: &std::path::Path, resolvers: &[&str]) -> Result<Plan, crate::config::Diagnostics> {
+    let src = crate::config::load_from_path(path)?;
+    build(&src, resolvers)
+}
 
 /// A compiled, validated gateway configuration.
 #[derive(Debug)]
@@ -268,11 +276,7 @@ pub enum FieldSource {
     Stream(BindingId),
 }
 
-/// `@auth(scopes: [...])`: the field needs an authenticated request with these scopes.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct AuthRule {
-    pub scopes: Vec<String>,
-}
+pub use crate::auth::AuthRule;
 
 /// An argument or input-object field.
 #[derive(Debug, Clone)]

@@ -6,8 +6,9 @@
 
 mod batch_loader;
 mod capture;
+mod complete;
 mod dispatch;
-pub mod identity;
+mod fetch;
 pub mod limits;
 pub mod persisted;
 mod request_state;
@@ -15,7 +16,6 @@ mod resolve;
 pub mod resolvers;
 pub mod schema;
 mod subscription;
-pub mod verify;
 
 use std::sync::Arc;
 
@@ -51,7 +51,7 @@ pub struct Runtime {
     plans: dispatch::PlanCache,
     inflight: dispatch::InFlight,
     persisted: persisted::PersistedQueries,
-    verifier: Option<Arc<verify::Verifier>>,
+    verifier: Option<Arc<crate::auth::verify::Verifier>>,
 }
 
 impl Runtime {
@@ -64,7 +64,7 @@ impl Runtime {
             resolvers,
         });
         let limits = plan.limits.clone();
-        let verifier = verify::Verifier::new(&plan.auth, &plan.config_dir)
+        let verifier = crate::auth::verify::Verifier::new(&plan.auth, &plan.config_dir)
             .map_err(|e| RuntimeError::Schema(format!("[auth]: {e}")))?;
         let introspection = plan.server.introspection;
         let schema = schema::build_schema(&plan, |b| {
@@ -97,7 +97,7 @@ impl Runtime {
     }
 
     /// The token verifier, when `[auth]` configures keys.
-    pub fn verifier(&self) -> Option<&Arc<verify::Verifier>> {
+    pub fn verifier(&self) -> Option<&Arc<crate::auth::verify::Verifier>> {
         self.verifier.as_ref()
     }
 

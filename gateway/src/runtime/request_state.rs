@@ -20,7 +20,7 @@ pub struct RequestState {
     timeout: std::time::Duration,
     principal: Option<Arc<str>>,
     /// Who is asking (`@auth` checks).
-    pub identity: Arc<super::identity::Identity>,
+    pub identity: Arc<crate::auth::identity::Identity>,
     recorded: Mutex<Recorded>,
 }
 
@@ -39,7 +39,7 @@ impl RequestState {
             headers,
             timeout,
             principal,
-            identity: super::identity::current(),
+            identity: crate::auth::identity::current(),
             recorded: Mutex::new(Recorded::default()),
         }
     }

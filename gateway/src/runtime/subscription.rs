@@ -42,7 +42,7 @@ pub fn stream_resolver(
             };
             // `@auth` is checked before the backend stream is opened.
             if let Some(rule) = &info.field.auth {
-                if let Err(denied) = super::identity::check(rule, &state.identity) {
+                if let Err(denied) = crate::auth::identity::check(rule, &state.identity) {
                     let code = denied.code();
                     return Err(
                         async_graphql::Error::new(denied.message(&info.type_name, &info.field.name))

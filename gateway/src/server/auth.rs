@@ -11,7 +11,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use crate::runtime::identity::{self, Identity};
+use crate::auth::identity::{self, Identity};
 
 fn unauthenticated(message: &str) -> Response {
     let body = serde_json::json!({"errors": [{"message": message, "extensions": {"code": "UNAUTHENTICATED"}}]});

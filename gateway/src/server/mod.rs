@@ -373,7 +373,8 @@ pub fn admin_router(state: Arc<AppState>) -> Router {
 async fn metrics(State(app): State<Arc<AppState>>) -> Response {
     match telemetry::metrics::install() {
         Some(handle) => {
-            let body = telemetry::metrics::render(&handle, &app.runtime().engine.clients);
+            let (backends, cache) = app.runtime().engine.clients.figures();
+            let body = telemetry::metrics::render(&handle, &backends, cache.as_ref());
             (
                 [(
                     axum::http::header::CONTENT_TYPE,

@@ -99,7 +99,7 @@ impl Limiter {
         let ip = || ip_of(request);
         match &self.key {
             ClientKey::Ip => ip(),
-            ClientKey::Subject => crate::runtime::identity::current()
+            ClientKey::Subject => crate::auth::identity::current()
                 .subject()
                 .map(|s| format!("sub:{s}"))
                 .unwrap_or_else(ip),

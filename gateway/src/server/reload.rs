@@ -84,10 +84,10 @@ pub fn watch(state: Arc<AppState>, watched: Watched, resolvers: ResolverRegistry
 }
 
 async fn reload(config: &Path, resolvers: &ResolverRegistry, warmup: &[String]) -> Result<Runtime, String> {
-    let plan = crate::cli::load_plan(config, resolvers).map_err(|d| d.to_string())?;
+    let plan = crate::plan::load(config, &resolvers.names()).map_err(|d| d.to_string())?;
     // The documents given at start, and those the (possibly changed) `[server] warmup` names now.
     let mut documents = warmup.to_vec();
-    documents.extend(crate::cli::warmup_documents(config, &plan));
+    documents.extend(crate::plan::warmup::documents(config, &plan));
     documents.sort();
     documents.dedup();
     let runtime = Runtime::new(plan, resolvers.clone()).map_err(|e| e.to_string())?;

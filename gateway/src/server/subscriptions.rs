@@ -26,7 +26,7 @@ use serde_json::{json, Map, Value};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use super::AppState;
-use crate::runtime::identity::{self, Identity};
+use crate::auth::identity::{self, Identity};
 use crate::runtime::{is_request_error, GraphQLRequest};
 use crate::telemetry::trace_context;
 

@@ -12,8 +12,6 @@ use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use rustc_hash::FxHashMap;
 
-use crate::backend::BackendClients;
-
 /// Distinct operation names kept as labels; others are counted as "other".
 const MAX_OPERATION_NAMES: usize = 200;
 
@@ -385,8 +383,37 @@ pub fn log_backpressure() {
 }
 
 /// Copies the layers' own counters into gauges, then renders the exposition text.
-pub fn render(handle: &PrometheusHandle, clients: &BackendClients) -> String {
-    for b in clients.status() {
+/// What a scrape shows of one backend, read from its layers by the backend module.
+#[derive(Debug, Clone)]
+pub struct BackendFigures {
+    pub backend: String,
+    /// `closed`, `half_open`, `open` or `disabled`.
+    pub breaker: &'static str,
+    pub breaker_rejected: u64,
+    pub bulkhead_rejected: u64,
+    pub retries: u64,
+    pub in_flight: usize,
+    pub instances: usize,
+    pub ejected: usize,
+}
+
+/// What a scrape shows of the response cache.
+#[derive(Debug, Clone, Default)]
+pub struct CacheFigures {
+    pub hits: u64,
+    pub stale_hits: u64,
+    pub misses: u64,
+    pub stores: u64,
+    pub stale_if_error: u64,
+    pub invalidations: u64,
+    pub evictions: u64,
+    pub entries: u64,
+    pub bytes: u64,
+}
+
+/// The exposition text, with the figures the layers keep themselves set first.
+pub fn render(handle: &PrometheusHandle, backends: &[BackendFigures], cache: Option<&CacheFigures>) -> String {
+    for b in backends {
         let name = b.backend.clone();
         let state = match b.breaker {
             "closed" => 0.0,
@@ -399,25 +426,19 @@ pub fn render(handle: &PrometheusHandle, clients: &BackendClients) -> String {
         counter!("mosaic_bulkhead_rejections_total", "backend" => name.clone()).absolute(b.bulkhead_rejected);
         counter!("mosaic_backend_retries_total", "backend" => name.clone()).absolute(b.retries);
         gauge!("mosaic_backend_in_flight", "backend" => name.clone()).set(b.in_flight as f64);
-        let ejected = b.instances.iter().filter(|i| i.ejected).count();
-        gauge!("mosaic_backend_instances", "backend" => name.clone()).set(b.instances.len() as f64);
-        gauge!("mosaic_backend_instances_ejected", "backend" => name).set(ejected as f64);
+        gauge!("mosaic_backend_instances", "backend" => name.clone()).set(b.instances as f64);
+        gauge!("mosaic_backend_instances_ejected", "backend" => name).set(b.ejected as f64);
     }
-    if let Some(cache) = clients.cache() {
-        use std::sync::atomic::Ordering::Relaxed;
-        // First: reading the size runs the cache's pending maintenance, where evictions happen
-        // (and are counted).
-        let (entries, bytes) = cache.size();
-        let s = &cache.stats;
-        counter!("mosaic_cache_hits_total").absolute(s.hits.load(Relaxed));
-        counter!("mosaic_cache_stale_hits_total").absolute(s.stale_hits.load(Relaxed));
-        counter!("mosaic_cache_misses_total").absolute(s.misses.load(Relaxed));
-        counter!("mosaic_cache_stores_total").absolute(s.stores.load(Relaxed));
-        counter!("mosaic_cache_stale_if_error_total").absolute(s.stale_if_error.load(Relaxed));
-        counter!("mosaic_cache_invalidations_total").absolute(s.invalidations.load(Relaxed));
-        counter!("mosaic_cache_evictions_total").absolute(s.evictions.load(Relaxed));
-        gauge!("mosaic_cache_entries").set(entries as f64);
-        gauge!("mosaic_cache_bytes").set(bytes as f64);
+    if let Some(c) = cache {
+        counter!("mosaic_cache_hits_total").absolute(c.hits);
+        counter!("mosaic_cache_stale_hits_total").absolute(c.stale_hits);
+        counter!("mosaic_cache_misses_total").absolute(c.misses);
+        counter!("mosaic_cache_stores_total").absolute(c.stores);
+        counter!("mosaic_cache_stale_if_error_total").absolute(c.stale_if_error);
+        counter!("mosaic_cache_invalidations_total").absolute(c.invalidations);
+        counter!("mosaic_cache_evictions_total").absolute(c.evictions);
+        gauge!("mosaic_cache_entries").set(c.entries as f64);
+        gauge!("mosaic_cache_bytes").set(c.bytes as f64);
     }
     handle.render()
 }

@@ -18,8 +18,10 @@ mod ast;
 mod builtins;
 mod check;
 mod eval;
+mod functions;
 mod parse;
 mod shape;
+mod values;
 
 use std::borrow::Cow;
 

@@ -67,7 +67,7 @@ impl Denied {
 }
 
 /// Checks an `@auth` rule (the scopes it requires; empty: only authentication).
-pub fn check(rule: &crate::plan::AuthRule, identity: &Identity) -> Result<(), Denied> {
+pub fn check(rule: &super::AuthRule, identity: &Identity) -> Result<(), Denied> {
     if identity.claims.is_none() {
         return Err(Denied::Unauthenticated);
     }

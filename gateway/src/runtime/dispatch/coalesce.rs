@@ -1,0 +1,113 @@
+//! Identical queries in flight at the same moment share one execution: same document and
+//! operation, variables, the request headers templates read or backends receive, and identity.
+//! The [`Coalescer`](crate::coalesce::Coalescer) cancels an execution every requester gave up on.
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::super::Runtime;
+use super::prepare::Prepared;
+use super::GraphQLRequest;
+use crate::exec::{self, OpPlan, RunError};
+
+/// The shared result of one compiled execution.
+pub(in crate::runtime) type SharedRun = Result<(bytes::Bytes, Arc<Vec<String>>), RunError>;
+
+/// Executions in flight, by what makes two requests identical. With each: the trace and span of
+/// the operation that runs it, when traced (followers link to it). An execution every requester
+/// gave up on is cancelled (see [`crate::coalesce`]): it keeps neither its backend calls nor the
+/// `Engine` it started under.
+pub(in crate::runtime) type InFlight =
+    crate::coalesce::Coalescer<u64, SharedRun, Option<(crate::telemetry::trace_context::TraceId, u64)>>;
+
+/// Most distinct executions coalesced at once; beyond, queries run uncoalesced.
+pub(in crate::runtime) const MAX_COALESCED_OPERATIONS: usize = 4096;
+
+/// Feeds a JSON value to a hasher, structurally (object keys in their map's order, which is
+/// sorted): equal values hash equally, without serializing them first.
+fn hash_json<H: Hasher>(value: &Value, h: &mut H) {
+    match value {
+        Value::Null => h.write_u8(0),
+        Value::Bool(b) => {
+            h.write_u8(1);
+            b.hash(h);
+        }
+        Value::Number(n) => {
+            h.write_u8(2);
+            n.hash(h);
+        }
+        Value::String(s) => {
+            h.write_u8(3);
+            s.hash(h);
+        }
+        Value::Array(items) => {
+            h.write_u8(4);
+            h.write_usize(items.len());
+            for item in items {
+                hash_json(item, h);
+            }
+        }
+        Value::Object(map) => {
+            h.write_u8(5);
+            h.write_usize(map.len());
+            for (k, v) in map {
+                k.hash(h);
+                hash_json(v, h);
+            }
+        }
+    }
+}
+
+impl Runtime {
+    /// Runs a query on the compiled executor, sharing the execution with identical queries in
+    /// flight at the same moment: same document and operation, same variables, same values of
+    /// the request headers templates may read or backends receive, and the same identity. One execution, one set of
+    /// backend calls, the same response bytes for all of them.
+    pub(super) async fn run_coalesced(
+        &self,
+        prepared: &Arc<Prepared>,
+        op: Arc<OpPlan>,
+        req: &GraphQLRequest,
+        headers: &http::HeaderMap,
+    ) -> Result<(bytes::Bytes, Vec<String>), RunError> {
+        let plan = &self.engine.plan;
+        let mut h = rustc_hash::FxHasher::default();
+        (Arc::as_ptr(prepared) as usize).hash(&mut h);
+        for (name, value) in &req.variables {
+            name.hash(&mut h);
+            hash_json(value, &mut h);
+        }
+        for name in plan.request_headers.iter().chain(plan.cache.principal_header.iter()) {
+            headers.get(name.as_str()).map(|v| v.as_bytes()).hash(&mut h);
+        }
+        // Whatever else decides what the backends answer: the headers forwarded to them and who is
+        // asking (their claims reach templates, `@auth` and private cache entries).
+        for b in &plan.backends {
+            for name in &b.forward_headers {
+                headers.get(name).map(|v| v.as_bytes()).hash(&mut h);
+            }
+        }
+        if let Some(claims) = &crate::auth::identity::current().claims {
+            hash_json(claims, &mut h);
+        }
+        let key = h.finish();
+        let traced = crate::telemetry::trace_context::current().filter(|c| c.tracer.is_some());
+        let leader = traced.as_ref().map(|t| (t.trace_id, t.span_id));
+        let engine = self.engine.clone();
+        let (joined, role) = self.inflight.join(key, leader, || {
+            let variables = req.variables.clone();
+            let headers = headers.clone();
+            async move {
+                exec::run(&engine.plan, &engine.clients, &op, &variables, &headers)
+                    .await
+                    .map(|(body, codes)| (body, Arc::new(codes)))
+            }
+        });
+        if let (Some(me), crate::coalesce::Role::Follower(Some(leader))) = (&traced, role) {
+            let _ = me.coalesced_with.set(leader);
+        }
+        joined.await.map(|(body, codes)| (body, (*codes).clone()))
+    }
+}
