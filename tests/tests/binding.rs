@@ -429,3 +429,113 @@ type Mutation {
     );
     insta::assert_snapshot!(diagnostics.to_string());
 }
+
+#[tokio::test]
+async fn shared_backend_defaults_and_an_endpoint_group_with_a_breaker_of_its_own() {
+    let api = BookshopApi::start().await;
+    let sdl = r#"
+type Book { id: ID! @from(path: "book_no") title: String!
+  stockLevel: Int @http(backend: "bookshop", endpoint: "stock", path: "/v2/stock", select: "data",
+    batch: { key: "isbn", from: "isbn", param: "isbn" }, value: "quantity") }
+type Query { books: [Book!]! @http(backend: "bookshop", path: "/v2/books", select: "items") }
+"#;
+    // The API key is set once for every backend; the stock lookups get their own timeout,
+    // breaker and bulkhead without repeating the URL or the key.
+    let toml = format!(
+        r#"
+[backend_defaults]
+headers = {{ "x-api-key" = "{API_KEY}" }}
+timeout = "3s"
+[backend_defaults.retry]
+attempts = 1
+
+[backends.bookshop]
+url = "{}"
+
+[backends.bookshop.endpoints.stock]
+timeout = "700ms"
+[backends.bookshop.endpoints.stock.bulkhead]
+max_concurrent = 3
+[backends.bookshop.endpoints.stock.breaker]
+minimum_calls = 2
+"#,
+        api.url
+    );
+    let plan = plan_of(sdl, &toml);
+    let names: Vec<&str> = plan.backends.iter().map(|b| b.name.as_str()).collect();
+    assert_eq!(names, ["bookshop", "bookshop.stock"]);
+    let (main, stock) = (&plan.backends[0], &plan.backends[1]);
+    assert_eq!(main.timeout, std::time::Duration::from_secs(3), "from the defaults");
+    assert_eq!(stock.timeout, std::time::Duration::from_millis(700), "the group's own");
+    assert_eq!(stock.instances, main.instances, "the group shares the backend's URL");
+    assert_eq!(stock.headers, main.headers, "and its headers (from the defaults)");
+    assert_eq!(stock.bulkhead.max_concurrent, 3);
+    assert_eq!(main.retry.attempts, 1);
+    let gw = InProcessGateway::start(plan, false).await;
+    let answer = query(&gw, "{ books { id stockLevel } }", json!({})).await;
+    assert!(
+        answer.get("errors").is_none(),
+        "the key from the defaults reached the API: {answer}"
+    );
+    assert_eq!(answer["data"]["books"][0]["stockLevel"], 14);
+    let health: Value = client()
+        .get(gw.url("/healthz"))
+        .send()
+        .await
+        .expect("healthz")
+        .json()
+        .await
+        .expect("JSON");
+    let listed: Vec<&str> = health["backends"]
+        .as_array()
+        .expect("backends")
+        .iter()
+        .filter_map(|b| b["backend"].as_str())
+        .collect();
+    assert_eq!(
+        listed,
+        ["bookshop", "bookshop.stock"],
+        "a breaker and bulkhead of its own: {health}"
+    );
+    gw.stop().await;
+}
+
+#[test]
+fn endpoint_groups_and_defaults_report_their_mistakes_where_they_are() {
+    let toml = r#"
+[backend_defaults]
+url = "http://127.0.0.1:1"
+
+[backends.shop]
+url = "http://127.0.0.1:2"
+[backends.shop.endpoints.slow]
+url = "http://127.0.0.1:3"
+"#;
+    let sdl = r#"type Query { a: Int @http(backend: "shop", endpoint: "fast", path: "/a") }"#;
+    let err = mosaic_gateway::config::load_from_sources(
+        mosaic_gateway::config::SourceFile::new("mosaic.toml", toml),
+        vec![mosaic_gateway::config::SourceFile::new("schema.graphql", sdl)],
+    )
+    .expect_err("url is per backend");
+    let text = err.to_string();
+    assert!(text.contains("[backend_defaults] sets `url`"), "{text}");
+    assert!(text.contains("endpoint group `shop.slow` sets `url`"), "{text}");
+
+    let toml = "[backends.shop]\nurl = \"http://127.0.0.1:2\"\n[backends.shop.endpoints.slow]\ntimeout = \"1s\"\n";
+    let src = mosaic_gateway::config::load_from_sources(
+        mosaic_gateway::config::SourceFile::new("mosaic.toml", toml),
+        vec![mosaic_gateway::config::SourceFile::new("schema.graphql", sdl)],
+    )
+    .expect("it loads");
+    let text = mosaic_gateway::cli::build_plan(&src, &mosaic_gateway::runtime::ResolverRegistry::new())
+        .expect_err("no such group")
+        .to_string();
+    assert!(
+        text.contains("backend \"shop\" has no endpoint group \"fast\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("did you mean \"slow\"?") || text.contains("[backends.shop.endpoints.fast]"),
+        "{text}"
+    );
+}

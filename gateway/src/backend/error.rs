@@ -102,3 +102,27 @@ impl From<CallError> for CallFailure {
         Self { error, stale: None }
     }
 }
+
+/// What the generic layers need of an error type: to tell the backend's failures (what breakers
+/// and retries count) from the rest, and to stand for their own rejections.
+pub trait LayerError: Send + 'static {
+    fn is_backend_failure(&self) -> bool;
+    fn circuit_open() -> Self;
+    fn bulkhead_full() -> Self;
+    fn timed_out() -> Self;
+}
+
+impl LayerError for CallError {
+    fn is_backend_failure(&self) -> bool {
+        CallError::is_backend_failure(self)
+    }
+    fn circuit_open() -> Self {
+        CallError::CircuitOpen
+    }
+    fn bulkhead_full() -> Self {
+        CallError::BulkheadFull
+    }
+    fn timed_out() -> Self {
+        CallError::Timeout
+    }
+}

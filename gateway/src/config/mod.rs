@@ -4,6 +4,7 @@
 //! This module reads and parses; it does not judge. Whether a binding names a real backend or a
 //! template a real argument is decided in `plan`, which reports into the same [`Diagnostics`].
 
+mod backends;
 pub mod diagnostic;
 pub mod settings;
 
@@ -144,6 +145,12 @@ fn read_file(path: &Path, display: &Path) -> Result<SourceFile, Diagnostics> {
 }
 
 fn parse_settings(file: &SourceFile) -> Result<Settings, Diagnostics> {
+    let mut settings = parse_typed(file)?;
+    backends::expand(file, &mut settings)?;
+    Ok(settings)
+}
+
+fn parse_typed(file: &SourceFile) -> Result<Settings, Diagnostics> {
     toml::from_str::<Settings>(&file.text).map_err(|e| {
         let loc = e.span().map(|s| file.location(s));
         let mut d = Diagnostics::default();

@@ -25,6 +25,9 @@ pub struct Settings {
     pub rate_limit: RateLimitToml,
     pub telemetry: TelemetryToml,
     pub log: LogToml,
+    /// Settings every backend starts from (`[backend_defaults]`): headers, timeouts, resilience.
+    /// A backend's own keys win; `url`, `urls`, `discovery` and `endpoints` are per backend.
+    pub backend_defaults: Option<Spanned<BackendSettings>>,
     pub backends: BTreeMap<String, Spanned<BackendSettings>>,
 }
 
@@ -278,6 +281,7 @@ impl Default for Settings {
             rate_limit: RateLimitToml::default(),
             telemetry: TelemetryToml::default(),
             log: LogToml::default(),
+            backend_defaults: None,
             backends: BTreeMap::new(),
         }
     }
@@ -446,6 +450,10 @@ pub struct BackendSettings {
     pub bulkhead: BulkheadToml,
     pub breaker: BreakerToml,
     pub outlier: OutlierToml,
+    /// `[backends.NAME.endpoints.GROUP]`: fields bound with `@http(backend: "NAME", endpoint:
+    /// "GROUP")` get a client of their own — the backend's settings with these keys changed, and
+    /// their own breaker, bulkhead, retry budget and metrics (as backend `NAME.GROUP`).
+    pub endpoints: BTreeMap<String, Spanned<BackendSettings>>,
 }
 
 /// `[backends.NAME.retry]`
@@ -581,6 +589,7 @@ impl Default for BackendSettings {
             bulkhead: BulkheadToml::default(),
             breaker: BreakerToml::default(),
             outlier: OutlierToml::default(),
+            endpoints: BTreeMap::new(),
         }
     }
 }

@@ -45,6 +45,8 @@ impl Site {
 pub struct HttpArgs {
     pub pos: Pos,
     pub backend: Option<(String, Pos)>,
+    /// `endpoint:` a group of `[backends.NAME.endpoints]` with resilience of its own.
+    pub endpoint: Option<(String, Pos)>,
     pub method: (String, Pos),
     pub path: Option<(String, Pos)>,
     pub query: Vec<(String, String, Pos)>,
@@ -355,6 +357,7 @@ fn unknown_directive(name: &str, pos: Pos, known: &[&str], site: &Site, diags: &
 
 fn http_args(args: &mut Args<'_>, pos: Pos, diags: &mut Diagnostics) -> HttpArgs {
     let backend = args.string("backend", true, diags);
+    let endpoint = args.string("endpoint", false, diags);
     let method = match args.take("method") {
         None => ("GET".to_string(), pos),
         Some((ConstValue::Enum(n), p)) => (n.to_string(), p),
@@ -391,6 +394,7 @@ fn http_args(args: &mut Args<'_>, pos: Pos, diags: &mut Diagnostics) -> HttpArgs
     HttpArgs {
         pos,
         backend,
+        endpoint,
         method,
         path,
         query,

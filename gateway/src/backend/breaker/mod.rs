@@ -25,10 +25,9 @@ pub use probe::ProbeSettings;
 pub use state::{BreakerSettings, BreakerState, Transition};
 
 use self::state::{Machine, Outcome, Permit};
-use super::error::CallError;
-use super::http::CallFuture;
-use super::payload::Payload;
-use super::request::BackendRequest;
+use futures::future::BoxFuture;
+
+use super::error::LayerError;
 
 /// A backend's breaker, shared by its service clones and readable from outside (`/healthz`).
 pub struct Breaker {
@@ -167,24 +166,28 @@ impl<S> CircuitBreaker<S> {
     }
 }
 
-impl<S> tower::Service<BackendRequest> for CircuitBreaker<S>
+/// Generic over the request, as tower's layers are: the breaker reads only the outcome.
+impl<S, R> tower::Service<R> for CircuitBreaker<S>
 where
-    S: tower::Service<BackendRequest, Response = Arc<Payload>, Error = CallError, Future = CallFuture>,
+    S: tower::Service<R>,
+    S::Future: Send + 'static,
+    S::Response: Send + 'static,
+    S::Error: LayerError,
 {
-    type Response = Arc<Payload>;
-    type Error = CallError;
-    type Future = CallFuture;
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<S::Response, S::Error>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: BackendRequest) -> Self::Future {
+    fn call(&mut self, req: R) -> Self::Future {
         let Some(breaker) = &self.breaker else {
-            return self.inner.call(req);
+            return Box::pin(self.inner.call(req));
         };
         let Some(permit) = breaker.acquire() else {
-            return Box::pin(std::future::ready(Err(CallError::CircuitOpen)));
+            return Box::pin(std::future::ready(Err(S::Error::circuit_open())));
         };
         let call = self.inner.call(req);
         let mut guard = PermitGuard {
@@ -195,7 +198,7 @@ where
             let started = Instant::now();
             let result = call.await;
             let outcome = Outcome {
-                failure: result.as_ref().err().is_some_and(CallError::is_backend_failure),
+                failure: result.as_ref().err().is_some_and(LayerError::is_backend_failure),
                 duration: started.elapsed(),
             };
             if let Some(p) = guard.permit.take() {

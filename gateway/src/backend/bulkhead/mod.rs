@@ -14,10 +14,9 @@ use tokio::sync::Semaphore;
 
 pub use layer::BulkheadLayer;
 
-use super::error::CallError;
-use super::http::CallFuture;
-use super::payload::Payload;
-use super::request::BackendRequest;
+use futures::future::BoxFuture;
+
+use super::error::LayerError;
 pub use crate::plan::resilience::BulkheadSettings;
 
 /// The shared state of a backend's bulkhead.
@@ -69,22 +68,24 @@ impl<S> Bulkhead<S> {
     }
 }
 
-impl<S> tower::Service<BackendRequest> for Bulkhead<S>
+/// Generic over the request, as tower's layers are: the bulkhead never reads it.
+impl<S, R> tower::Service<R> for Bulkhead<S>
 where
-    S: tower::Service<BackendRequest, Response = Arc<Payload>, Error = CallError, Future = CallFuture>
-        + Clone
-        + Send
-        + 'static,
+    S: tower::Service<R> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Response: Send + 'static,
+    S::Error: LayerError,
+    R: Send + 'static,
 {
-    type Response = Arc<Payload>;
-    type Error = CallError;
-    type Future = CallFuture;
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<S::Response, S::Error>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: BackendRequest) -> Self::Future {
+    fn call(&mut self, req: R) -> Self::Future {
         let c = self.compartment.clone();
         // Take a slot now if there is one, so the common case does not wait.
         if let Ok(permit) = c.slots.clone().try_acquire_owned() {
@@ -99,7 +100,7 @@ where
         if queued >= c.settings.max_queue {
             c.waiting.fetch_sub(1, Ordering::SeqCst);
             c.rejected.fetch_add(1, Ordering::Relaxed);
-            return Box::pin(std::future::ready(Err(CallError::BulkheadFull)));
+            return Box::pin(std::future::ready(Err(S::Error::bulkhead_full())));
         }
         // The service made ready by `poll_ready` goes into the future; a clone takes its place.
         let clone = self.inner.clone();
@@ -110,7 +111,7 @@ where
             drop(place);
             let Ok(Ok(permit)) = permit else {
                 c.rejected.fetch_add(1, Ordering::Relaxed);
-                return Err(CallError::BulkheadFull);
+                return Err(S::Error::bulkhead_full());
             };
             let r = inner.call(req).await;
             drop(permit);
@@ -122,6 +123,10 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::error::CallError;
+    use crate::backend::http::CallFuture;
+    use crate::backend::payload::Payload;
+    use crate::backend::request::BackendRequest;
     use std::time::Duration;
 
     use tower::ServiceExt;

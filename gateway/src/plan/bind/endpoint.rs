@@ -303,6 +303,31 @@ impl Binder<'_> {
 
     pub(super) fn backend(&self, http: &HttpArgs, site: &Site, diags: &mut Diagnostics) -> Option<BackendId> {
         let (name, pos) = http.backend.as_ref()?;
+        if let Some((group, gpos)) = &http.endpoint {
+            let full = format!("{name}.{group}");
+            if let Some(b) = self.ctx.backends.iter().find(|b| b.name == full) {
+                return Some(b.id);
+            }
+            let prefix = format!("{name}.");
+            let groups: Vec<&str> = self
+                .ctx
+                .backends
+                .iter()
+                .filter_map(|b| b.name.strip_prefix(&prefix))
+                .collect();
+            let hint = match suggest(group, groups.iter().copied()) {
+                Some(s) => format!("did you mean {s:?}?"),
+                None => format!(
+                    "declare it in mosaic.toml: [backends.{name}.endpoints.{group}] with the settings of its own"
+                ),
+            };
+            diags.error_with_hint(
+                Some(site.loc(*gpos)),
+                format!("backend {name:?} has no endpoint group {group:?}"),
+                hint,
+            );
+            return None;
+        }
         if let Some(b) = self.ctx.backends.iter().find(|b| &b.name == name) {
             return Some(b.id);
         }
