@@ -113,7 +113,7 @@ fi
 for b in mosaic mock-bank; do
     [[ -x $BIN_DIR/$b ]] || { echo "$BIN_DIR/$b is missing" >&2; exit 1; }
 done
-note "$($BIN_DIR/mosaic --version) from $BIN_DIR"
+note "$("$BIN_DIR"/mosaic --version) from $BIN_DIR"
 
 # Durations from the baked config (schema/mosaic.toml), with the binary's defaults.
 read -r DRAIN_DELAY SHUTDOWN_TIMEOUT < <(python3 - schema/mosaic.toml <<'EOF'

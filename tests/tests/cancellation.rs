@@ -84,7 +84,13 @@ type Query {
 }
 "#;
 
+/// The config: `backend` is added to `[backends.slow]` (a 10 s timeout unless it sets one).
 fn toml(url: &str, server: &str, backend: &str) -> String {
+    let backend = if backend.contains("timeout =") && !backend.starts_with('[') {
+        backend.to_string()
+    } else {
+        format!("timeout = \"10s\"\n{backend}")
+    };
     format!(
         r#"
 [server]
@@ -92,7 +98,6 @@ fn toml(url: &str, server: &str, backend: &str) -> String {
 
 [backends.slow]
 url = "{url}"
-timeout = "10s"
 {backend}
 "#
     )
@@ -271,5 +276,44 @@ async fn an_engine_replaced_while_its_calls_were_abandoned_is_freed() {
     );
     let answer = ask(&gw, "r0").await;
     assert!(answer.get("errors").is_none(), "{answer}");
+    gw.stop().await;
+}
+
+/// Identical queries coalesce onto one execution and one backend call; when that call times
+/// out, it counts once for every request that waited, so the breaker opens as fast as if each
+/// had made its own call (with `minimum_calls = 5`, after the first timeout, not the fifth).
+#[tokio::test]
+async fn a_hanging_backend_that_identical_queries_share_opens_its_breaker_after_one_timeout() {
+    let backend = SlowBackend::start().await;
+    let gw = gateway(
+        &backend,
+        "coalesce_operations = true",
+        "timeout = \"300ms\"\n[backends.slow.retry]\nattempts = 1\n[backends.slow.breaker]\nminimum_calls = 5\nwindow_size = 10\nprobe_interval = \"0s\"",
+    )
+    .await;
+    let same = futures::future::join_all((0..12).map(|_| {
+        let gw = &gw;
+        async move { ask(gw, "hot").await }
+    }))
+    .await;
+    for answer in &same {
+        assert_eq!(
+            answer["errors"][0]["extensions"]["code"],
+            json!("BACKEND_TIMEOUT"),
+            "{answer}"
+        );
+    }
+    assert_eq!(backend.calls("hot"), 1, "one call for all of them");
+    let health: Value = client()
+        .get(gw.url("/healthz"))
+        .send()
+        .await
+        .expect("/healthz answers")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(health["backends"][0]["breaker"], json!("open"), "{health}");
+    let next = ask(&gw, "other").await;
+    assert_eq!(next["errors"][0]["extensions"]["code"], json!("CIRCUIT_OPEN"), "{next}");
     gw.stop().await;
 }

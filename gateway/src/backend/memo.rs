@@ -18,6 +18,8 @@ pub struct CallMemo {
     deadline: Option<tokio::time::Instant>,
     principal: Option<Arc<str>>,
     trace: Option<Arc<CallTrace>>,
+    /// How many client requests share this request's execution (operation coalescing).
+    waiters: Option<Arc<std::sync::atomic::AtomicU32>>,
 }
 
 /// Most distinct calls one request remembers; beyond, calls are made without the memo.
@@ -30,6 +32,7 @@ impl Default for CallMemo {
             deadline: None,
             principal: None,
             trace: None,
+            waiters: None,
         }
     }
 }
@@ -43,7 +46,14 @@ impl CallMemo {
             deadline: Some(deadline),
             principal,
             trace: crate::telemetry::trace_context::current().map(|c| c.call_trace()),
+            waiters: None,
         }
+    }
+
+    /// The calls carry `waiters`: the requests sharing this execution.
+    pub fn with_waiters(mut self, waiters: Option<Arc<std::sync::atomic::AtomicU32>>) -> Self {
+        self.waiters = waiters;
+        self
     }
 
     /// Makes (or joins) the call; a failure carries the stale answer the cache may still have.
@@ -65,6 +75,7 @@ impl CallMemo {
         req.deadline = self.deadline;
         req.principal = self.principal.clone();
         req.trace = self.trace.clone();
+        req.waiters = self.waiters.clone();
         if !req.read {
             return clients.call(req).await;
         }

@@ -40,11 +40,22 @@ pub struct BackendRequest {
     pub trace: Option<std::sync::Arc<crate::telemetry::trace_context::CallTrace>>,
     /// What the layers noticed about the call (cache, coalescing, attempts), for its metrics and span.
     pub notes: Option<std::sync::Arc<super::observe::CallNotes>>,
+    /// How many client requests wait for this call (`None`: one). Operation coalescing and
+    /// single-flight add the requests they join onto it; the breaker counts its outcome that
+    /// many times.
+    pub waiters: Option<std::sync::Arc<std::sync::atomic::AtomicU32>>,
     /// The call's key, computed once (the memo, the single-flight and the cache all ask for it).
     key: std::sync::OnceLock<CallKey>,
 }
 
 impl BackendRequest {
+    /// How many client requests wait for this call now.
+    pub fn waiting(&self) -> u32 {
+        self.waiters
+            .as_ref()
+            .map_or(1, |w| w.load(std::sync::atomic::Ordering::Relaxed).max(1))
+    }
+
     /// What makes two calls identical (backend, method, URL, headers and body).
     pub fn call_key(&self) -> CallKey {
         self.key.get_or_init(|| self.compute_key()).clone()
@@ -98,6 +109,7 @@ impl BackendRequest {
             principal: None,
             trace: None,
             notes: None,
+            waiters: None,
             key: std::sync::OnceLock::new(),
         }
     }
@@ -246,6 +258,7 @@ pub fn render(
         principal: None,
         trace: None,
         notes: None,
+        waiters: None,
         key: std::sync::OnceLock::new(),
     })
 }

@@ -44,20 +44,23 @@ pub fn principal(plan: &Plan, headers: &http::HeaderMap) -> Option<std::sync::Ar
     (!value.is_empty()).then(|| std::sync::Arc::from(value))
 }
 
-/// Runs a compiled operation.
+/// Runs a compiled operation; `waiters` counts the requests sharing this execution (operation
+/// coalescing), carried by its backend calls to the breakers.
 pub async fn run(
     plan: &Plan,
     clients: &BackendClients,
     op: &OpPlan,
     variables: &Map<String, Value>,
     headers: &http::HeaderMap,
+    waiters: Option<std::sync::Arc<std::sync::atomic::AtomicU32>>,
 ) -> Result<(bytes::Bytes, Vec<String>), RunError> {
     let vars = vars::coerce_variables(plan, op, variables).ok_or(RunError::InvalidVariables)?;
     let identity = crate::auth::identity::current();
     let memo = CallMemo::new(
         tokio::time::Instant::now() + plan.limits.request_timeout.0,
         principal(plan, headers),
-    );
+    )
+    .with_waiters(waiters);
     let cx = fetch::FetchContext {
         plan,
         identity: &identity,

@@ -166,8 +166,20 @@ impl<S> CircuitBreaker<S> {
     }
 }
 
-/// Generic over the request, as tower's layers are: the breaker reads only the outcome.
-impl<S, R> tower::Service<R> for CircuitBreaker<S>
+/// What the breaker reads of a request: how many client requests wait for it.
+pub trait Waiters {
+    fn waiters(&self) -> Option<Arc<std::sync::atomic::AtomicU32>>;
+}
+
+impl Waiters for super::request::BackendRequest {
+    fn waiters(&self) -> Option<Arc<std::sync::atomic::AtomicU32>> {
+        self.waiters.clone()
+    }
+}
+
+/// Generic over the request, as tower's layers are: the breaker reads only the outcome and how
+/// many requests waited for it ([`Waiters`]).
+impl<S, R: Waiters> tower::Service<R> for CircuitBreaker<S>
 where
     S: tower::Service<R>,
     S::Future: Send + 'static,
@@ -189,6 +201,7 @@ where
         let Some(permit) = breaker.acquire() else {
             return Box::pin(std::future::ready(Err(S::Error::circuit_open())));
         };
+        let waiters = req.waiters();
         let call = self.inner.call(req);
         let mut guard = PermitGuard {
             breaker: breaker.clone(),
@@ -200,6 +213,7 @@ where
             let outcome = Outcome {
                 failure: result.as_ref().err().is_some_and(LayerError::is_backend_failure),
                 duration: started.elapsed(),
+                weight: waiters.map_or(1, |w| w.load(std::sync::atomic::Ordering::Relaxed).max(1)),
             };
             if let Some(p) = guard.permit.take() {
                 guard.breaker.record(p, outcome);

@@ -69,7 +69,14 @@ pub enum PermitKind {
 pub struct Outcome {
     pub failure: bool,
     pub duration: Duration,
+    /// How many client requests waited for the call (coalesced onto it): in CLOSED, the outcome
+    /// counts once for each (at most [`MAX_WEIGHT`]), so a hanging backend that identical
+    /// queries share opens the breaker as fast as if each had made its own call.
+    pub weight: u32,
 }
+
+/// The most times one outcome counts.
+pub const MAX_WEIGHT: u32 = 64;
 
 #[derive(Debug)]
 pub struct Machine {
@@ -132,7 +139,9 @@ impl Machine {
         let slow = outcome.duration >= self.settings.slow_call_duration;
         match (self.state, permit.kind) {
             (BreakerState::Closed, PermitKind::Closed) => {
-                self.window.record(outcome.failure, slow, now);
+                for _ in 0..outcome.weight.clamp(1, MAX_WEIGHT) {
+                    self.window.record(outcome.failure, slow, now);
+                }
                 let totals = self.window.totals(now);
                 if totals.calls < self.settings.minimum_calls {
                     return None;
@@ -243,14 +252,17 @@ mod tests {
     const FAIL: Outcome = Outcome {
         failure: true,
         duration: Duration::from_millis(1),
+        weight: 1,
     };
     const OK: Outcome = Outcome {
         failure: false,
         duration: Duration::from_millis(1),
+        weight: 1,
     };
     const SLOW: Outcome = Outcome {
         failure: false,
         duration: Duration::from_millis(150),
+        weight: 1,
     };
 
     fn call(m: &mut Machine, o: Outcome) -> Option<Transition> {
@@ -266,6 +278,15 @@ mod tests {
             assert_eq!(call(&mut m, FAIL), None);
         }
         assert_eq!(m.state(), BreakerState::Closed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_failed_call_many_requests_waited_for_counts_for_each_of_them() {
+        let mut m = Machine::new(settings(), Instant::now());
+        let shared = Outcome { weight: 6, ..FAIL };
+        let t = call(&mut m, shared).expect("opened at once");
+        assert_eq!(t.to, BreakerState::Open);
+        assert_eq!(t.reason, Reason::FailureRate);
     }
 
     #[tokio::test(start_paused = true)]

@@ -154,6 +154,7 @@ async fn a_cancelled_trial_call_frees_its_slot() {
             m.record(
                 p.expect("permit"),
                 super::state::Outcome {
+                    weight: 1,
                     failure: true,
                     duration: Duration::ZERO,
                 },

@@ -9,6 +9,7 @@
 
 mod layer;
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -27,7 +28,8 @@ const MAX_FLIGHTS: usize = 16_384;
 #[derive(Clone)]
 pub struct SingleFlight<S> {
     inner: S,
-    flights: Coalescer<CallKey, Result<Arc<Payload>, CallError>>,
+    /// With each flight, how many client requests wait for it (the breaker counts them).
+    flights: Coalescer<CallKey, Result<Arc<Payload>, CallError>, Arc<AtomicU32>>,
 }
 
 impl<S> SingleFlight<S> {
@@ -52,16 +54,21 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: BackendRequest) -> Self::Future {
+    fn call(&mut self, mut req: BackendRequest) -> Self::Future {
         if !req.coalesce {
             return Box::pin(self.inner.call(req));
         }
         let key = req.call_key();
         let notes = req.notes.clone();
+        let mine = req.waiting();
+        let waiters = req.waiters.get_or_insert_with(|| Arc::new(AtomicU32::new(1))).clone();
         let inner = &mut self.inner;
-        let (joined, role) = self.flights.join(key, (), || inner.call(req));
-        if let (Role::Follower(()), Some(notes)) = (role, notes) {
-            notes.coalesced();
+        let (joined, role) = self.flights.join(key, waiters, || inner.call(req));
+        if let Role::Follower(leader) = role {
+            leader.fetch_add(mine, Ordering::Relaxed);
+            if let Some(notes) = notes {
+                notes.coalesced();
+            }
         }
         Box::pin(joined)
     }

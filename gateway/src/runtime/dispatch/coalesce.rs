@@ -3,6 +3,7 @@
 //! The [`Coalescer`](crate::coalesce::Coalescer) cancels an execution every requester gave up on.
 
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -15,12 +16,19 @@ use crate::exec::{self, OpPlan, RunError};
 /// The shared result of one compiled execution.
 pub(in crate::runtime) type SharedRun = Result<(bytes::Bytes, Arc<Vec<String>>), RunError>;
 
-/// Executions in flight, by what makes two requests identical. With each: the trace and span of
-/// the operation that runs it, when traced (followers link to it). An execution every requester
+/// What the operation leading an execution leaves its followers: its trace and span, when traced
+/// (followers link to it), and the count of requests waiting for the execution (its backend
+/// calls carry it to the breaker).
+#[derive(Clone)]
+pub(in crate::runtime) struct Leader {
+    span: Option<(crate::telemetry::trace_context::TraceId, u64)>,
+    waiters: Arc<AtomicU32>,
+}
+
+/// Executions in flight, by what makes two requests identical. An execution every requester
 /// gave up on is cancelled (see [`crate::coalesce`]): it keeps neither its backend calls nor the
 /// `Engine` it started under.
-pub(in crate::runtime) type InFlight =
-    crate::coalesce::Coalescer<u64, SharedRun, Option<(crate::telemetry::trace_context::TraceId, u64)>>;
+pub(in crate::runtime) type InFlight = crate::coalesce::Coalescer<u64, SharedRun, Leader>;
 
 /// Most distinct executions coalesced at once; beyond, queries run uncoalesced.
 pub(in crate::runtime) const MAX_COALESCED_OPERATIONS: usize = 4096;
@@ -94,19 +102,26 @@ impl Runtime {
         }
         let key = h.finish();
         let traced = crate::telemetry::trace_context::current().filter(|c| c.tracer.is_some());
-        let leader = traced.as_ref().map(|t| (t.trace_id, t.span_id));
+        let leader = Leader {
+            span: traced.as_ref().map(|t| (t.trace_id, t.span_id)),
+            waiters: Arc::new(AtomicU32::new(1)),
+        };
         let engine = self.engine.clone();
+        let waiters = leader.waiters.clone();
         let (joined, role) = self.inflight.join(key, leader, || {
             let variables = req.variables.clone();
             let headers = headers.clone();
             async move {
-                exec::run(&engine.plan, &engine.clients, &op, &variables, &headers)
+                exec::run(&engine.plan, &engine.clients, &op, &variables, &headers, Some(waiters))
                     .await
                     .map(|(body, codes)| (body, Arc::new(codes)))
             }
         });
-        if let (Some(me), crate::coalesce::Role::Follower(Some(leader))) = (&traced, role) {
-            let _ = me.coalesced_with.set(leader);
+        if let crate::coalesce::Role::Follower(leader) = role {
+            leader.waiters.fetch_add(1, Ordering::Relaxed);
+            if let (Some(me), Some(span)) = (&traced, leader.span) {
+                let _ = me.coalesced_with.set(span);
+            }
         }
         joined.await.map(|(body, codes)| (body, (*codes).clone()))
     }

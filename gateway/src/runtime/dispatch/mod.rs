@@ -174,7 +174,15 @@ impl Runtime {
             let run = if prepared.kind == OperationType::Query && self.engine.plan.server.coalesce_operations {
                 self.run_coalesced(&prepared, op, &req, headers).await
             } else {
-                exec::run(&self.engine.plan, &self.engine.clients, &op, &req.variables, headers).await
+                exec::run(
+                    &self.engine.plan,
+                    &self.engine.clients,
+                    &op,
+                    &req.variables,
+                    headers,
+                    None,
+                )
+                .await
             };
             match run {
                 Ok((body, codes)) => return (Executed::new(body), kind, codes, Some(prepared)),
@@ -191,10 +199,17 @@ impl Runtime {
     pub async fn execute_compiled_only(&self, req: &GraphQLRequest, headers: &http::HeaderMap) -> Option<Vec<u8>> {
         let prepared = self.prepare(req).await.ok()?;
         let op = self.compiled_plan(&prepared, &req.variables)?;
-        exec::run(&self.engine.plan, &self.engine.clients, &op, &req.variables, headers)
-            .await
-            .ok()
-            .map(|(body, _)| body.to_vec())
+        exec::run(
+            &self.engine.plan,
+            &self.engine.clients,
+            &op,
+            &req.variables,
+            headers,
+            None,
+        )
+        .await
+        .ok()
+        .map(|(body, _)| body.to_vec())
     }
 
     async fn execute_dynamic_bytes(&self, req: GraphQLRequest, headers: &http::HeaderMap) -> (Executed, Vec<String>) {
