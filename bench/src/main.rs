@@ -111,6 +111,9 @@ enum Scenario {
     Security(scenarios::security::SecurityArgs),
     /// Memory under minutes of full load with nobody scraping `/metrics`: the RSS curve.
     Soak(scenarios::soak::SoakArgs),
+    /// The mapping layer's cost: an unfamiliar REST API bound with renames, expressions, hidden
+    /// keys, a scalar batch and a fan-out, against the same shape bound plainly.
+    Mapping(scenarios::mapping::MappingArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -371,6 +374,7 @@ async fn dispatch(args: Args) -> Result<Vec<String>> {
         Some(Scenario::Overhead(a)) => scenarios::overhead::run(a, env).await,
         Some(Scenario::Security(a)) => scenarios::security::run(a, env).await,
         Some(Scenario::Soak(a)) => scenarios::soak::run(a, env).await,
+        Some(Scenario::Mapping(a)) => scenarios::mapping::run(a, env).await,
     }
 }
 

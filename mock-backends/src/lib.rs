@@ -18,6 +18,7 @@
 //! # }
 //! ```
 
+pub mod bookshop;
 pub mod common;
 
 mod accounts;

@@ -17,7 +17,7 @@
 //! This crate only drives the system from outside; it knows nothing of the engine's internals
 //! beyond its public start-up API.
 
-pub mod bookshop;
+pub use mock_bank::bookshop;
 pub mod differential;
 mod errors;
 mod files;
