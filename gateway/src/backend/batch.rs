@@ -110,29 +110,54 @@ pub async fn call_batch(
     }
 }
 
+/// One key of a parent: its text (what matching compares) and its JSON value (what is sent).
+pub type ParentKey<'v> = (std::borrow::Cow<'v, str>, std::borrow::Cow<'v, Value>);
+
+/// The keys of one parent, in order; one key (the common case) is held without allocating.
+pub enum ParentKeys<'v> {
+    One([ParentKey<'v>; 1]),
+    Many(Vec<ParentKey<'v>>),
+}
+
+impl<'v> std::ops::Deref for ParentKeys<'v> {
+    type Target = [ParentKey<'v>];
+
+    fn deref(&self) -> &Self::Target {
+        match self {
+            ParentKeys::One(one) => one,
+            ParentKeys::Many(many) => many,
+        }
+    }
+}
+
 /// The keys a parent holds under `from` (a key, or a list of keys), with their text, in order.
-pub fn parent_keys<'v>(
-    from: &crate::plan::mapping::Mapping,
-    parent: &'v Value,
-) -> Vec<(std::borrow::Cow<'v, str>, std::borrow::Cow<'v, Value>)> {
+pub fn parent_keys<'v>(from: &crate::plan::mapping::Mapping, parent: &'v Value) -> ParentKeys<'v> {
     use std::borrow::Cow;
+    let none = || ParentKeys::Many(Vec::new());
     let Ok(Some(v)) = from.eval(parent, None) else {
-        return Vec::new();
+        return none();
     };
     let owned = |k: Cow<'_, str>| Cow::Owned(k.into_owned());
     match v {
-        Cow::Borrowed(Value::Array(items)) => items
-            .iter()
-            .filter_map(|i| key_text(i).map(|k| (k, Cow::Borrowed(i))))
-            .collect(),
-        Cow::Owned(Value::Array(items)) => items
-            .into_iter()
-            .filter_map(|i| key_text(&i).map(|k| (owned(k), Cow::Owned(i.clone()))))
-            .collect(),
-        Cow::Borrowed(one) => key_text(one).map(|k| (k, Cow::Borrowed(one))).into_iter().collect(),
-        Cow::Owned(one) => key_text(&one)
-            .map(|k| (owned(k), Cow::Owned(one.clone())))
-            .into_iter()
-            .collect(),
+        Cow::Borrowed(Value::Array(items)) => ParentKeys::Many(
+            items
+                .iter()
+                .filter_map(|i| key_text(i).map(|k| (k, Cow::Borrowed(i))))
+                .collect(),
+        ),
+        Cow::Owned(Value::Array(items)) => ParentKeys::Many(
+            items
+                .into_iter()
+                .filter_map(|i| key_text(&i).map(|k| (owned(k), Cow::Owned(i.clone()))))
+                .collect(),
+        ),
+        Cow::Borrowed(one) => match key_text(one) {
+            Some(k) => ParentKeys::One([(k, Cow::Borrowed(one))]),
+            None => none(),
+        },
+        Cow::Owned(one) => match key_text(&one) {
+            Some(k) => ParentKeys::One([(owned(k), Cow::Owned(one.clone()))]),
+            None => none(),
+        },
     }
 }

@@ -267,7 +267,7 @@ async fn call_field(
         // deduplicated, coalesced and cached whatever order the parents came in.
         let mut keys: Vec<(Cow<'_, str>, Cow<'_, Value>)> = Vec::with_capacity(parents.len());
         for p in parents {
-            keys.extend(parent_keys(&rule.parent_key, p));
+            keys.extend(parent_keys(&rule.parent_key, p).iter().cloned());
         }
         keys.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         keys.dedup_by(|a, b| a.0 == b.0);
@@ -343,7 +343,7 @@ async fn fan_out(
     let mut by_key: HashMap<Box<str>, usize> = HashMap::new();
     let mut keys: Vec<Cow<'_, Value>> = Vec::new();
     for p in parents {
-        for (k, v) in parent_keys(&rule.from, p) {
+        for (k, v) in parent_keys(&rule.from, p).iter().cloned() {
             by_key.entry(Box::from(&*k)).or_insert_with(|| {
                 keys.push(v);
                 keys.len() - 1

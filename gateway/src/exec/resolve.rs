@@ -91,7 +91,7 @@ fn resolve_batched<'a>(
     let keys = parent_keys(&rule.parent_key, parent);
     let mut items: Vec<Cow<'a, Value>> = Vec::new();
     let mut stale = None;
-    for (key, _) in &keys {
+    for (key, _) in keys.iter() {
         let pos = match positions {
             Some(positions) => match positions.get(&**key) {
                 Some(p) => *p,
@@ -180,7 +180,7 @@ fn resolve_fanout<'a>(
     // (404) are left out.
     let mut items = Vec::with_capacity(keys.len());
     let mut stale = None;
-    for (k, _) in &keys {
+    for (k, _) in keys.iter() {
         let Some(r) = by_key.get(&**k).and_then(|i| calls.get(*i)) else {
             continue;
         };
