@@ -85,8 +85,8 @@ enum AccountList {
 /// JSON array ordered by id), or, with neither, a page (`limit`, `offset`).
 #[utoipa::path(get, path = "/accounts", tag = "accounts",
     params(
-        ("customer_ids" = Option<String>, Query, description = "Comma-separated customer ids"),
-        ("ids" = Option<String>, Query, description = "Comma-separated account ids"),
+        ("customer_ids" = Option<Vec<String>>, Query, style = Form, explode = false, description = "Comma-separated customer ids"),
+        ("ids" = Option<Vec<String>>, Query, style = Form, explode = false, description = "Comma-separated account ids"),
         ("limit" = Option<usize>, Query, description = "Page size without ids (default 50, max 500)"),
         ("offset" = Option<usize>, Query, description = "Items to skip without ids"),
     ),

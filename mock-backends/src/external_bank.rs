@@ -206,7 +206,7 @@ struct CallSummary {
 /// Per-transfer call summaries: `?transfer_ids=T00001,T00002`. Transfers
 /// without calls are left out.
 #[utoipa::path(get, path = "/calls/summary", tag = "external-bank",
-    params(("transfer_ids" = String, Query, description = "Comma-separated transfer ids")),
+    params(("transfer_ids" = Vec<String>, Query, style = Form, explode = false, description = "Comma-separated transfer ids")),
     responses(
         (status = 200, description = "One entry per transfer with calls, in request order", body = Vec<CallSummary>),
         (status = 400, description = "Too many ids", body = ErrorBody),

@@ -71,14 +71,12 @@ pub fn load_from_path(path: &Path) -> Result<ConfigSource, Diagnostics> {
     let base = path.parent().unwrap_or(Path::new("."));
     let mut diags = Diagnostics::default();
     let mut sdl_files = Vec::new();
+    let mut empty = Vec::new();
     for entry in &settings.schema {
         let loc = settings_file.location(entry.span());
         match schema_paths(&base.join(entry.get_ref())) {
-            Ok(paths) if paths.is_empty() => diags.error_with_hint(
-                Some(loc),
-                format!("schema path {:?} holds no .graphql file", entry.get_ref()),
-                "point `schema` at a .graphql file or a folder containing some",
-            ),
+            // An empty folder is fine beside others (one waiting for the user's additions).
+            Ok(paths) if paths.is_empty() => empty.push((loc, entry.get_ref().clone())),
             Ok(paths) => {
                 for p in paths {
                     match read_file(&p, &p) {
@@ -92,6 +90,15 @@ pub fn load_from_path(path: &Path) -> Result<ConfigSource, Diagnostics> {
                 format!("cannot read schema path {:?}: {e}", entry.get_ref()),
                 "paths in `schema` are relative to the folder of mosaic.toml",
             ),
+        }
+    }
+    if sdl_files.is_empty() {
+        for (loc, entry) in empty {
+            diags.error_with_hint(
+                Some(loc),
+                format!("schema path {entry:?} holds no .graphql file"),
+                "point `schema` at a .graphql file or a folder containing some",
+            );
         }
     }
     let sdl = parse_sdl_files(sdl_files, &mut diags);

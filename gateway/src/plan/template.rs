@@ -36,7 +36,7 @@ pub enum Expr {
     Claim(JsonPath),
     /// `key`: the key a fan-out call is made for.
     Key,
-    /// `E | int` (or `float`, `bool`, `string`): the value converted to that JSON type.
+    /// `E | int` (or `float`, `bool`, `string`, `csv`): the value converted to that JSON type.
     Convert(Box<Expr>, Conversion),
 }
 
@@ -47,6 +47,9 @@ pub enum Conversion {
     Float,
     Bool,
     String,
+    /// A list as one string, its items' text joined by commas (`[1, "b"]` → `"1,b"`): the
+    /// `style: form, explode: false` parameters of OpenAPI (`?ids=1,2`).
+    Csv,
 }
 
 impl Conversion {
@@ -56,6 +59,7 @@ impl Conversion {
             "float" => Self::Float,
             "bool" => Self::Bool,
             "string" => Self::String,
+            "csv" => Self::Csv,
             _ => return None,
         })
     }
@@ -66,11 +70,15 @@ impl Conversion {
             Self::Float => "float",
             Self::Bool => "bool",
             Self::String => "string",
+            Self::Csv => "csv",
         }
     }
 
     /// `v` converted; `None` when it cannot be (`"abc" | int`).
     pub fn apply(self, v: &Value) -> Option<Value> {
+        if self == Self::Csv {
+            return csv(v);
+        }
         match v {
             Value::Null => return Some(Value::Null),
             Value::Array(items) => {
@@ -105,6 +113,7 @@ impl Conversion {
                 }
                 _ => return None,
             },
+            Self::Csv => return csv(v),
             Self::Bool => match v {
                 Value::Bool(_) => v.clone(),
                 Value::String(s) => match s.trim() {
@@ -121,6 +130,33 @@ impl Conversion {
             },
         })
     }
+}
+
+/// `v` as comma-separated text: a list's items (strings as they are, numbers and booleans as
+/// JSON), or a single scalar; `null` stays `null`. Objects and nested lists cannot be.
+fn csv(v: &Value) -> Option<Value> {
+    fn text(v: &Value, out: &mut String) -> Option<()> {
+        match v {
+            Value::String(s) => out.push_str(s),
+            Value::Number(_) | Value::Bool(_) => out.push_str(&v.to_string()),
+            _ => return None,
+        }
+        Some(())
+    }
+    let mut out = String::new();
+    match v {
+        Value::Null => return Some(Value::Null),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                text(item, &mut out)?;
+            }
+        }
+        _ => text(v, &mut out)?,
+    }
+    Some(Value::String(out))
 }
 
 /// A template value that cannot be converted to the type its template asks for.
@@ -370,6 +406,16 @@ pub fn push_scalar_text(out: &mut String, value: &Value) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn csv_joins_a_list_and_keeps_a_scalar() {
+        let c = Conversion::parse("csv").expect("known");
+        assert_eq!(c.apply(&json!(["A1", 2, true])), Some(json!("A1,2,true")));
+        assert_eq!(c.apply(&json!(7)), Some(json!("7")));
+        assert_eq!(c.apply(&json!([])), Some(json!("")));
+        assert_eq!(c.apply(&Value::Null), Some(Value::Null));
+        assert_eq!(c.apply(&json!([{"a": 1}])), None);
+    }
 
     #[test]
     fn a_pattern_names_the_expressions_not_their_values() {
