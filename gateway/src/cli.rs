@@ -1,5 +1,5 @@
-//! The `mosaic` command: `check`, `serve`, `schema`, and `demo` (which the binary provides, since
-//! the demo's bank is not the engine's business).
+//! The `mosaic` command: `check`, `serve`, `schema`, `import openapi`, and `demo` (which the
+//! binary provides, since the demo's bank is not the engine's business).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -48,6 +48,11 @@ pub enum Command {
         #[arg(short, long, default_value = "mosaic.toml", env = "MOSAIC_CONFIG")]
         config: PathBuf,
     },
+    /// Generate a facade (mosaic.toml and SDL) from existing API descriptions.
+    Import {
+        #[command(subcommand)]
+        what: ImportCommand,
+    },
     /// Start the demo: the mock bank's services and the gateway over them, with the playground.
     Demo {
         /// Address the gateway listens on (0.0.0.0 in a container).
@@ -59,6 +64,25 @@ pub enum Command {
         /// First port of the mock services (five in a row; 0 picks free ones).
         #[arg(long, default_value_t = 4001)]
         backend_base_port: u16,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImportCommand {
+    /// OpenAPI 3.x or Swagger 2.0 documents (JSON or YAML, files or URLs), one backend each.
+    Openapi {
+        /// The documents.
+        #[arg(required = true)]
+        inputs: Vec<String>,
+        /// The backend name of each document, in order (default: the file's name or the title).
+        #[arg(long)]
+        backend: Vec<String>,
+        /// The folder written: mosaic.toml, generated/, custom/.
+        #[arg(short, long)]
+        out: PathBuf,
+        /// Do not guess relations between resources (`customer_id` → `customer`).
+        #[arg(long)]
+        no_relations: bool,
     },
 }
 
@@ -85,6 +109,26 @@ pub async fn run(demo: Option<DemoFn>, resolvers: ResolverRegistry) -> i32 {
             }
             Err(d) => report(&d),
         },
+        Command::Import {
+            what:
+                ImportCommand::Openapi {
+                    inputs,
+                    backend,
+                    out: dir,
+                    no_relations,
+                },
+        } => {
+            import_openapi(
+                crate::import::Options {
+                    inputs,
+                    backends: backend,
+                    out: dir,
+                    relations: !no_relations,
+                },
+                &resolvers,
+            )
+            .await
+        }
         Command::Schema { config } => {
             match load_plan(&config, &resolvers).map(|p| Runtime::new(p, resolvers.clone())) {
                 Ok(Ok(rt)) => {
@@ -158,6 +202,35 @@ pub async fn run(demo: Option<DemoFn>, resolvers: ResolverRegistry) -> i32 {
 }
 
 /// Writes to stdout; a closed pipe (`mosaic schema | head`) is not an error worth a panic.
+/// `mosaic import openapi`: writes the files, prints the summary, then checks the result the
+/// way `mosaic check` would (exit 1 when it does not pass).
+async fn import_openapi(opts: crate::import::Options, resolvers: &ResolverRegistry) -> i32 {
+    match crate::import::run(&opts).await {
+        Ok(summary) => {
+            out(&format!("{summary}"));
+            let config = opts.out.join("mosaic.toml");
+            match load_plan(&config, resolvers) {
+                Ok(plan) => {
+                    out(&format!(
+                        "mosaic check {}: ok\n{}\n",
+                        config.display(),
+                        Summary::of(&plan)
+                    ));
+                    0
+                }
+                Err(d) => {
+                    eprintln!("mosaic check {} failed:", config.display());
+                    report(&d)
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
+
 fn out(text: &str) {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();

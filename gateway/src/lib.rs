@@ -10,6 +10,7 @@ pub mod cli;
 pub mod coalesce;
 pub mod config;
 pub mod exec;
+pub mod import;
 pub mod layers;
 pub mod plan;
 pub mod redis_link;

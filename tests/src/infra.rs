@@ -686,7 +686,7 @@ pub fn tools_required() -> bool {
 }
 
 /// Says loudly that `test` is skipped for want of `what` — or fails it, when tools are required.
-fn skip_or_fail(test: &str, what: &str) {
+pub fn skip_or_fail(test: &str, what: &str) {
     assert!(
         !tools_required(),
         "{test}: {what} (CI=true or MOSAIC_REQUIRE_TOOLS=1: a missing tool fails the test)"
