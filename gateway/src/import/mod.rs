@@ -7,9 +7,13 @@
 //! here knows the engine: the output is plain SDL and TOML, which `mosaic check` then reads like
 //! any user's files.
 
+mod answers;
+mod composite;
 mod emit;
+mod model;
 mod names;
 mod operations;
+mod params;
 mod relations;
 mod source;
 mod types;
@@ -20,10 +24,11 @@ use std::path::{Path, PathBuf};
 use heck::ToSnakeCase;
 
 pub use emit::MARKER;
+use model::Registry;
 use operations::{Operations, Root};
 use relations::Relation;
 use source::Document;
-use types::{Builder, Registry};
+use types::Builder;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {

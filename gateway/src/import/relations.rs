@@ -10,9 +10,9 @@
 //!
 //! Only unambiguous matches are taken (one resource type per name); each is marked in the SDL.
 
+use super::model::{gql_string, ObjectField, Registry};
 use super::names;
 use super::operations::{Endpoint, ListStyle, Operations};
-use super::types::{gql_string, ObjectField, Registry};
 
 /// One relation found, for the summary.
 pub struct Relation {

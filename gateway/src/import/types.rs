@@ -14,175 +14,16 @@
 //!   `customerId` with `@from(path: "customer_id")`); input types leave out `readOnly` ones and
 //!   keep the backend's names, so a body goes to the backend as the client wrote it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 
 use serde_json::Value;
 
+use super::model::{
+    from_directive, literal, text_of, Def, InputField, Mode, ObjectField, Registry, Shape, Ty, TypeDef, SCALARS,
+};
 use super::names::{self, Scope};
 use super::source::{Document, Target};
-
-/// Output (object) types or input types: a schema can give one of each.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Mode {
-    Output,
-    Input,
-}
-
-/// A GraphQL type without its outer `!`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Ty {
-    Named(String),
-    /// A list; `true` when its items are non-null.
-    List(Box<Ty>, bool),
-}
-
-impl Ty {
-    pub fn render(&self, non_null: bool) -> String {
-        let inner = match self {
-            Ty::Named(n) => n.clone(),
-            Ty::List(item, item_non_null) => format!("[{}]", item.render(*item_non_null)),
-        };
-        if non_null {
-            format!("{inner}!")
-        } else {
-            inner
-        }
-    }
-
-    /// The named type at the bottom of the lists.
-    pub fn named(&self) -> &str {
-        match self {
-            Ty::Named(n) => n,
-            Ty::List(item, _) => item.named(),
-        }
-    }
-}
-
-/// What a schema became: its type, whether null is allowed, and a remark for the SDL.
-#[derive(Clone, Debug)]
-pub struct Shape {
-    pub ty: Ty,
-    pub nullable: bool,
-    /// A `# ...` comment for the field: what was guessed or given up.
-    pub note: Option<String>,
-    /// For answers: the mapping that unwraps an envelope (`oneOf` of a list and a page).
-    pub select: Option<String>,
-}
-
-impl Shape {
-    fn named(name: &str) -> Self {
-        Shape {
-            ty: Ty::Named(name.to_string()),
-            nullable: false,
-            note: None,
-            select: None,
-        }
-    }
-}
-
-/// A field of a generated object type.
-#[derive(Clone, Debug)]
-pub struct ObjectField {
-    pub name: String,
-    /// The backend's key.
-    pub wire: String,
-    pub ty: String,
-    pub description: Option<String>,
-    /// The directive that binds it (`@from(...)` or, for relations, `@http(...)`).
-    pub directive: Option<String>,
-    pub note: Option<String>,
-}
-
-/// A field of a generated input type.
-#[derive(Clone, Debug)]
-pub struct InputField {
-    pub name: String,
-    pub ty: String,
-    pub description: Option<String>,
-    pub default: Option<String>,
-    pub note: Option<String>,
-}
-
-#[derive(Clone, Debug)]
-pub enum Def {
-    Object(Vec<ObjectField>),
-    Input(Vec<InputField>),
-    Enum(Vec<String>),
-    /// Members, the discriminating key, backend value → member.
-    Union(Vec<String>, String, Vec<(String, String)>),
-}
-
-#[derive(Clone, Debug)]
-pub struct TypeDef {
-    pub name: String,
-    pub description: Option<String>,
-    pub def: Def,
-    /// The backend whose document it came from (it is written in that backend's file).
-    pub backend: String,
-}
-
-/// The custom scalars the importer may use, and what they are.
-pub const SCALARS: &[(&str, &str)] = &[
-    ("BigInt", "A 64-bit integer, as the backend's JSON number."),
-    ("Date", "A date (`2024-05-01`), as the backend writes it."),
-    ("DateTime", "A date and time (RFC 3339), as the backend writes it."),
-    ("JSON", "Any JSON value, as the backend sends it."),
-    ("UUID", "A UUID, as the backend writes it."),
-];
-
-/// The types of the whole generated schema (every document shares one namespace).
-pub struct Registry {
-    pub types: BTreeMap<String, TypeDef>,
-    pub names: Scope,
-    /// Named types generated per (document, target, mode): the name and whether it is nullable.
-    seen: HashMap<(usize, Target, Mode), (String, bool)>,
-    inline_enums: HashMap<(String, Vec<String>), String>,
-    pub scalars: BTreeSet<&'static str>,
-}
-
-impl Default for Registry {
-    fn default() -> Self {
-        let mut reserved: Vec<&str> = vec![
-            "Query",
-            "Mutation",
-            "Subscription",
-            "String",
-            "Int",
-            "Float",
-            "Boolean",
-            "ID",
-        ];
-        reserved.extend(SCALARS.iter().map(|(n, _)| *n));
-        Registry {
-            types: BTreeMap::new(),
-            names: Scope::with(&reserved),
-            seen: HashMap::new(),
-            inline_enums: HashMap::new(),
-            scalars: BTreeSet::new(),
-        }
-    }
-}
-
-impl Registry {
-    pub fn is_enum(&self, name: &str) -> bool {
-        matches!(self.types.get(name).map(|t| &t.def), Some(Def::Enum(_)))
-    }
-
-    pub fn object(&self, name: &str) -> Option<&Vec<ObjectField>> {
-        match self.types.get(name).map(|t| &t.def) {
-            Some(Def::Object(fields)) => Some(fields),
-            _ => None,
-        }
-    }
-
-    pub fn object_mut(&mut self, name: &str) -> Option<&mut Vec<ObjectField>> {
-        match self.types.get_mut(name).map(|t| &mut t.def) {
-            Some(Def::Object(fields)) => Some(fields),
-            _ => None,
-        }
-    }
-}
 
 /// Deepest nesting of schemas read (a runaway chain of aliases ends as `JSON`).
 const MAX_DEPTH: u32 = 48;
@@ -198,21 +39,12 @@ pub struct Builder<'a> {
     components: Option<HashMap<String, String>>,
 }
 
-/// The first of `keys` of `v` that is a non-blank string, trimmed.
-pub fn text_of(v: &Value, keys: &[&str]) -> Option<String> {
-    keys.iter()
-        .filter_map(|k| v.get(*k).and_then(Value::as_str))
-        .map(str::trim)
-        .find(|d| !d.is_empty())
-        .map(str::to_string)
-}
-
-fn description(s: &Value) -> Option<String> {
+pub(super) fn description(s: &Value) -> Option<String> {
     text_of(s, &["description", "title"])
 }
 
 /// The `type` of a schema, and whether a 3.1 type list or `nullable` allows null.
-fn type_of(s: &Value) -> (Option<&str>, bool) {
+pub(super) fn type_of(s: &Value) -> (Option<&str>, bool) {
     let nullable = s.get("nullable").and_then(Value::as_bool).unwrap_or(false);
     match s.get("type") {
         Some(Value::String(t)) => (Some(t.as_str()).filter(|t| *t != "null"), nullable || t == "null"),
@@ -225,7 +57,7 @@ fn type_of(s: &Value) -> (Option<&str>, bool) {
     }
 }
 
-fn is_object_schema(s: &Value) -> bool {
+pub(super) fn is_object_schema(s: &Value) -> bool {
     s.get("properties")
         .and_then(Value::as_object)
         .is_some_and(|p| !p.is_empty())
@@ -261,7 +93,7 @@ impl<'a> Builder<'a> {
         index.get(&s.to_string()).cloned()
     }
 
-    fn json(&mut self, note: impl Into<String>) -> Shape {
+    pub(super) fn json(&mut self, note: impl Into<String>) -> Shape {
         self.reg.scalars.insert("JSON");
         Shape {
             note: Some(note.into()),
@@ -525,181 +357,6 @@ impl<'a> Builder<'a> {
         }
     }
 
-    /// `oneOf` / `anyOf` outside an object.
-    fn composite(
-        &mut self,
-        s: &Value,
-        variants: &[Value],
-        hint: &str,
-        mode: Mode,
-        file: Option<PathBuf>,
-        depth: u32,
-    ) -> Shape {
-        let mut resolved = Vec::new();
-        let mut nullable = false;
-        for v in variants {
-            let (value, vfile, target) = self.deref(v, file.clone());
-            if type_of(&value) == (None, true) || value.get("type") == Some(&Value::String("null".into())) {
-                nullable = true;
-                continue;
-            }
-            resolved.push((v.clone(), value, vfile, target));
-        }
-        if resolved.len() == 1 {
-            let (v, ..) = &resolved[0];
-            let mut shape = self.shape(v, hint, mode, file, depth + 1);
-            shape.nullable |= nullable;
-            return shape;
-        }
-        if resolved.is_empty() {
-            return self.json("oneOf of nothing but null: JSON");
-        }
-        // A list, or an envelope holding the same list (a page): the list, unwrapped.
-        if let Some(shape) = self.list_or_envelope(&resolved, hint, mode, depth) {
-            return Shape { nullable, ..shape };
-        }
-        // Scalars of one GraphQL type; an argument of several (`integer` or `string`) is text.
-        let scalar_types: BTreeSet<Option<&str>> = resolved.iter().map(|(_, v, ..)| type_of(v).0).collect();
-        let all_scalars = !resolved.iter().any(|(_, v, ..)| {
-            is_object_schema(v) || v.get("items").is_some() || matches!(type_of(v).0, None | Some("object" | "array"))
-        });
-        if all_scalars && scalar_types.len() == 1 {
-            let (v, ..) = &resolved[0];
-            let mut shape = self.shape(v, hint, mode, file, depth + 1);
-            shape.nullable |= nullable;
-            return shape;
-        }
-        if all_scalars && mode == Mode::Input {
-            return Shape {
-                nullable,
-                note: Some("one of several scalar types: sent as text".into()),
-                ..Shape::named("String")
-            };
-        }
-        if mode == Mode::Output {
-            if let Some(shape) = self.union(s, &resolved, hint, file, depth) {
-                return Shape { nullable, ..shape };
-            }
-        }
-        let mut shape = self.json("oneOf/anyOf without a discriminator: JSON");
-        shape.nullable = nullable;
-        shape
-    }
-
-    fn list_or_envelope(
-        &mut self,
-        variants: &[(Value, Value, Option<PathBuf>, Option<Target>)],
-        hint: &str,
-        mode: Mode,
-        depth: u32,
-    ) -> Option<Shape> {
-        let (list_at, (_, list, lfile, _)) = variants
-            .iter()
-            .enumerate()
-            .find(|(_, (_, v, ..))| type_of(v).0 == Some("array"))?;
-        let items = list.get("items")?.clone();
-        let (item_value, ..) = self.deref(&items, lfile.clone());
-        if !is_object_schema(&item_value) {
-            return None;
-        }
-        let mut envelope_key: Option<String> = None;
-        for (i, (_, v, vfile, _)) in variants.iter().enumerate() {
-            if i == list_at {
-                continue;
-            }
-            let props = v.get("properties").and_then(Value::as_object)?.clone();
-            let mut lists = Vec::new();
-            for (k, p) in &props {
-                let (p, pfile, _) = self.deref(p, vfile.clone());
-                let Some(its) = p.get("items") else { continue };
-                // The same items: the same `$ref`, or the same schema written out (generators
-                // inline generic pages).
-                if self.deref(its, pfile).0 == item_value {
-                    lists.push(k.clone());
-                }
-            }
-            match (lists.as_slice(), &envelope_key) {
-                ([k], None) => envelope_key = Some(k.clone()),
-                ([k], Some(prev)) if prev == k => {}
-                _ => return None,
-            }
-        }
-        let key = envelope_key?;
-        let item = self.shape(&items, &format!("{hint}Item"), mode, lfile.clone(), depth + 1);
-        Some(Shape {
-            ty: Ty::List(Box::new(item.ty), !item.nullable),
-            nullable: false,
-            note: Some(format!(
-                "a list, or a page with the list under \"{key}\": the list either way"
-            )),
-            select: Some(format!("if type == \"array\" then . else .{} end", jq_key(&key))),
-        })
-    }
-
-    fn union(
-        &mut self,
-        s: &Value,
-        variants: &[(Value, Value, Option<PathBuf>, Option<Target>)],
-        hint: &str,
-        file: Option<PathBuf>,
-        depth: u32,
-    ) -> Option<Shape> {
-        let disc = s.get("discriminator")?;
-        let field = disc.get("propertyName").and_then(Value::as_str)?.to_string();
-        let mut members = Vec::new();
-        let mut by_target = Vec::new();
-        for (v, value, _, target) in variants {
-            let target = target.clone()?;
-            if !is_object_schema(value) {
-                return None;
-            }
-            let shape = self.shape(v, hint, Mode::Output, file.clone(), depth + 1);
-            let name = shape.ty.named().to_string();
-            if self.reg.object(&name).is_none() || matches!(shape.ty, Ty::List(..)) {
-                return None;
-            }
-            by_target.push((target, name.clone()));
-            members.push(name);
-        }
-        let mut map = Vec::new();
-        let mapping = disc.get("mapping").and_then(Value::as_object);
-        for (target, name) in &by_target {
-            let value = mapping
-                .and_then(|m| {
-                    m.iter().find(|(_, r)| {
-                        r.as_str().is_some_and(|r| {
-                            let t = if r.contains('#') || r.contains('/') {
-                                self.doc.target(r, target.file.as_deref())
-                            } else {
-                                Target {
-                                    file: target.file.clone(),
-                                    pointer: format!("/components/schemas/{r}"),
-                                }
-                            };
-                            &t == target
-                        })
-                    })
-                })
-                .map(|(k, _)| k.clone())
-                .unwrap_or_else(|| target.name().to_string());
-            if !names::legal(&value) {
-                return None;
-            }
-            map.push((value, name.clone()));
-        }
-        let name = self.reg.names.claim(hint);
-        self.reg.types.insert(
-            name.clone(),
-            TypeDef {
-                name: name.clone(),
-                description: description(s),
-                def: Def::Union(members, field, map),
-                backend: self.backend.to_string(),
-            },
-        );
-        Some(Shape::named(&name))
-    }
-
     /// The properties of an object schema, its `allOf` parts merged, each with the file it is in.
     fn properties(
         &mut self,
@@ -848,63 +505,4 @@ impl Builder<'_> {
         };
         fits.then(|| literal(v, self.reg.is_enum(ty.named()))).flatten()
     }
-}
-
-/// `.key` or `.["odd key"]` in a mapping expression.
-pub fn jq_key(key: &str) -> String {
-    if names::legal(key) {
-        key.to_string()
-    } else {
-        format!("[{}]", serde_json::to_string(key).unwrap_or_default())
-    }
-}
-
-/// The `@from` reading backend key `wire`: a path when the key is one plain path step.
-pub fn from_directive(wire: &str) -> String {
-    if names::legal(wire) {
-        format!("@from(path: {})", gql_string(wire))
-    } else {
-        format!("@from(expr: {})", gql_string(&format!(".{}", jq_key(wire))))
-    }
-}
-
-/// A GraphQL string literal.
-pub fn gql_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// A JSON value as a GraphQL literal (a default value); `enum_type`: strings are enum values.
-pub fn literal(v: &Value, enum_type: bool) -> Option<String> {
-    Some(match v {
-        Value::Null => "null".into(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        Value::String(s) if enum_type => names::enum_value(s)?.to_string(),
-        Value::String(s) => gql_string(s),
-        Value::Array(items) => {
-            let items: Option<Vec<String>> = items.iter().map(|i| literal(i, enum_type)).collect();
-            format!("[{}]", items?.join(", "))
-        }
-        Value::Object(map) => {
-            let fields: Option<Vec<String>> = map
-                .iter()
-                .map(|(k, v)| names::legal(k).then(|| literal(v, false).map(|l| format!("{k}: {l}")))?)
-                .collect();
-            format!("{{{}}}", fields?.join(", "))
-        }
-    })
 }
