@@ -114,6 +114,9 @@ enum Scenario {
     /// The mapping layer's cost: an unfamiliar REST API bound with renames, expressions, hidden
     /// keys, a scalar batch and a fan-out, against the same shape bound plainly.
     Mapping(scenarios::mapping::MappingArgs),
+    /// `mosaic import openapi` on GitHub's full description (about 1,000 operations): seconds
+    /// per import, its check included.
+    Import(scenarios::import::ImportArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -246,7 +249,7 @@ async fn interrupted() -> &'static str {
 }
 
 /// The workspace root (this crate's parent folder).
-fn workspace_root() -> PathBuf {
+pub fn workspace_root() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     manifest.parent().unwrap_or(manifest).to_owned()
 }
@@ -375,6 +378,7 @@ async fn dispatch(args: Args) -> Result<Vec<String>> {
         Some(Scenario::Security(a)) => scenarios::security::run(a, env).await,
         Some(Scenario::Soak(a)) => scenarios::soak::run(a, env).await,
         Some(Scenario::Mapping(a)) => scenarios::mapping::run(a, env).await,
+        Some(Scenario::Import(a)) => scenarios::import::run(a, env).await,
     }
 }
 

@@ -7,6 +7,7 @@
 pub mod cache;
 pub mod chaos;
 pub mod giveup;
+pub mod import;
 pub mod mapping;
 pub mod overhead;
 pub mod security;
