@@ -44,15 +44,8 @@ cargo fmt --all -- --check
 step "lint"
 cargo clippy --workspace --all-targets -- -D warnings
 
-# The real-world OpenAPI documents of the import test (tests/tests/import_corpus.rs): npm packages
-# from a committed lockfile, installed again only when the lockfile changes.
-corpus=tests/openapi-corpus
-corpus_stamp="$(sha256sum "$corpus/package-lock.json" | cut -d' ' -f1)"
-if [ "$(cat "$corpus/node_modules/.mosaic-stamp" 2>/dev/null)" != "$corpus_stamp" ]; then
-  step "npm ci in $corpus (APIs.guru's directory, GitHub's description)"
-  (cd "$corpus" && timeout 600 npm ci --ignore-scripts --no-audit --no-fund)
-  echo "$corpus_stamp" >"$corpus/node_modules/.mosaic-stamp"
-fi
+# The real-world OpenAPI documents of the import tests (npm packages from a committed lockfile).
+scripts/openapi-corpus.sh
 
 step "unit and integration tests"
 cargo test --workspace --all-targets

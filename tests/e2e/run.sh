@@ -11,14 +11,14 @@
 # Environment (all optional):
 #   MOSAIC_E2E_BIN       a mosaic binary to use instead of building target/release/mosaic
 #   MOSAIC_E2E_CHROMIUM  the Chromium to drive (default /usr/bin/chromium)
-#   MOSAIC_E2E_TIMEOUT   seconds the tests may take in all (default 240)
+#   MOSAIC_E2E_TIMEOUT   seconds the tests may take in all (default 420)
 set -euo pipefail
 
 E2E="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$E2E/../.." && pwd)"
 ART="$E2E/artifacts"
 CHROMIUM="${MOSAIC_E2E_CHROMIUM:-/usr/bin/chromium}"
-TEST_TIMEOUT="${MOSAIC_E2E_TIMEOUT:-240}"
+TEST_TIMEOUT="${MOSAIC_E2E_TIMEOUT:-420}"
 START=$SECONDS
 mkdir -p "$ART"
 
@@ -64,6 +64,9 @@ if [ ! -f "$stamp_file" ] || [ "$(cat "$stamp_file")" != "$want_stamp" ]; then
   (cd "$E2E" && timeout 300 npm ci --no-audit --no-fund) || die "npm ci failed in tests/e2e"
   printf '%s' "$want_stamp" >"$stamp_file"
 fi
+
+# --- the real-world OpenAPI documents of the import test -------------------------------------------
+"$ROOT/scripts/openapi-corpus.sh" || die "could not install tests/openapi-corpus"
 
 # --- the mosaic binary -----------------------------------------------------------------------------
 if [ -n "${MOSAIC_E2E_BIN:-}" ]; then
@@ -125,7 +128,7 @@ grep -E '^  (playground|GraphQL|customers|accounts|transfers|external-bank|ledge
 
 # --- the tests ----------------------------------------------------------------------------------------
 step "node --test (global timeout ${TEST_TIMEOUT}s)"
-export MOSAIC_E2E_DEMO_LOG="$DEMO_LOG" MOSAIC_E2E_ROOT="$ROOT" MOSAIC_E2E_ARTIFACTS="$ART" MOSAIC_E2E_CHROMIUM="$CHROMIUM"
+export MOSAIC_E2E_BIN_PATH="$BIN" MOSAIC_E2E_DEMO_LOG="$DEMO_LOG" MOSAIC_E2E_ROOT="$ROOT" MOSAIC_E2E_ARTIFACTS="$ART" MOSAIC_E2E_CHROMIUM="$CHROMIUM"
 set +e
 (
   cd "$E2E" &&

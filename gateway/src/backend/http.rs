@@ -25,7 +25,17 @@ pub struct HttpCall {
 
 impl HttpCall {
     pub fn new(plan: &BackendPlan) -> Result<Self, reqwest::Error> {
+        // Answers are read as JSON, so JSON is preferred (APIs that negotiate would otherwise pick
+        // their first type, often XML), and anything else accepted (`application/hal+json`, a
+        // vendor type: a strict `application/json` would get those a 406). A binding's or a
+        // forwarded `accept` header wins.
+        let mut defaults = http::HeaderMap::new();
+        defaults.insert(
+            http::header::ACCEPT,
+            http::HeaderValue::from_static("application/json, */*;q=0.5"),
+        );
         let client = reqwest::Client::builder()
+            .default_headers(defaults)
             .connect_timeout(plan.connect_timeout)
             .pool_max_idle_per_host(plan.pool_max_idle)
             .tcp_nodelay(true)

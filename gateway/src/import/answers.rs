@@ -17,6 +17,7 @@ pub fn answer(
     file: Option<PathBuf>,
     type_hint: &str,
     notes: &mut Vec<String>,
+    asks_json: &mut bool,
 ) -> Result<(Shape, Option<String>), String> {
     let responses = op
         .get("responses")
@@ -25,10 +26,19 @@ pub fn answer(
         .unwrap_or_default();
     let mut codes: Vec<&String> = responses.keys().collect();
     codes.sort();
-    let ok = codes.iter().find(|c| c.starts_with('2')).copied();
+    let ok = codes
+        .iter()
+        .find(|c| c.starts_with('2'))
+        .or_else(|| codes.iter().find(|c| c.as_str() == "default"))
+        .copied();
     let answer = match ok {
+        // Only redirects or errors: nothing a field could show.
+        None if !codes.is_empty() => {
+            let list: Vec<&str> = codes.iter().map(|c| c.as_str()).collect();
+            return Err(format!("no success answer described (only {})", list.join(", ")));
+        }
         None => {
-            notes.push("no 2xx answer described: JSON".into());
+            notes.push("no answer described: JSON".into());
             (Shape::json_named(b), None)
         }
         Some(code) => {
@@ -38,6 +48,11 @@ pub fn answer(
                 .and_then(Value::as_object)
                 .cloned()
                 .unwrap_or_default();
+            // Several types, JSON among them: the backend is asked for JSON (the gateway's default
+            // `accept` prefers it, but mock servers and some APIs ignore preferences).
+            if content.len() > 1 && content.keys().any(|k| k.split(';').next() == Some("application/json")) {
+                *asks_json = true;
+            }
             match json_media(&content) {
                 Some(media) => {
                     let schema = media.get("schema").cloned().unwrap_or(Value::Null);

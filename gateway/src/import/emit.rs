@@ -260,7 +260,7 @@ fn server_url(doc: &Document) -> Option<String> {
 }
 
 /// The `[backends.NAME]` table of a document, and notes on what it could not express.
-pub fn backend_toml(backend: &str, doc: &Document, notes: &mut Vec<String>) -> String {
+pub fn backend_toml(backend: &str, doc: &Document, ask_json: bool, notes: &mut Vec<String>) -> String {
     let mut out = String::new();
     let title = doc
         .root
@@ -286,6 +286,10 @@ pub fn backend_toml(backend: &str, doc: &Document, notes: &mut Vec<String>) -> S
         .cloned()
         .unwrap_or_default();
     let mut headers = BTreeMap::new();
+    if ask_json {
+        // Its operations answer JSON among other types: JSON is asked for.
+        headers.insert("accept".to_string(), "application/json".to_string());
+    }
     let mut forward = false;
     for (name, scheme) in &schemes {
         let kind = scheme.get("type").and_then(Value::as_str).unwrap_or("");

@@ -220,7 +220,12 @@ pub fn generate(docs: Vec<(String, Document)>, relations: bool) -> Summary {
         } else {
             notes.push(format!("{backend}: no operation could be bound, no SDL file written"));
         }
-        tables.push(emit::backend_toml(backend, doc, &mut notes));
+        tables.push(emit::backend_toml(
+            backend,
+            doc,
+            ops.negotiating.contains(backend),
+            &mut notes,
+        ));
         backends.push(BackendSummary {
             name: backend.clone(),
             origin: doc.origin.clone(),

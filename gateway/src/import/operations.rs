@@ -78,6 +78,8 @@ pub struct Operations {
     pub endpoints: Vec<Endpoint>,
     pub query_names: Scope,
     pub mutation_names: Scope,
+    /// Backends with operations that answer JSON among other types.
+    pub negotiating: std::collections::BTreeSet<String>,
 }
 
 const METHODS: &[&str] = &["get", "post", "put", "patch", "delete"];
@@ -280,7 +282,11 @@ impl Operations {
         };
         let req = request(b, &at, &type_hint, &mut notes)?;
 
-        let (shape, select) = answer(b, op, file.clone(), &type_hint, &mut notes)?;
+        let mut asks_json = false;
+        let (shape, select) = answer(b, op, file.clone(), &type_hint, &mut notes, &mut asks_json)?;
+        if asks_json {
+            self.negotiating.insert(b.backend.to_string());
+        }
         let list = matches!(shape.ty, Ty::List(..));
         let ty = shape.ty.render(list);
         let errors = declared_errors(b, op, root, file);
