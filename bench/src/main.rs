@@ -346,6 +346,9 @@ impl Env {
     /// Writes `value` as pretty JSON to [`Env::out_path`].
     pub fn write_results(&self, name: &str, value: &impl serde::Serialize) -> Result<PathBuf> {
         let out = self.out_path(name);
+        if let Some(dir) = out.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
         std::fs::write(&out, serde_json::to_string_pretty(value)?)
             .with_context(|| format!("writing {}", out.display()))?;
         eprintln!("bench: results written to {}", out.display());
