@@ -254,6 +254,21 @@ fn openapi_3_1_with_relative_references_imports() {
     let text = summary.to_string();
     assert!(text.contains("Order.customer -> Customer (batch)"), "{text}");
     assert!(text.contains("Order.category -> Category (fan-out)"), "{text}");
+    // OpenAPI links: by operationId and by operationRef, fanned out over the parent's key; a
+    // value from the request cannot be read from the parent and is said.
+    assert!(text.contains("2 OpenAPI links followed"), "{text}");
+    assert!(text.contains("Order.buyer -> Customer (fan-out)"), "{text}");
+    assert!(text.contains("Order.section -> Category (fan-out)"), "{text}");
+    assert!(
+        text.contains("link `again` of GET /orders/{id}: `$request.path.id` is not in the answer"),
+        "{text}"
+    );
+    assert!(
+        sdl.contains(
+            "buyer: Customer @http(backend: \"shop\", path: \"/customers/{{key}}\", fanout: {from: \"customer_id\"})"
+        ),
+        "{sdl}"
+    );
 }
 
 #[test]

@@ -10,6 +10,7 @@
 mod answers;
 mod composite;
 mod emit;
+mod links;
 mod model;
 mod names;
 mod operations;
@@ -26,7 +27,7 @@ use heck::ToSnakeCase;
 pub use emit::MARKER;
 use model::Registry;
 use operations::{Operations, Root};
-use relations::Relation;
+use relations::{How, Relation};
 use source::Document;
 use types::Builder;
 
@@ -84,13 +85,24 @@ pub struct BackendSummary {
 pub struct Summary {
     pub backends: Vec<BackendSummary>,
     pub types: usize,
+    /// Relations guessed (`--no-relations` turns them off).
     pub relations: Vec<Relation>,
+    /// Relations the documents declare (OpenAPI `links`).
+    pub links: Vec<Relation>,
     pub skipped: Vec<Skipped>,
     pub notes: Vec<String>,
     /// Files written, relative to the output folder.
     pub files: Vec<(PathBuf, String)>,
     /// `mosaic.toml` was left alone (its first line is no longer the marker).
     pub config_kept: bool,
+}
+
+fn how(h: How) -> &'static str {
+    match h {
+        How::Batch => "batch",
+        How::FanOut => "fan-out",
+        How::PerParent => "one call per parent",
+    }
 }
 
 impl fmt::Display for Summary {
@@ -103,17 +115,23 @@ impl fmt::Display for Summary {
             )?;
         }
         writeln!(f, "{} types generated", self.types)?;
-        let batched = self.relations.iter().filter(|r| r.batched).count();
+        let count = |h: How| self.relations.iter().filter(|r| r.how == h).count();
         writeln!(
             f,
-            "{} relations guessed ({batched} batched, {} fanned out){}",
+            "{} relations guessed ({} batched, {} fanned out){}",
             self.relations.len(),
-            self.relations.len() - batched,
+            count(How::Batch),
+            count(How::FanOut),
             if self.relations.is_empty() { "" } else { ":" }
         )?;
         for r in &self.relations {
-            let how = if r.batched { "batch" } else { "fan-out" };
-            writeln!(f, "  {}.{} -> {} ({how})", r.owner, r.field, r.target)?;
+            writeln!(f, "  {}.{} -> {} ({})", r.owner, r.field, r.target, how(r.how))?;
+        }
+        if !self.links.is_empty() {
+            writeln!(f, "{} OpenAPI links followed:", self.links.len())?;
+            for r in &self.links {
+                writeln!(f, "  {}.{} -> {} ({})", r.owner, r.field, r.target, how(r.how))?;
+            }
         }
         if !self.skipped.is_empty() {
             writeln!(f, "{} operations skipped:", self.skipped.len())?;
@@ -192,6 +210,7 @@ pub fn generate(docs: Vec<(String, Document)>, relations: bool) -> Summary {
         let mut b = Builder::new(doc, i, backend, &mut reg);
         ops.read(&mut b, &mut skipped);
     }
+    let linked = links::follow(&mut reg, &ops.links, &ops.targets, &mut notes);
     let found = if relations {
         relations::guess(&mut reg, &ops)
     } else {
@@ -248,10 +267,12 @@ pub fn generate(docs: Vec<(String, Document)>, relations: bool) -> Summary {
     }
     files.push((PathBuf::from("mosaic.toml"), emit::config_toml(&tables)));
     let relations: Vec<Relation> = found.into_iter().filter(|r| keep.contains(&r.owner)).collect();
+    let links: Vec<Relation> = linked.into_iter().filter(|r| keep.contains(&r.owner)).collect();
     Summary {
         backends,
         types: keep.len(),
         relations,
+        links,
         skipped,
         notes,
         files,

@@ -78,6 +78,10 @@ pub struct Operations {
     pub endpoints: Vec<Endpoint>,
     pub query_names: Scope,
     pub mutation_names: Scope,
+    /// Links on answers, followed once every operation is known.
+    pub links: Vec<super::links::Pending>,
+    /// The `GET` operations links may name.
+    pub targets: Vec<super::links::Target>,
     /// Backends with operations that answer JSON among other types.
     pub negotiating: std::collections::BTreeSet<String>,
 }
@@ -199,6 +203,20 @@ fn entries(pairs: &[(String, String)]) -> String {
     }
 }
 
+/// The `links` of an operation's 2xx answer, each followed through `$ref`.
+fn links_of(b: &mut Builder, op: &Value, file: Option<PathBuf>) -> Option<Vec<(String, Value)>> {
+    let responses = op.get("responses")?.as_object()?;
+    let mut codes: Vec<&String> = responses.keys().filter(|c| c.starts_with('2')).collect();
+    codes.sort();
+    let (resp, rfile, _) = b.deref(responses.get(codes.first()?.as_str())?, file);
+    let links = resp.get("links")?.as_object()?.clone();
+    let out: Vec<(String, Value)> = links
+        .iter()
+        .map(|(name, l)| (name.clone(), b.deref(l, rfile.clone()).0))
+        .collect();
+    (!out.is_empty()).then_some(out)
+}
+
 impl Operations {
     /// Reads every operation of the builder's document.
     pub fn read(&mut self, b: &mut Builder, skipped: &mut Vec<Skipped>) {
@@ -289,6 +307,7 @@ impl Operations {
         }
         let list = matches!(shape.ty, Ty::List(..));
         let ty = shape.ty.render(list);
+        let file_for_links = file.clone();
         let errors = declared_errors(b, op, root, file);
 
         let mut http = format!("@http(backend: {}", gql_string(b.backend));
@@ -326,6 +345,32 @@ impl Operations {
             .and_then(Value::as_bool)
             .unwrap_or(false)
             .then(|| "deprecated by the API".to_string());
+        if method == "get" {
+            self.targets.push(super::links::Target {
+                backend: b.backend.to_string(),
+                operation_id: op.get("operationId").and_then(Value::as_str).map(str::to_string),
+                reference: format!("#/paths/{}/get", path.replace('~', "~0").replace('/', "~1")),
+                path: req.path_template.clone(),
+                params: req.declared.clone(),
+                ty: ty.clone(),
+                select: select.clone(),
+            });
+        }
+        // Links on the answer, when it is one object.
+        if let (Some(owner), Some(links)) = (
+            (!list && b.reg.object(shape.ty.named()).is_some()).then(|| shape.ty.named().to_string()),
+            links_of(b, op, file_for_links.clone()),
+        ) {
+            for (name, link) in links {
+                self.links.push(super::links::Pending {
+                    backend: b.backend.to_string(),
+                    owner: owner.clone(),
+                    name,
+                    link,
+                    from: format!("{} {path}", method.to_ascii_uppercase()),
+                });
+            }
+        }
         if method == "get" && b.reg.object(shape.ty.named()).is_some() {
             self.endpoints.push(Endpoint {
                 backend: b.backend.to_string(),

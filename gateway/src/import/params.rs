@@ -66,6 +66,10 @@ pub struct Request {
     pub params: Vec<Param>,
     /// The path's parameters as the document writes them.
     pub path_params: Vec<String>,
+    /// The path as the document writes it, with only the `#fragment` cut (links fill it).
+    pub path_template: String,
+    /// Every parameter: (name, place, required), for links.
+    pub declared: Vec<(String, String, bool)>,
 }
 
 /// The arguments and templates of an operation; `Err(why)` when it cannot be called (a required
@@ -257,8 +261,19 @@ pub fn request(
             }
         }
     }
+    let declared = params
+        .iter()
+        .filter_map(|(p, _)| {
+            let name = p.get("name").and_then(Value::as_str)?;
+            let place = p.get("in").and_then(Value::as_str).unwrap_or("query");
+            let required = place == "path" || p.get("required").and_then(Value::as_bool).unwrap_or(false);
+            Some((name.to_string(), place.to_string(), required))
+        })
+        .collect();
     Ok(Request {
         args,
+        path_template: path.to_string(),
+        declared,
         path: path_t,
         query,
         headers,

@@ -14,12 +14,21 @@ use super::model::{gql_string, ObjectField, Registry};
 use super::names;
 use super::operations::{Endpoint, ListStyle, Operations};
 
+/// How a relation's field calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum How {
+    Batch,
+    FanOut,
+    /// One call per parent (a link whose values cannot be a fan-out key).
+    PerParent,
+}
+
 /// One relation found, for the summary.
 pub struct Relation {
     pub owner: String,
     pub field: String,
     pub target: String,
-    pub batched: bool,
+    pub how: How,
 }
 
 /// A single-object `GET /things/{id}` endpoint: the resource `thing`.
@@ -190,13 +199,16 @@ pub fn guess(reg: &mut Registry, ops: &Operations) -> Vec<Relation> {
                     )
                 }
             };
-            let batched = !how.starts_with("one call");
             taken.push(field.clone());
             found.push(Relation {
                 owner: owner.clone(),
                 field: field.clone(),
                 target: target.clone(),
-                batched,
+                how: if how.starts_with("one call") {
+                    How::FanOut
+                } else {
+                    How::Batch
+                },
             });
             additions.push(ObjectField {
                 name: field,
@@ -265,7 +277,7 @@ pub fn guess(reg: &mut Registry, ops: &Operations) -> Vec<Relation> {
                     owner: owner.clone(),
                     field: field.clone(),
                     target: ep.returns.clone(),
-                    batched: true,
+                    how: How::Batch,
                 });
                 additions.push(ObjectField {
                     name: field,
