@@ -340,3 +340,58 @@ fn bad_inputs_are_clear_errors() {
     assert!(run(dir.file("broken.yaml")).contains("not JSON or YAML"));
     assert!(run(dir.file("missing.json")).contains("cannot read it"));
 }
+
+#[test]
+fn cycles_and_deep_nesting_end_in_a_checked_facade() {
+    let dir = ConfigDir::new("import-hostile");
+    // `$ref` cycles through aliases and a oneOf that contains itself; 40 levels of nested objects
+    // (past the importer's depth, which turns the rest into JSON); 200 levels (past the parser's).
+    let cyclic = json!({"openapi": "3.0.0", "info": {"title": "cyc", "version": "1"},
+        "components": {"schemas": {
+            "A": {"$ref": "#/components/schemas/B"}, "B": {"$ref": "#/components/schemas/A"},
+            "C": {"oneOf": [{"$ref": "#/components/schemas/C"}, {"type": "string"}]}}},
+        "paths": {"/x": {"get": {"operationId": "getX",
+            "parameters": [{"name": "q", "in": "query", "schema": {"$ref": "#/components/schemas/C"}}],
+            "responses": {"200": {"description": "ok", "content": {"application/json": {"schema":
+                {"type": "object", "properties": {"a": {"$ref": "#/components/schemas/A"}, "c": {"$ref": "#/components/schemas/C"}}}}}}}}}}});
+    let nested = |levels: usize| {
+        let mut s = json!({"type": "string"});
+        for i in 0..levels {
+            s = json!({"type": "object", "properties": {format!("n{i}"): s, "a": {"type": "string"}}});
+        }
+        json!({"openapi": "3.0.0", "info": {"title": "deep", "version": "1"},
+            "paths": {"/x": {"get": {"operationId": "getX", "responses": {"200": {"description": "ok",
+                "content": {"application/json": {"schema": s}}}}}}}})
+    };
+    dir.write("cyclic.json", &cyclic.to_string());
+    dir.write("deep.json", &nested(40).to_string());
+    dir.write("deeper.json", &nested(200).to_string());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    for name in ["cyclic.json", "deep.json"] {
+        let out = dir.file(&format!("out-{name}"));
+        let opts = Options {
+            inputs: vec![dir.file(name).display().to_string()],
+            backends: vec!["api".into()],
+            out: out.clone(),
+            relations: true,
+        };
+        rt.block_on(import::run(&opts))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        load_plan(&out.join("mosaic.toml"), &ResolverRegistry::new()).unwrap_or_else(|d| panic!("{name}: {d}"));
+    }
+    let opts = Options {
+        inputs: vec![dir.file("deeper.json").display().to_string()],
+        backends: vec![],
+        out: dir.file("out-deeper"),
+        relations: true,
+    };
+    let err = rt
+        .block_on(import::run(&opts))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("recursion limit"), "{err}");
+}
