@@ -28,7 +28,13 @@ const DOCUMENTS = [
   { name: 'APIs.guru', file: path.join(CORPUS, 'apis.guru.json'), minFields: 2 },
   { name: 'httpbin', file: path.join(CORPUS, 'httpbin.org.json'), minFields: 3 },
   { name: 'petstore (Swagger 2.0, YAML)', file: path.join(FIXTURES, 'petstore-swagger2.yaml'), minFields: 1 },
-  { name: 'shop (OpenAPI 3.1, relative $ref)', file: path.join(FIXTURES, 'shop/openapi.json'), minFields: 1 },
+  {
+    name: 'shop (OpenAPI 3.1, relative $ref)',
+    file: path.join(FIXTURES, 'shop/openapi.json'),
+    minFields: 1,
+    // A guessed batch (customer), a guessed fan-out (category) and an OpenAPI link (buyer).
+    nested: { query: '{ order(id: "o1") { id customer { id name } buyer { id name } category { id } } }', nonNull: ['customer', 'buyer'] },
+  },
 ];
 
 function freePort() {
@@ -200,8 +206,13 @@ for (const doc of DOCUMENTS) {
             throw annotate(err, `--- query ---\n${q.text}\n--- prism ---\n${prism.output().slice(-2000)}`);
           }
           assert.equal(res.errors, undefined, `${q.text}\n${JSON.stringify(res.errors)}`);
-          assert.notEqual(res.data[q.field], null, `${q.text}: null`);
+          assert.ok(res.data[q.field] !== null && res.data[q.field] !== undefined, `${q.text}: null`);
         });
+      }
+      if (doc.nested) {
+        const res = await client.rawRequest(doc.nested.query);
+        assert.equal(res.errors, undefined, JSON.stringify(res.errors));
+        for (const k of doc.nested.nonNull) assert.ok(res.data.order?.[k] != null, `${k}: ${JSON.stringify(res.data)}`);
       }
     } catch (err) {
       throw annotate(err, `--- mosaic serve ---\n${gateway?.output().slice(-3000) ?? ''}`);
