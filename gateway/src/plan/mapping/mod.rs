@@ -19,7 +19,9 @@ mod builtins;
 mod check;
 mod eval;
 mod functions;
+mod literals;
 mod parse;
+mod scan;
 mod shape;
 mod values;
 

@@ -6,12 +6,10 @@
 
 use serde_json::Value;
 
-use super::ast::{BinOp, Expr, ObjKey, StrPart};
+use super::ast::{BinOp, Expr};
 use super::builtins;
+use super::scan::{Parser, KEYWORDS};
 use super::MappingError;
-
-/// Deepest nesting accepted (parentheses, brackets, calls): a bound on the parser's recursion.
-const MAX_DEPTH: usize = 64;
 
 pub fn parse(text: &str) -> Result<Expr, MappingError> {
     let mut p = Parser {
@@ -31,117 +29,8 @@ pub fn parse(text: &str) -> Result<Expr, MappingError> {
     Ok(e)
 }
 
-struct Parser<'s> {
-    src: &'s str,
-    pos: usize,
-    depth: usize,
-}
-
-const KEYWORDS: &[&str] = &[
-    "and", "or", "if", "then", "elif", "else", "end", "as", "true", "false", "null",
-];
-
-impl<'s> Parser<'s> {
-    fn error(&self, message: impl Into<String>) -> MappingError {
-        MappingError {
-            message: message.into(),
-            column: self.src[..self.pos.min(self.src.len())].chars().count() + 1,
-        }
-    }
-
-    fn at_end(&self) -> bool {
-        self.pos >= self.src.len()
-    }
-
-    fn rest(&self) -> &'s str {
-        &self.src[self.pos..]
-    }
-
-    fn rest_token(&self) -> String {
-        self.rest()
-            .chars()
-            .take_while(|c| !c.is_whitespace())
-            .take(12)
-            .collect()
-    }
-
-    fn peek(&self) -> Option<char> {
-        self.rest().chars().next()
-    }
-
-    fn skip_ws(&mut self) {
-        loop {
-            let rest = self.rest();
-            let trimmed = rest.trim_start();
-            self.pos += rest.len() - trimmed.len();
-            // `#` comments run to the end of the line, as in jq.
-            if self.peek() == Some('#') {
-                let line = self.rest().find('\n').unwrap_or(self.rest().len());
-                self.pos += line;
-                continue;
-            }
-            break;
-        }
-    }
-
-    /// Consumes `s` (after white space) if it comes next.
-    fn eat(&mut self, s: &str) -> bool {
-        self.skip_ws();
-        if self.rest().starts_with(s) {
-            self.pos += s.len();
-            true
-        } else {
-            false
-        }
-    }
-
-    fn expect(&mut self, s: &str) -> Result<(), MappingError> {
-        if self.eat(s) {
-            Ok(())
-        } else {
-            self.skip_ws();
-            let found = if self.at_end() {
-                "the end".to_string()
-            } else {
-                format!("`{}`", self.rest_token())
-            };
-            Err(self.error(format!("expected `{s}`, found {found}")))
-        }
-    }
-
-    /// The identifier starting here, without consuming it.
-    fn ident_ahead(&self) -> Option<&'s str> {
-        let rest = self.rest();
-        let first = rest.chars().next()?;
-        if !(first.is_ascii_alphabetic() || first == '_') {
-            return None;
-        }
-        let len = rest
-            .char_indices()
-            .find(|(_, c)| !(c.is_ascii_alphanumeric() || *c == '_'))
-            .map_or(rest.len(), |(i, _)| i);
-        Some(&rest[..len])
-    }
-
-    fn eat_keyword(&mut self, kw: &str) -> bool {
-        self.skip_ws();
-        if self.ident_ahead() == Some(kw) {
-            self.pos += kw.len();
-            true
-        } else {
-            false
-        }
-    }
-
-    fn enter(&mut self) -> Result<(), MappingError> {
-        self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            return Err(self.error(format!("nested more than {MAX_DEPTH} levels deep")));
-        }
-        Ok(())
-    }
-
-    fn pipe(&mut self) -> Result<Expr, MappingError> {
+impl Parser<'_> {
+    pub(super) fn pipe(&mut self) -> Result<Expr, MappingError> {
         self.enter()?;
         let start = self.pos;
         // `Term as $name | body`
@@ -174,7 +63,7 @@ impl<'s> Parser<'s> {
         Ok(left)
     }
 
-    fn alternative(&mut self) -> Result<Expr, MappingError> {
+    pub(super) fn alternative(&mut self) -> Result<Expr, MappingError> {
         let left = self.or()?;
         if self.eat("//") {
             return Ok(Expr::Alternative(Box::new(left), Box::new(self.alternative()?)));
@@ -261,7 +150,7 @@ impl<'s> Parser<'s> {
         self.postfix()
     }
 
-    fn postfix(&mut self) -> Result<Expr, MappingError> {
+    pub(super) fn postfix(&mut self) -> Result<Expr, MappingError> {
         let mut e = self.term()?;
         loop {
             // No white space inside a path: `.a .b` is not `.a.b`.
@@ -335,7 +224,7 @@ impl<'s> Parser<'s> {
         Ok(out)
     }
 
-    fn variable(&mut self) -> Result<Box<str>, MappingError> {
+    pub(super) fn variable(&mut self) -> Result<Box<str>, MappingError> {
         if !self.eat("$") {
             return Err(self.error("expected a variable such as `$x`"));
         }
@@ -348,7 +237,7 @@ impl<'s> Parser<'s> {
         }
     }
 
-    fn term(&mut self) -> Result<Expr, MappingError> {
+    pub(super) fn term(&mut self) -> Result<Expr, MappingError> {
         self.skip_ws();
         let Some(c) = self.peek() else {
             return Err(self.error("the expression ends too soon"));
@@ -404,7 +293,7 @@ impl<'s> Parser<'s> {
         Ok(Expr::Literal(value))
     }
 
-    fn word(&mut self) -> Result<Expr, MappingError> {
+    pub(super) fn word(&mut self) -> Result<Expr, MappingError> {
         let Some(name) = self.ident_ahead() else {
             return Err(self.error(format!("unexpected `{}`", self.rest_token())));
         };
@@ -459,139 +348,6 @@ impl<'s> Parser<'s> {
                 }))
             }
         }
-    }
-
-    fn if_then(&mut self) -> Result<Expr, MappingError> {
-        self.enter()?;
-        let mut branches = Vec::new();
-        loop {
-            let cond = self.pipe()?;
-            if !self.eat_keyword("then") {
-                return Err(self.error("expected `then`"));
-            }
-            let then = self.pipe()?;
-            branches.push((cond, then));
-            if self.eat_keyword("elif") {
-                continue;
-            }
-            break;
-        }
-        let other = if self.eat_keyword("else") {
-            Some(Box::new(self.pipe()?))
-        } else {
-            None
-        };
-        if !self.eat_keyword("end") {
-            return Err(self.error("expected `end` to close `if`"));
-        }
-        self.depth -= 1;
-        Ok(Expr::If(branches, other))
-    }
-
-    fn object(&mut self) -> Result<Expr, MappingError> {
-        self.expect("{")?;
-        self.enter()?;
-        let mut entries = Vec::new();
-        if !self.eat("}") {
-            loop {
-                self.skip_ws();
-                let key = match self.peek() {
-                    Some('"') => match self.string()? {
-                        Expr::Literal(Value::String(s)) => ObjKey::Name(s.into()),
-                        other => ObjKey::Computed(Box::new(other)),
-                    },
-                    Some('$') => ObjKey::Var(self.variable()?),
-                    Some('(') => {
-                        self.pos += 1;
-                        let k = self.pipe()?;
-                        self.expect(")")?;
-                        ObjKey::Computed(Box::new(k))
-                    }
-                    _ => match self.ident_ahead() {
-                        Some(name) => {
-                            self.pos += name.len();
-                            ObjKey::Name(name.into())
-                        }
-                        None => return Err(self.error("expected a key in the object")),
-                    },
-                };
-                let value = if self.eat(":") {
-                    // A value is an alternative-level expression: `,` separates entries; use
-                    // parentheses for a pipe.
-                    self.alternative()?
-                } else {
-                    match &key {
-                        ObjKey::Name(n) => Expr::Key(Box::new(Expr::Identity), n.clone()),
-                        ObjKey::Var(v) => Expr::Var(v.clone()),
-                        ObjKey::Computed(_) => return Err(self.error("a computed key needs `: value`")),
-                    }
-                };
-                entries.push((key, value));
-                if self.eat(",") {
-                    continue;
-                }
-                self.expect("}")?;
-                break;
-            }
-        }
-        self.depth -= 1;
-        Ok(Expr::Object(entries))
-    }
-
-    /// A string literal, with `\(E)` interpolations.
-    fn string(&mut self) -> Result<Expr, MappingError> {
-        self.expect("\"")?;
-        let mut parts = Vec::new();
-        let mut lit = String::new();
-        loop {
-            let Some(c) = self.peek() else {
-                return Err(self.error("unclosed string"));
-            };
-            self.pos += c.len_utf8();
-            match c {
-                '"' => break,
-                '\\' => {
-                    let Some(e) = self.peek() else {
-                        return Err(self.error("unclosed string"));
-                    };
-                    self.pos += e.len_utf8();
-                    match e {
-                        '(' => {
-                            if !lit.is_empty() {
-                                parts.push(StrPart::Lit(std::mem::take(&mut lit)));
-                            }
-                            self.enter()?;
-                            let inner = self.pipe()?;
-                            self.expect(")")?;
-                            self.depth -= 1;
-                            parts.push(StrPart::Expr(inner));
-                        }
-                        'n' => lit.push('\n'),
-                        't' => lit.push('\t'),
-                        'r' => lit.push('\r'),
-                        '"' | '\\' | '/' => lit.push(e),
-                        'u' => {
-                            let hex: String = self.rest().chars().take(4).collect();
-                            let ch = u32::from_str_radix(&hex, 16)
-                                .ok()
-                                .and_then(char::from_u32)
-                                .ok_or_else(|| self.error("invalid \\u escape"))?;
-                            self.pos += 4;
-                            lit.push(ch);
-                        }
-                        other => return Err(self.error(format!("unknown escape `\\{other}`"))),
-                    }
-                }
-                c => lit.push(c),
-            }
-        }
-        if parts.is_empty() {
-            return Ok(Expr::Literal(Value::String(lit)));
-        }
-        if !lit.is_empty() {
-            parts.push(StrPart::Lit(lit));
-        }
-        Ok(Expr::Interpolated(parts))
     }
 }
 
