@@ -34,6 +34,10 @@ const DOCUMENTS = [
     minFields: 1,
     // A guessed batch (customer), a guessed fan-out (category) and an OpenAPI link (buyer).
     nested: { query: '{ order(id: "o1") { id customer { id name } buyer { id name } category { id } } }', nonNull: ['customer', 'buyer'] },
+    // A 204 (a Boolean) and a JSON body sent as the input type (the backend's own names).
+    mutation:
+      'mutation { cancelOrder(id: "1") createOrder(input: {customer_id: "c1", total_cents: 5, ' +
+      'placed_at: "2024-01-01T00:00:00Z", status: "placed", payment: {kind: "card", last4: "1234"}}) { id status } }',
   },
 ];
 
@@ -213,6 +217,12 @@ for (const doc of DOCUMENTS) {
         const res = await client.rawRequest(doc.nested.query);
         assert.equal(res.errors, undefined, JSON.stringify(res.errors));
         for (const k of doc.nested.nonNull) assert.ok(res.data.order?.[k] != null, `${k}: ${JSON.stringify(res.data)}`);
+      }
+      if (doc.mutation) {
+        const res = await client.rawRequest(doc.mutation);
+        assert.equal(res.errors, undefined, JSON.stringify(res.errors));
+        assert.equal(res.data.cancelOrder, true);
+        assert.equal(typeof res.data.createOrder.id, 'string');
       }
     } catch (err) {
       throw annotate(err, `--- mosaic serve ---\n${gateway?.output().slice(-3000) ?? ''}`);
