@@ -129,21 +129,20 @@ impl Document {
 
 /// JSON pointers in `$ref`s are URI fragments: `%7B` for `{`, and so on.
 fn unescape_pointer(p: &str) -> String {
-    let mut out = String::with_capacity(p.len());
-    let bytes = p.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&p[i + 1..i + 3], 16) {
-                out.push(b as char);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i] as char);
-        i += 1;
+    percent_encoding::percent_decode_str(p).decode_utf8_lossy().into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unescape_pointer;
+
+    #[test]
+    fn pointers_are_percent_decoded_whatever_they_hold() {
+        assert_eq!(unescape_pointer("/paths/~1a~1%7Bid%7D"), "/paths/~1a~1{id}");
+        assert_eq!(unescape_pointer("/schemas/Caf%C3%A9"), "/schemas/Café");
+        assert_eq!(unescape_pointer("/schemas/Café%"), "/schemas/Café%");
+        assert_eq!(unescape_pointer("/schemas/%é"), "/schemas/%é");
     }
-    out
 }
 
 /// Swagger 2.0 → the 3.x shapes the importer reads: `definitions` as `components.schemas`,
