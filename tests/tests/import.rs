@@ -320,6 +320,13 @@ fn bad_inputs_are_clear_errors() {
     let dir = ConfigDir::new("import-bad");
     dir.write("not-openapi.json", "{\"hello\": 1}");
     dir.write("broken.yaml", "openapi: 3.0.0\npaths: [\n");
+    // A billion laughs: aliases expanding to 9^9 strings are refused, not expanded.
+    let mut laughs = String::from("openapi: 3.0.0\npaths: {}\na: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    for (prev, name) in "abcdefgh".chars().zip("bcdefghi".chars()) {
+        let refs = vec![format!("*{prev}"); 9].join(", ");
+        laughs.push_str(&format!("{name}: &{name} [{refs}]\n"));
+    }
+    dir.write("laughs.yaml", &laughs);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -338,6 +345,7 @@ fn bad_inputs_are_clear_errors() {
     };
     assert!(run(dir.file("not-openapi.json")).contains("not an OpenAPI document"));
     assert!(run(dir.file("broken.yaml")).contains("not JSON or YAML"));
+    assert!(run(dir.file("laughs.yaml")).contains("not JSON or YAML"));
     assert!(run(dir.file("missing.json")).contains("cannot read it"));
 }
 
