@@ -47,6 +47,9 @@ pub enum Command {
     Schema {
         #[arg(short, long, default_value = "mosaic.toml", env = "MOSAIC_CONFIG")]
         config: PathBuf,
+        /// Print the subgraph SDL `_service { sdl }` serves (federation directives included).
+        #[arg(long)]
+        federation: bool,
     },
     /// Generate a facade (mosaic.toml and SDL) from existing API descriptions.
     Import {
@@ -64,6 +67,10 @@ pub enum Command {
         /// First port of the mock services (five in a row; 0 picks free ones).
         #[arg(long, default_value_t = 4001)]
         backend_base_port: u16,
+        /// Also serve the bank as an Apollo Federation v2 subgraph (customers and accounts as
+        /// entities), for a supergraph gateway in front of it.
+        #[arg(long)]
+        federation: bool,
     },
 }
 
@@ -92,6 +99,7 @@ pub struct DemoArgs {
     pub host: std::net::IpAddr,
     pub port: u16,
     pub backend_base_port: u16,
+    pub federation: bool,
 }
 
 /// Runs the demo (provided by the binary).
@@ -129,8 +137,21 @@ pub async fn run(demo: Option<DemoFn>, resolvers: ResolverRegistry) -> i32 {
             )
             .await
         }
-        Command::Schema { config } => {
+        Command::Schema { config, federation } => {
             match load_plan(&config, &resolvers).map(|p| Runtime::new(p, resolvers.clone())) {
+                Ok(Ok(rt)) if federation => match rt.subgraph_sdl() {
+                    Some(sdl) => {
+                        out(&sdl);
+                        0
+                    }
+                    None => {
+                        eprintln!(
+                            "error: federation is off: set `[federation] enabled = true` in {}",
+                            config.display()
+                        );
+                        1
+                    }
+                },
                 Ok(Ok(rt)) => {
                     out(&rt.public_sdl());
                     0
@@ -179,11 +200,13 @@ pub async fn run(demo: Option<DemoFn>, resolvers: ResolverRegistry) -> i32 {
             host,
             port,
             backend_base_port,
+            federation,
         } => match demo {
             Some(d) => match d(DemoArgs {
                 host,
                 port,
                 backend_base_port,
+                federation,
             })
             .await
             {
@@ -389,7 +412,7 @@ fn log_settings(command: &Command) -> crate::config::settings::LogToml {
         log: crate::config::settings::LogToml,
     }
     match command {
-        Command::Check { config } | Command::Serve { config, .. } | Command::Schema { config } => {
+        Command::Check { config } | Command::Serve { config, .. } | Command::Schema { config, .. } => {
             std::fs::read_to_string(config)
                 .ok()
                 .and_then(|text| toml::from_str::<File>(&text).ok())

@@ -12,6 +12,8 @@ use mosaic_gateway::runtime::ResolverRegistry;
 /// The bank schema, its config and the example queries, embedded.
 pub const CONFIG: &str = include_str!("../../schema/mosaic.toml");
 pub const SCHEMA: &str = include_str!("../../schema/bank.graphql");
+/// `mosaic demo --federation`: the bank's entities for a supergraph.
+pub const FEDERATION: &str = include_str!("../../schema/federation.graphql");
 pub const EXAMPLES: &[(&str, &str)] = &[
     (
         "customer-with-accounts-and-transfers",
@@ -75,11 +77,13 @@ async fn run_demo(args: DemoArgs) -> Result<(), String> {
     .await
     .map_err(|e| format!("cannot start the mock bank: {e}"))?;
 
-    let mut src = config::load_from_sources(
-        SourceFile::new("schema/mosaic.toml", CONFIG),
-        vec![SourceFile::new("schema/bank.graphql", SCHEMA)],
-    )
-    .map_err(|d| d.to_string())?;
+    let mut sdl = vec![SourceFile::new("schema/bank.graphql", SCHEMA)];
+    if args.federation {
+        sdl.push(SourceFile::new("schema/federation.graphql", FEDERATION));
+    }
+    let mut src =
+        config::load_from_sources(SourceFile::new("schema/mosaic.toml", CONFIG), sdl).map_err(|d| d.to_string())?;
+    src.settings.federation.enabled = args.federation;
     for s in Service::ALL {
         src.set_backend_url(s.name(), &bank.url(s));
     }
@@ -96,6 +100,12 @@ async fn run_demo(args: DemoArgs) -> Result<(), String> {
     println!("Mosaic demo is running.\n");
     println!("  playground  http://{}/", running.addr);
     println!("  GraphQL     http://{}/graphql", running.addr);
+    if args.federation {
+        println!(
+            "  subgraph    http://{}/graphql  (Apollo Federation v2: _service, _entities)",
+            running.addr
+        );
+    }
     if let Some(admin) = running.admin_addr {
         println!("  metrics     http://{admin}/metrics");
     }

@@ -99,6 +99,13 @@ pub enum Src {
         slot: usize,
         args: ArgsPlan,
     },
+    /// `Query._entities` of a federated subgraph: the representations are kept in `slot`, each
+    /// entity resolver's answers in its own slot.
+    Entities {
+        args: ArgsPlan,
+        slot: usize,
+        resolvers: Vec<(crate::plan::BindingId, usize)>,
+    },
 }
 
 #[derive(Debug)]
@@ -224,7 +231,8 @@ impl<'a> Compiler<'a> {
                 .filter_map(|(key, nodes)| self.field(&obj, key, &nodes))
                 .collect();
             has_calls |= fields.iter().any(|f| {
-                matches!(f.source, Src::Call { .. }) || matches!(&f.output, Output::Composite(_, s) if s.has_calls)
+                matches!(f.source, Src::Call { .. } | Src::Entities { .. })
+                    || matches!(&f.output, Output::Composite(_, s) if s.has_calls)
             });
             by_type.push((Arc::from(obj.as_str()), fields));
         }
@@ -334,6 +342,23 @@ impl<'a> Compiler<'a> {
         if name == "__schema" || name == "__type" {
             self.error = Some(NotCompilable::Introspection);
             return None;
+        }
+        if let (Some(fed), "_entities", true) = (&self.plan.federation, name, obj == self.plan.query_type) {
+            let slot = self.slots;
+            self.slots += 1;
+            let mut resolvers = Vec::new();
+            for r in fed.entities.values().flat_map(|e| &e.resolvers) {
+                resolvers.push((r.binding, self.slots));
+                self.slots += 1;
+            }
+            let source = Src::Entities {
+                args: ArgsPlan::compile(self.plan, &fed.entities_field, &first.node.arguments),
+                slot,
+                resolvers,
+            };
+            let sets: Vec<&'a SelectionSet> = nodes.iter().map(|n| &n.node.selection_set.node).collect();
+            let output = Output::Composite(Arc::from("_Entity"), self.selection("_Entity", &sets));
+            return Some(base(fed.entities_field.ty.clone(), source, output));
         }
         let Some(def) = self.plan.fields_of(obj).and_then(|f| f.get(name)) else {
             self.error = Some(NotCompilable::Unsupported);

@@ -42,6 +42,9 @@ pub enum SlotData {
         by_key: HashMap<Box<str>, usize>,
         calls: Vec<Reply>,
     },
+    /// `_entities`: the representations, and the entity objects built for them (see
+    /// [`super::entities`]).
+    Representations(super::entities::Representations),
 }
 
 /// Everything fetched for one request.
@@ -70,6 +73,8 @@ impl Fetched {
                         out.push(Some(&c.as_ref().ok()?.payload));
                     }
                 }
+                // The response depends on the representations too: never reused.
+                Some(SlotData::Representations(_)) => return None,
             }
         }
         Some(out)
@@ -88,7 +93,7 @@ pub struct FetchContext<'a> {
 
 impl FetchContext<'_> {
     /// What the backend module's call step needs from the request.
-    fn scope(&self) -> RequestScope<'_> {
+    pub(super) fn scope(&self) -> RequestScope<'_> {
         RequestScope {
             plan: self.plan,
             clients: self.clients,
@@ -104,6 +109,14 @@ pub(super) fn addr(v: &Value) -> usize {
 }
 
 impl Fetched {
+    /// The representations of `_entities` (slot `slot`).
+    pub fn representations(&self, slot: usize) -> Option<&super::entities::Representations> {
+        match self.slots.get(slot) {
+            Some(Some(SlotData::Representations(r))) => Some(r),
+            _ => None,
+        }
+    }
+
     /// The value of bound field `f` (slot `slot`) under `parent`, and the error of the failed
     /// call when the value is a stale answer served in its place.
     pub fn resolve<'a>(
@@ -167,16 +180,26 @@ fn fetch_selection<'b>(
             if group.is_empty() {
                 continue;
             }
-            for f in fields {
-                let needs =
-                    matches!(f.source, Src::Call { .. }) || matches!(&f.output, Output::Composite(_, s) if s.has_calls);
-                if needs {
-                    futs.push(fetch_field_or_descend(cx, f, group.clone()));
-                }
-            }
+            push_fetches(cx, fields, &group, &mut futs);
         }
         join_all(futs).await.into_iter().flatten().collect()
     })
+}
+
+/// The fetches of `fields` (of one object type) for `parents`: those with a call at or below them.
+pub(super) fn push_fetches<'b, 'c>(
+    cx: &'b FetchContext<'c>,
+    fields: &'b [FieldPlan],
+    parents: &[&'b Value],
+    futs: &mut Vec<BoxFuture<'b, Vec<(usize, SlotData)>>>,
+) {
+    for f in fields {
+        let needs = matches!(f.source, Src::Call { .. } | Src::Entities { .. })
+            || matches!(&f.output, Output::Composite(_, s) if s.has_calls);
+        if needs {
+            futs.push(Box::pin(fetch_field_or_descend(cx, f, parents.to_vec())));
+        }
+    }
 }
 
 /// The concrete type of `value` among the selection's types.
@@ -242,6 +265,12 @@ async fn fetch_field_or_descend<'b>(
             }
             fetch_selection(cx, sub, &children).await
         }
+        Src::Entities { args, slot, resolvers } => {
+            let Output::Composite(_, sub) = &f.output else {
+                return Vec::new();
+            };
+            super::entities::fetch(cx, args, *slot, resolvers, sub).await
+        }
         Src::Typename | Src::Computed(_) => Vec::new(),
     }
 }
@@ -255,7 +284,7 @@ fn flatten_objects<'v>(v: &'v Value, out: &mut Vec<&'v Value>) {
     }
 }
 
-async fn call_field(
+pub(super) async fn call_field(
     cx: &FetchContext<'_>,
     binding: &Binding,
     args: &Map<String, Value>,

@@ -7,6 +7,7 @@
 
 mod args;
 mod compile;
+mod entities;
 mod fetch;
 mod memo;
 mod resolve;

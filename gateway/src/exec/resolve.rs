@@ -75,6 +75,7 @@ pub(super) fn resolve_slot<'a>(
         }
         SlotData::Batched { positions, answers } => resolve_batched(binding, positions.as_ref(), answers, parent),
         SlotData::Fanout { by_key, calls } => resolve_fanout(binding, by_key, calls, parent),
+        SlotData::Representations(_) => (Resolved::Value(None), None),
     }
 }
 

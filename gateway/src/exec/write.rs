@@ -19,6 +19,9 @@ use crate::response::{
     PathSegment, SCHEMA_MISMATCH,
 };
 
+/// The code of the error of a representation whose entity the backend does not have.
+const ENTITY_NOT_FOUND: &str = "ENTITY_NOT_FOUND";
+
 /// A non-null position failed; its null goes to the nearest nullable position above.
 struct Bubble;
 
@@ -162,7 +165,95 @@ impl<'a> Writer<'a> {
                 self.backend = outer;
                 written
             }
+            Src::Entities { slot, resolvers, .. } => self.entities(f, *slot, resolvers),
         }
+    }
+
+    /// `_entities`: one entity (or `null` and an error) per representation, in their order.
+    fn entities(
+        &mut self,
+        f: &'a FieldPlan,
+        slot: usize,
+        resolvers: &[(crate::plan::BindingId, usize)],
+    ) -> Result<(), Bubble> {
+        let (Some(fed), Some(reps), Output::Composite(_, sub)) =
+            (&self.plan.federation, self.fetched.representations(slot), &f.output)
+        else {
+            return self.null_or_bubble(&f.ty);
+        };
+        self.out.push(b'[');
+        for (i, rep) in reps.list().iter().enumerate() {
+            if i > 0 {
+                self.out.push(b',');
+            }
+            self.path.push(Seg::Index(i));
+            let start = self.out.len();
+            if self.entity(f, fed, sub, reps, rep, resolvers).is_err() {
+                self.out.truncate(start);
+                self.out.extend_from_slice(b"null");
+            }
+            self.path.pop();
+        }
+        self.out.push(b']');
+        Ok(())
+    }
+
+    fn entity(
+        &mut self,
+        f: &'a FieldPlan,
+        fed: &'a crate::plan::federation::Federation,
+        sub: &'a SelectionPlan,
+        reps: &'a super::entities::Representations,
+        rep: &'a Value,
+        resolvers: &[(crate::plan::BindingId, usize)],
+    ) -> Result<(), Bubble> {
+        let (tname, resolver) = match fed.route(rep) {
+            Ok(routed) => routed,
+            Err(e) => {
+                let e = FieldError::new(e.to_string(), f.pos, self.response_path(), "INVALID_REPRESENTATION");
+                self.errors.push(e);
+                return Err(Bubble);
+            }
+        };
+        if let Some(object) = reps.owned(rep) {
+            return self.object(sub, tname, Some(object));
+        }
+        let Some(r) = resolver else {
+            return self.object(sub, tname, Some(rep));
+        };
+        let binding = self.plan.binding(r.binding);
+        let slot = resolvers
+            .iter()
+            .find(|(b, _)| *b == r.binding)
+            .map_or(usize::MAX, |(_, s)| *s);
+        let name = &self.plan.backend(binding.backend).name;
+        let outer = self.backend.replace(name);
+        let (resolved, stale_after) = self.fetched.resolve(binding, slot, Some(rep));
+        if let Some(e) = stale_after {
+            let err = backend_error(e, name, f.pos, self.response_path(), true);
+            self.errors.push(err);
+        }
+        let written = match resolved {
+            Resolved::Value(Some(v)) if !v.is_null() => self.object(sub, tname, Some(&v)),
+            Resolved::Items(items) if !items.is_empty() => self.object(sub, tname, Some(&items[0])),
+            Resolved::Value(_) | Resolved::Items(_) => {
+                let message = format!("no `{tname}` matches this representation's key");
+                let e = FieldError::new(message, f.pos, self.response_path(), ENTITY_NOT_FOUND);
+                self.errors.push(e);
+                Err(Bubble)
+            }
+            Resolved::Mismatch(message) => {
+                self.error(f, message);
+                Err(Bubble)
+            }
+            Resolved::Error(e) => {
+                let (err, _) = call_error(binding, e, name, f.pos, self.response_path(), false);
+                self.errors.push(err);
+                Err(Bubble)
+            }
+        };
+        self.backend = outer;
+        written
     }
 
     fn call_field(

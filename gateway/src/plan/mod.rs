@@ -11,6 +11,7 @@ mod build;
 pub mod coerce;
 mod directives;
 pub mod documents;
+pub mod federation;
 pub mod json_path;
 pub mod mapping;
 pub mod resilience;
@@ -65,6 +66,8 @@ pub struct Plan {
     pub request_headers: Vec<String>,
     /// Names of the Rust resolvers the schema refers to (`@resolver(name:)`).
     pub resolvers: Vec<String>,
+    /// `[federation] enabled`: the subgraph's entities and the marks of its SDL.
+    pub federation: Option<federation::Federation>,
 }
 
 impl Plan {

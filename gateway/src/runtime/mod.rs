@@ -8,6 +8,7 @@ mod batch_loader;
 mod capture;
 mod complete;
 mod dispatch;
+mod federation;
 mod fetch;
 pub mod limits;
 pub mod persisted;
@@ -145,5 +146,15 @@ impl Runtime {
     /// The public SDL: types only, no directive, backend or binding detail.
     pub fn public_sdl(&self) -> String {
         self.schema.sdl()
+    }
+
+    /// What `_service { sdl }` serves: the subgraph SDL with its federation directives (`None`
+    /// without `[federation] enabled`).
+    pub fn subgraph_sdl(&self) -> Option<String> {
+        self.plan().federation.as_ref()?;
+        Some(
+            self.schema
+                .sdl_with_options(async_graphql::SDLExportOptions::new().federation()),
+        )
     }
 }

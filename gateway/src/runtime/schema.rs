@@ -23,7 +23,11 @@ pub fn build_schema(
         plan.mutation_type.as_deref(),
         plan.subscription_type.as_deref(),
     );
+    let fed = plan.federation.as_ref();
     for def in plan.types.values() {
+        if fed.is_some() && super::federation::registered_by_federation(def.name()) {
+            continue;
+        }
         builder = match def {
             TypeDef::Scalar(s) => {
                 if matches!(s.name.as_str(), "Int" | "Float" | "String" | "Boolean" | "ID") {
@@ -32,6 +36,9 @@ pub fn build_schema(
                     let mut sc = Scalar::new(s.name.as_str());
                     if let Some(d) = &s.description {
                         sc = sc.description(d);
+                    }
+                    if let Some(fed) = fed {
+                        sc = super::federation::scalar(fed, &s.name, sc);
                     }
                     builder.register(sc)
                 }
@@ -46,20 +53,33 @@ pub fn build_schema(
                     if let Some(r) = &v.deprecation {
                         item = item.deprecation(Some(r.as_str()));
                     }
+                    if let Some(fed) = fed {
+                        item = super::federation::enum_item(fed, &e.name, &v.name, item);
+                    }
                     en = en.item(item);
                 }
                 if let Some(d) = &e.description {
                     en = en.description(d);
+                }
+                if let Some(fed) = fed {
+                    en = super::federation::enumeration(fed, &e.name, en);
                 }
                 builder.register(en)
             }
             TypeDef::InputObject(io) => {
                 let mut obj = InputObject::new(io.name.as_str());
                 for f in io.fields.values() {
-                    obj = obj.field(input_value(f));
+                    let mut iv = input_value(f);
+                    if let Some(fed) = fed {
+                        iv = super::federation::member_input(fed, &io.name, &f.name, iv);
+                    }
+                    obj = obj.field(iv);
                 }
                 if let Some(d) = &io.description {
                     obj = obj.description(d);
+                }
+                if let Some(fed) = fed {
+                    obj = super::federation::input_object(fed, &io.name, obj);
                 }
                 builder.register(obj)
             }
@@ -90,7 +110,11 @@ pub fn build_schema(
                     let info = Arc::new(FieldInfo::new(plan.clone(), &o.name, f));
                     let mut field = Field::new(f.name.as_str(), type_ref(&f.ty), field_resolver(info));
                     for a in f.args.values() {
-                        field = field.argument(input_value(a));
+                        let mut arg = input_value(a);
+                        if let Some(fed) = fed {
+                            arg = super::federation::argument(fed, &o.name, &f.name, arg, &a.name);
+                        }
+                        field = field.argument(arg);
                     }
                     if let Some(d) = &f.description {
                         field = field.description(d);
@@ -98,10 +122,16 @@ pub fn build_schema(
                     if let Some(r) = &f.deprecation {
                         field = field.deprecation(Some(r.as_str()));
                     }
+                    if let Some(fed) = fed {
+                        field = super::federation::field(fed, &o.name, &f.name, field);
+                    }
                     obj = obj.field(field);
                 }
                 if let Some(d) = &o.description {
                     obj = obj.description(d);
+                }
+                if let Some(fed) = fed {
+                    obj = super::federation::object(fed, &o.name, obj);
                 }
                 builder.register(obj)
             }
@@ -110,15 +140,25 @@ pub fn build_schema(
                 for f in i.fields.values() {
                     let mut field = InterfaceField::new(f.name.as_str(), type_ref(&f.ty));
                     for a in f.args.values() {
-                        field = field.argument(input_value(a));
+                        let mut arg = input_value(a);
+                        if let Some(fed) = fed {
+                            arg = super::federation::argument(fed, &i.name, &f.name, arg, &a.name);
+                        }
+                        field = field.argument(arg);
                     }
                     if let Some(d) = &f.description {
                         field = field.description(d);
+                    }
+                    if let Some(fed) = fed {
+                        field = super::federation::interface_field(fed, &i.name, &f.name, field);
                     }
                     it = it.field(field);
                 }
                 if let Some(d) = &i.description {
                     it = it.description(d);
+                }
+                if let Some(fed) = fed {
+                    it = super::federation::interface(fed, &i.name, it);
                 }
                 builder.register(it)
             }
@@ -130,9 +170,15 @@ pub fn build_schema(
                 if let Some(d) = &u.description {
                     un = un.description(d);
                 }
+                if let Some(fed) = fed {
+                    un = super::federation::union(fed, &u.name, un);
+                }
                 builder.register(un)
             }
         };
+    }
+    if fed.is_some() {
+        builder = super::federation::enable(builder);
     }
     configure(builder).finish()
 }

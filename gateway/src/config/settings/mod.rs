@@ -31,6 +31,7 @@ pub struct Settings {
     pub rate_limit: RateLimitToml,
     pub telemetry: TelemetryToml,
     pub log: LogToml,
+    pub federation: FederationToml,
     /// Settings every backend starts from (`[backend_defaults]`): headers, timeouts, resilience.
     /// A backend's own keys win; `url`, `urls`, `discovery` and `endpoints` are per backend.
     pub backend_defaults: Option<Spanned<BackendSettings>>,
@@ -143,6 +144,7 @@ impl Default for Settings {
             rate_limit: RateLimitToml::default(),
             telemetry: TelemetryToml::default(),
             log: LogToml::default(),
+            federation: FederationToml::default(),
             backend_defaults: None,
             backends: BTreeMap::new(),
         }

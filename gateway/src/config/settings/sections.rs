@@ -1,4 +1,4 @@
-//! `[security]`, `[auth]`, `[rate_limit]` and `[cache]`.
+//! `[security]`, `[auth]`, `[rate_limit]`, `[cache]` and `[federation]`.
 
 use std::time::Duration;
 
@@ -149,4 +149,12 @@ impl Default for RedisToml {
             timeout: HumanDuration(Duration::from_millis(50)),
         }
     }
+}
+
+/// `[federation]`: serve the schema as an Apollo Federation v2 subgraph (`_service`, `_entities`,
+/// the federation directives in the SDL). Off by default: the federation directives are then errors.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FederationToml {
+    pub enabled: bool,
 }

@@ -219,6 +219,40 @@ impl<'a> Binder<'a> {
     }
 }
 
+impl Binder<'_> {
+    /// Compiles `@http` on entity type `tname` (federation): a binding whose parents are the
+    /// representations and whose value is the entity's backend object.
+    pub(in crate::plan) fn bind_entity(
+        &mut self,
+        types: &IndexMap<String, TypeDef>,
+        tname: &str,
+        http: &directives::HttpArgs,
+        cache: Option<directives::CacheArgs>,
+        site: &Site,
+        diags: &mut Diagnostics,
+    ) -> Option<super::BindingId> {
+        let field = FieldDef {
+            name: "_entities".to_string(),
+            description: None,
+            deprecation: None,
+            args: IndexMap::new(),
+            ty: async_graphql_parser::types::Type {
+                base: async_graphql_parser::types::BaseType::Named(async_graphql_value::Name::new(tname)),
+                nullable: true,
+            },
+            source: FieldSource::Parent(super::JsonPath::default()),
+            fallback: None,
+            auth: None,
+            location: Some(site.loc(http.pos)),
+        };
+        let dirs = FieldDirectives {
+            cache,
+            ..FieldDirectives::default()
+        };
+        self.bind_http(types, tname, &field, http, &dirs, site, false, diags)
+    }
+}
+
 pub(super) fn object_fields_mut<'t>(
     types: &'t mut IndexMap<String, TypeDef>,
     name: &str,

@@ -96,6 +96,10 @@ fn collect_definitions<'a>(
 /// Validates and compiles a config. `resolvers` are the names of the registered Rust resolvers.
 pub fn build(src: &ConfigSource, resolvers: &[&str]) -> Result<Plan, Diagnostics> {
     let mut diags = Diagnostics::default();
+    // 0. Federation directives out of the SDL (the rest reads plain Mosaic SDL).
+    let mut federation = super::federation::extract(src, &mut diags);
+    let stripped = federation.stripped.take();
+    let src = stripped.as_ref().unwrap_or(src);
     let backends = build_backends(src, &mut diags);
 
     // 1. Collect definitions, extensions and the schema definition.
@@ -178,6 +182,11 @@ pub fn build(src: &ConfigSource, resolvers: &[&str]) -> Result<Plan, Diagnostics
     });
     binder.bind_all(&mut types, &field_sites, &mut diags);
     check_abstract_outputs(&types, &field_sites, &mut diags);
+    let federation = src
+        .settings
+        .federation
+        .enabled
+        .then(|| super::federation::finish(federation, &mut types, &mut binder, &mut diags));
     let (bindings, used_resolvers) = binder.finish();
     let config_dir = std::path::Path::new(&*src.settings_file.name)
         .parent()
@@ -217,5 +226,6 @@ pub fn build(src: &ConfigSource, resolvers: &[&str]) -> Result<Plan, Diagnostics
             .map(|h| h.get_ref().to_ascii_lowercase())
             .collect(),
         resolvers: used_resolvers,
+        federation,
     })
 }

@@ -14,6 +14,7 @@ use serde_json::Value;
 use super::binding::BatchStyle;
 
 mod args;
+pub mod federation;
 mod http;
 
 use crate::config::diagnostic::{available, suggest};
