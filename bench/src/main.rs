@@ -117,6 +117,9 @@ enum Scenario {
     /// `mosaic import openapi` on GitHub's full description (about 1,000 operations): seconds
     /// per import, its check included.
     Import(scenarios::import::ImportArgs),
+    /// Federation: `_entities` with 1, 10 and 100 representations of one and two types, against
+    /// the same data fetched as ordinary fields: CPU per request and backend calls.
+    Federation(scenarios::federation::FederationArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -382,6 +385,7 @@ async fn dispatch(args: Args) -> Result<Vec<String>> {
         Some(Scenario::Soak(a)) => scenarios::soak::run(a, env).await,
         Some(Scenario::Mapping(a)) => scenarios::mapping::run(a, env).await,
         Some(Scenario::Import(a)) => scenarios::import::run(a, env).await,
+        Some(Scenario::Federation(a)) => scenarios::federation::run(a, env).await,
     }
 }
 

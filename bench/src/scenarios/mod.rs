@@ -6,6 +6,7 @@
 
 pub mod cache;
 pub mod chaos;
+pub mod federation;
 pub mod giveup;
 pub mod import;
 pub mod mapping;

@@ -103,10 +103,15 @@ pub(super) async fn fetch(
     for (rep, route) in reps.iter().zip(&routed) {
         let Some((tname, Some(r))) = route else { continue };
         let merge = fed.entities.get(*tname).is_some_and(|e| e.merge_representation);
+        let binding = cx.plan.binding(r.binding);
+        // Only a merge or a `value` expression builds an object; the rest is borrowed.
+        if !merge && binding.value.is_none() {
+            continue;
+        }
         let Some(Some(data)) = resolver_of(r.binding).and_then(|i| datas.get(i)) else {
             continue;
         };
-        let built = match resolve_slot(data, cx.plan.binding(r.binding), Some(rep)).0 {
+        let built = match resolve_slot(data, binding, Some(rep)).0 {
             Resolved::Value(Some(Cow::Owned(v))) if merge => merged(&v, rep),
             Resolved::Value(Some(Cow::Owned(v))) => v,
             Resolved::Value(Some(Cow::Borrowed(v))) if merge => merged(v, rep),
@@ -117,7 +122,9 @@ pub(super) async fn fetch(
     }
 
     // 3. What is selected below the entities, per type.
-    let mut out = {
+    let mut out = if !sub.has_calls {
+        Vec::new()
+    } else {
         let mut by_type: Vec<(&str, Vec<&Value>)> = Vec::new();
         for (rep, route) in reps.iter().zip(&routed) {
             let Some((tname, resolver)) = route else { continue };

@@ -15,6 +15,8 @@ pub struct Summary {
     pub per_parent_fields: Vec<String>,
     /// `Type.field (from)` of fan-outs: one call per distinct key per level.
     pub fanout_fields: Vec<String>,
+    /// Federation: each entity type, its keys and how it is fetched.
+    pub entities: Option<Vec<String>>,
 }
 
 impl Summary {
@@ -45,6 +47,35 @@ impl Summary {
                 }
             }
         }
+        let entities = plan.federation.as_ref().map(|fed| {
+            fed.entities
+                .iter()
+                .map(|(name, e)| {
+                    let keys: Vec<String> = e.keys.iter().map(|k| format!("{:?}", k.fields)).collect();
+                    let how: Vec<&str> = e
+                        .resolvers
+                        .iter()
+                        .map(|r| {
+                            let b = plan.binding(r.binding);
+                            if b.batch.is_some() {
+                                "batched"
+                            } else if b.fanout.is_some() {
+                                "fanned out"
+                            } else {
+                                per_parent.push(format!("{name} (entity resolver)"));
+                                "one call per entity"
+                            }
+                        })
+                        .collect();
+                    let how = if how.is_empty() {
+                        "no resolver: the representation is the entity".to_string()
+                    } else {
+                        how.join(", ")
+                    };
+                    format!("{name} (key {}): {how}", keys.join(", key "))
+                })
+                .collect()
+        });
         Self {
             types: plan
                 .types
@@ -56,6 +87,7 @@ impl Summary {
             backends: plan.backends.iter().map(|b| b.name.clone()).collect(),
             per_parent_fields: per_parent,
             fanout_fields: fanout,
+            entities,
         }
     }
 }
@@ -67,6 +99,12 @@ impl fmt::Display for Summary {
         writeln!(f, "  bound fields:   {}", self.bound_fields)?;
         writeln!(f, "  batched fields: {}", self.batched_fields)?;
         writeln!(f, "  backends:       {}", self.backends.join(", "))?;
+        if let Some(entities) = &self.entities {
+            writeln!(f, "  subgraph:       Federation v2, {} entity type(s):", entities.len())?;
+            for e in entities {
+                writeln!(f, "    - {e}")?;
+            }
+        }
         if !self.fanout_fields.is_empty() {
             writeln!(
                 f,

@@ -129,8 +129,12 @@ pub(super) fn finish(
     diags: &mut Diagnostics,
 ) -> Federation {
     let mut entities: IndexMap<String, Entity> = IndexMap::new();
-    for (target, marks) in &x.marks {
-        let Target::Type(tname) = target else { continue };
+    // In the order of the types (the SDL's), not the marks' map.
+    let names: Vec<String> = types.keys().cloned().collect();
+    for tname in &names {
+        let Some(marks) = x.marks.get(&Target::Type(tname.clone())) else {
+            continue;
+        };
         let loc = x.key_sites.get(tname).cloned();
         let mut keys = Vec::new();
         for m in marks {
