@@ -13,6 +13,7 @@
 //! See bench/README.md.
 
 mod expect;
+mod floor;
 mod load;
 mod procs;
 mod prom;
@@ -65,6 +66,9 @@ struct Args {
     /// operation dedupe); the backend calls can still be coalesced.
     #[arg(long)]
     vary_query: bool,
+    /// Measure only these queries (`flat`, `nested2`, `nested3`; repeatable); all by default.
+    #[arg(long = "query", value_name = "KEY", value_parser = ["flat", "nested2", "nested3"])]
+    queries: Vec<String>,
 }
 
 /// Options of every scenario (they may follow the subcommand).
@@ -120,6 +124,9 @@ enum Scenario {
     /// Federation: `_entities` with 1, 10 and 100 representations of one and two types, against
     /// the same data fetched as ordinary fields: CPU per request and backend calls.
     Federation(scenarios::federation::FederationArgs),
+    /// The hand-written floor of the flat query (started by the main run as its own process).
+    #[command(hide = true)]
+    Floor(floor::FloorArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -214,6 +221,15 @@ pub struct Settings {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(Scenario::Floor(a)) = args.scenario {
+        return match floor::serve(a).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bench floor: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let started = Instant::now();
     let outcome = tokio::select! {
         r = dispatch(args) => r,
@@ -386,6 +402,7 @@ async fn dispatch(args: Args) -> Result<Vec<String>> {
         Some(Scenario::Mapping(a)) => scenarios::mapping::run(a, env).await,
         Some(Scenario::Import(a)) => scenarios::import::run(a, env).await,
         Some(Scenario::Federation(a)) => scenarios::federation::run(a, env).await,
+        Some(Scenario::Floor(_)) => Ok(Vec::new()),
     }
 }
 
@@ -467,7 +484,47 @@ async fn run(args: Args, env: Env) -> Result<Vec<String>> {
     let row = measure(&settings, &http, &mut bank, "backend", "direct", "-", direct, pid, None).await?;
     results.rows.push(row);
 
+    // The floor: a hand-written handler for the flat query alone (see floor.rs), getting the
+    // backend's answer as Mosaic does in each cache pass.
     let variants = if args.vary_query { settings.connections } else { 1 };
+    let measured: Vec<&QuerySpec> = QUERIES
+        .iter()
+        .filter(|q| args.queries.is_empty() || args.queries.iter().any(|k| k == q.key))
+        .collect();
+    let flat = &QUERIES[0];
+    if measured.iter().any(|q| q.key == flat.key) {
+        for mode in args.cache.modes() {
+            let floor_mode = match mode {
+                CacheMode::Schema => floor::FloorMode::Cached,
+                CacheMode::Off => floor::FloorMode::Coalesced,
+            };
+            let mut floor = stack::start_floor(&tmp.path, &bank, &http, floor_mode).await?;
+            let floor_data = fetch_data(&http, &floor.url(), flat.query).await.context("the floor")?;
+            if let Some(diff) = report::first_difference(&floor_data, &bank_data.expected(flat.key)?, "data") {
+                problems.push(format!(
+                    "floor/{}: other data than the backends hold, at {diff}",
+                    flat.key
+                ));
+            }
+            let t = Target::graphql(floor.addr, "/graphql", flat.query, variants);
+            let pid = floor.proc.pid();
+            let row = measure(
+                &settings,
+                &http,
+                &mut bank,
+                "floor",
+                flat.key,
+                mode.name(),
+                t,
+                pid,
+                None,
+            )
+            .await?;
+            results.rows.push(row);
+            floor.proc.stop();
+        }
+    }
+
     results.vary_query = args.vary_query;
     for mode in args.cache.modes() {
         let label = mode.name();
@@ -529,7 +586,7 @@ async fn run(args: Args, env: Env) -> Result<Vec<String>> {
                 .insert(key, verdict.map_err(|e| format!("{e:#}")).unwrap_or_else(|e| e));
         }
 
-        for q in &QUERIES {
+        for q in measured.iter().copied() {
             let t = Target::graphql(mosaic.addr, "/graphql", q.query, variants);
             mosaic.proc.check_alive()?;
             let pid = mosaic.proc.pid();

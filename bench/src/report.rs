@@ -236,6 +236,10 @@ pub struct Ratio {
     /// Mosaic req/s ÷ the backend list fetched directly.
     pub rps_mosaic_over_direct: Option<f64>,
     pub rps_tailcall_over_direct: Option<f64>,
+    /// The flat query: Mosaic CPU µs/req ÷ the hand-written floor's (≤ 1: no dearer than it).
+    pub cpu_mosaic_over_floor: Option<f64>,
+    /// The flat query: Mosaic req/s ÷ the hand-written floor's.
+    pub rps_mosaic_over_floor: Option<f64>,
 }
 
 /// Everything the run produced.
@@ -322,6 +326,10 @@ impl Results {
         {
             let mosaic = self.row("mosaic", q.key, &cache);
             let peer = self.row("tailcall", q.key, &cache);
+            if mosaic.is_none() && peer.is_none() {
+                // Not measured (`--query`).
+                continue;
+            }
             ratios.push(Ratio {
                 cache: cache.clone(),
                 query: q.key.to_owned(),
@@ -333,6 +341,12 @@ impl Results {
                     .and_then(|(m, t)| ratio(m.cpu_us_per_request, t.cpu_us_per_request)),
                 rps_mosaic_over_direct: mosaic.zip(direct).and_then(|(m, d)| ratio(m.requests_per_s, d)),
                 rps_tailcall_over_direct: peer.zip(direct).and_then(|(t, d)| ratio(t.requests_per_s, d)),
+                cpu_mosaic_over_floor: mosaic
+                    .zip(self.row("floor", q.key, &cache))
+                    .and_then(|(m, f)| ratio(m.cpu_us_per_request, f.cpu_us_per_request)),
+                rps_mosaic_over_floor: mosaic
+                    .zip(self.row("floor", q.key, &cache))
+                    .and_then(|(m, f)| ratio(m.requests_per_s, f.requests_per_s)),
             });
             for row in [mosaic, peer].into_iter().flatten() {
                 if row.backend_calls_per_query > q.expected_calls + 1e-6 {
@@ -489,6 +503,17 @@ impl Results {
                 fmt(r.cpu_mosaic_over_tailcall, "x"),
                 pct(r.rps_mosaic_over_direct),
                 pct(r.rps_tailcall_over_direct)
+            );
+        }
+        for r in self.ratios.iter().filter(|r| r.cpu_mosaic_over_floor.is_some()) {
+            let _ = writeln!(
+                s,
+                "{} (cache {}) against the hand-written floor: CPU µs/req Mosaic/floor {}, req/s Mosaic/floor {} \
+                 (target: CPU ≤ 1.00, req/s ≥ 1.00)",
+                r.query,
+                r.cache,
+                fmt(r.cpu_mosaic_over_floor, "x"),
+                fmt(r.rps_mosaic_over_floor, "x")
             );
         }
         let _ = writeln!(

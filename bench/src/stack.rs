@@ -352,6 +352,58 @@ pub async fn start_mosaic_with(
     })
 }
 
+/// Starts the hand-written floor of the flat query (this binary, `bench floor`) over the bank's
+/// customers service, getting its answer as `mode` says; ready once it answers the flat query.
+pub async fn start_floor(
+    tmp: &Path,
+    bank: &Bank,
+    http: &reqwest::Client,
+    mode: crate::floor::FloorMode,
+) -> Result<Gateway> {
+    let port = procs::free_port()?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let exe = std::env::current_exe().context("the bench's own path")?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("floor")
+        .arg("--upstream")
+        .arg(bank.url("customers"))
+        .arg("--listen")
+        .arg(addr.to_string())
+        .arg("--mode")
+        .arg(mode.name());
+    let started = Instant::now();
+    let log = tmp.join(format!("floor-{}.log", mode.name()));
+    let mut proc = Proc::spawn("floor", &mut cmd, &log, false)?;
+    wait_answering(&mut proc, http, addr, crate::QUERIES[0].query).await?;
+    Ok(graphql_gateway(proc, addr, started, log))
+}
+
+/// A GraphQL server the bench started (no admin listener, no Mosaic config).
+fn graphql_gateway(proc: Proc, addr: SocketAddr, started: Instant, log: PathBuf) -> Gateway {
+    Gateway {
+        proc,
+        addr,
+        ready_in: started.elapsed(),
+        admin: None,
+        log,
+        config: None,
+    }
+}
+
+/// Waits until the server at `addr` answers `query` on `/graphql` with a success status.
+async fn wait_answering(proc: &mut Proc, http: &reqwest::Client, addr: SocketAddr, query: &str) -> Result<()> {
+    let url = format!("http://{addr}/graphql");
+    wait_ready(proc, || async {
+        let answer = http
+            .post(&url)
+            .json(&serde_json::json!({ "query": query }))
+            .send()
+            .await;
+        matches!(answer, Ok(r) if r.status().is_success())
+    })
+    .await
+}
+
 /// Starts `tailcall start` over its config (see [`crate::tailcall::config`], written into `tmp`),
 /// offline: no usage tracking, and a fresh cache dir so its update check only creates its marker
 /// file. `label` names its folder and log.
@@ -392,28 +444,8 @@ pub async fn start_tailcall(
     let started = Instant::now();
     let log = tmp.join(format!("tailcall-{label}.log"));
     let mut proc = Proc::spawn("tailcall", &mut cmd, &log, false)?;
-    let url = format!("http://{addr}/graphql");
-    wait_ready(&mut proc, || async {
-        let answer = http
-            .post(&url)
-            .json(&serde_json::json!({ "query": "{ __typename }" }))
-            .send()
-            .await;
-        matches!(answer, Ok(r) if r.status().is_success())
-    })
-    .await?;
-    Ok((
-        Gateway {
-            proc,
-            addr,
-            ready_in: started.elapsed(),
-            admin: None,
-            log,
-            config: None,
-        },
-        sdl,
-        path,
-    ))
+    wait_answering(&mut proc, http, addr, "{ __typename }").await?;
+    Ok((graphql_gateway(proc, addr, started, log), sdl, path))
 }
 
 async fn wait_ready<F, Fut>(proc: &mut Proc, probe: F) -> Result<()>

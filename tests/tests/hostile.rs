@@ -366,3 +366,58 @@ async fn a_body_shorter_than_its_content_length_gets_408_within_the_default_read
     );
     env.stop().await;
 }
+
+/// A body that arrives in pieces, with pauses shorter than the read timeout, is read whole; one
+/// that grows past `max_body_bytes` piece by piece (chunked, no Content-Length to refuse it by) gets
+/// 413 once it does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_in_pieces_is_read_whole_and_one_growing_too_large_gets_413() {
+    let env = TestEnv::start_with_limits(|l| l.max_body_bytes = 4096).await;
+    let body = r#"{"query":"{ transferStats { completed } }","variables":{}}"#;
+    let mut conn = tokio::net::TcpStream::connect(env.gateway).await.expect("connect");
+    let head = format!(
+        "POST /graphql HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await.expect("write");
+    for piece in [&body[..10], &body[10..30], &body[30..]] {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        conn.write_all(piece.as_bytes()).await.expect("write");
+    }
+    let text = read_answer(&mut conn).await;
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains(r#""transferStats":{"completed""#), "{text}");
+
+    // Chunked: no length to refuse it by before it arrives.
+    let mut conn = tokio::net::TcpStream::connect(env.gateway).await.expect("connect");
+    let head =
+        "POST /graphql HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+    conn.write_all(head.as_bytes()).await.expect("write");
+    let chunk = format!("800\r\n{}\r\n", "a".repeat(0x800));
+    for _ in 0..4 {
+        if conn.write_all(chunk.as_bytes()).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let text = read_answer(&mut conn).await;
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert!(text.contains("REQUEST_TOO_LARGE"), "{text}");
+    env.stop().await;
+}
+
+/// What the gateway answers on `conn`: until it closes, or the JSON body ends, or 5 s pass.
+async fn read_answer(conn: &mut tokio::net::TcpStream) -> String {
+    let mut answer = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf)).await {
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+        if String::from_utf8_lossy(&answer).trim_end().ends_with('}') {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}

@@ -33,6 +33,12 @@ tokio::task_local! {
     static CURRENT: Arc<Identity>;
 }
 
+/// The identity of every anonymous request: one shared value, not an allocation per request.
+pub fn anonymous() -> Arc<Identity> {
+    static ANONYMOUS: std::sync::LazyLock<Arc<Identity>> = std::sync::LazyLock::new(Arc::default);
+    ANONYMOUS.clone()
+}
+
 /// Runs `f` as the request of `identity`.
 pub async fn scope<F: std::future::Future>(identity: Arc<Identity>, f: F) -> F::Output {
     CURRENT.scope(identity, f).await

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
@@ -30,44 +30,41 @@ fn is_websocket_upgrade(headers: &axum::http::HeaderMap) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
-/// Middleware: the request's identity from its token (or 401).
-pub async fn authenticate(
-    State(app): State<Arc<AppState>>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
+/// The request's identity from its token: anonymous without one, or the 401 answer (a refused
+/// token also counts against the client's address when rate limiting is on). Run by
+/// [`super::admit`], which serves the request as that identity.
+pub async fn identify(app: &AppState, request: &Parts) -> Result<Arc<Identity>, Response> {
     let runtime = app.runtime();
     let Some(verifier) = runtime.verifier() else {
-        return identity::scope(Arc::new(Identity::default()), next.run(request)).await;
+        return Ok(identity::anonymous());
     };
     let token = request
-        .headers()
+        .headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim);
-    let identity = match token {
+    match token {
         Some(t) => match verifier.verify(t).await {
-            Ok(claims) => Identity { claims: Some(claims) },
+            Ok(claims) => Ok(Arc::new(Identity { claims: Some(claims) })),
             Err(e) => {
                 tracing::info!(error = %e, "token refused");
                 // Refused tokens count against the client's address, so guessing tokens is
                 // rate limited too (valid requests are counted after, by `[rate_limit] key`).
                 if let Some(limiter) = app.limiter() {
-                    let ip = super::rate_limit::ip_of(&request);
+                    let ip = super::rate_limit::ip_of(request);
                     if let Some(limited) = limiter.refuse_address(ip).await {
-                        return limited;
+                        return Err(limited);
                     }
                 }
-                return unauthenticated("the token is not valid");
+                Err(unauthenticated("the token is not valid"))
             }
         },
         // A browser cannot set headers on a WebSocket: its token comes in `connection_init`,
         // where `required` is enforced (server::subscriptions).
-        None if verifier.required && !is_websocket_upgrade(request.headers()) => {
-            return unauthenticated("a bearer token is required")
+        None if verifier.required && !is_websocket_upgrade(&request.headers) => {
+            Err(unauthenticated("a bearer token is required"))
         }
-        None => Identity::default(),
-    };
-    identity::scope(Arc::new(identity), next.run(request)).await
+        None => Ok(identity::anonymous()),
+    }
 }

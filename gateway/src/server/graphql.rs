@@ -6,6 +6,7 @@
 //! What an operation means is the runtime's business.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequestParts, State};
@@ -46,15 +47,18 @@ fn negotiate(headers: &HeaderMap) -> Option<MediaType> {
     let mut best: Option<(MediaType, f32)> = None;
     for part in accept.split(',') {
         let mut pieces = part.split(';');
-        let mime = pieces.next().unwrap_or_default().trim().to_ascii_lowercase();
+        let mime = pieces.next().unwrap_or_default().trim();
         let q = pieces
             .filter_map(|p| p.trim().strip_prefix("q="))
             .find_map(|q| q.parse::<f32>().ok())
             .unwrap_or(1.0);
-        let media = match mime.as_str() {
-            GRAPHQL_RESPONSE_JSON => MediaType::GraphQLResponseJson,
-            JSON | "application/*" | "*/*" => MediaType::Json,
-            _ => continue,
+        let is = |m: &str| mime.eq_ignore_ascii_case(m);
+        let media = if is(GRAPHQL_RESPONSE_JSON) {
+            MediaType::GraphQLResponseJson
+        } else if is(JSON) || is("application/*") || is("*/*") {
+            MediaType::Json
+        } else {
+            continue;
         };
         if q <= 0.0 {
             continue;
@@ -122,29 +126,82 @@ impl RawRequest {
     }
 }
 
-/// Why a request body could not be read: too large, stalled, or the connection failed.
-fn body_read_error(e: axum::Error, max: usize) -> Reject {
-    let inner = e.into_inner();
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&*inner);
-    while let Some(err) = source {
-        if err.is::<tower_http::timeout::TimeoutError>() {
-            return Reject(
-                StatusCode::REQUEST_TIMEOUT,
-                "the request body stopped arriving (it is shorter than its Content-Length, or stalled)".into(),
-            );
-        }
-        if err.is::<http_body_util::LengthLimitError>() {
-            break;
-        }
-        source = err.source();
-    }
-    if source.is_some() {
-        return Reject(
+/// Reads the whole body, at most `max` bytes. A client sending its body slowly (slowloris), or
+/// promising more than it sends, gets 408 instead of holding a task: `wait` for the whole body,
+/// `idle` between two of its pieces. What has already arrived is taken without arming a timer (a
+/// small POST usually arrives whole with its headers): the two timers per request that
+/// `to_bytes` under `tokio::time::timeout` and `TimeoutBody` cost are paid only by bodies that
+/// make the server wait.
+async fn read_body(mut body: Body, max: usize, wait: Duration, idle: Duration) -> Result<Bytes, Reject> {
+    use axum::body::HttpBody as _;
+    use futures::FutureExt;
+    use http_body_util::BodyExt;
+    let too_large = || {
+        Reject(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("the request body exceeds {max} bytes"),
-        );
+        )
+    };
+    if body.size_hint().lower() > max as u64 {
+        return Err(too_large());
     }
-    Reject(StatusCode::BAD_REQUEST, "the request body could not be read".into())
+    let started = tokio::time::Instant::now();
+    // One piece is kept as it came; more are gathered.
+    let mut first: Option<Bytes> = None;
+    let mut more: Vec<u8> = Vec::new();
+    loop {
+        let frame = match body.frame().now_or_never() {
+            Some(frame) => frame,
+            None => {
+                let deadline = started + wait;
+                let until = deadline.min(tokio::time::Instant::now() + idle);
+                match tokio::time::timeout_at(until, body.frame()).await {
+                    Ok(frame) => frame,
+                    Err(_) if until == deadline => {
+                        return Err(Reject(
+                            StatusCode::REQUEST_TIMEOUT,
+                            "the request body did not arrive in time".into(),
+                        ))
+                    }
+                    Err(_) => {
+                        return Err(Reject(
+                            StatusCode::REQUEST_TIMEOUT,
+                            "the request body stopped arriving (it is shorter than its Content-Length, or stalled)"
+                                .into(),
+                        ))
+                    }
+                }
+            }
+        };
+        let data = match frame {
+            None => break,
+            Some(Err(_)) => {
+                return Err(Reject(
+                    StatusCode::BAD_REQUEST,
+                    "the request body could not be read".into(),
+                ))
+            }
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => data,
+                // Trailers: nothing of the request.
+                Err(_) => continue,
+            },
+        };
+        let held = first.as_ref().map_or(0, Bytes::len) + more.len();
+        if held + data.len() > max {
+            return Err(too_large());
+        }
+        match first.take() {
+            None if more.is_empty() => first = Some(data),
+            None => more.extend_from_slice(&data),
+            Some(one) => {
+                more.reserve(one.len() + data.len());
+                more.extend_from_slice(&one);
+                more.extend_from_slice(&data);
+            }
+        }
+    }
+    Ok(first.unwrap_or_else(|| Bytes::from(more)))
 }
 
 /// What is wrong with a body that did not read as a request, in the client's terms (serde's own
@@ -214,21 +271,9 @@ pub async fn post(State(app): State<Arc<AppState>>, request: axum::extract::Requ
         let l = &rt.plan().limits;
         (l.max_body_bytes, l.body_timeout.0, l.body_read_timeout.0)
     };
-    // A client sending its body slowly (slowloris), or promising more than it sends, gets 408
-    // instead of holding a task: `wait` for the whole body, `idle` between two of its pieces.
-    let body = Body::new(tower_http::timeout::TimeoutBody::new(idle, body));
-    let body: Bytes = match tokio::time::timeout(wait, axum::body::to_bytes(body, max)).await {
-        Ok(Ok(b)) => b,
-        Ok(Err(e)) => return reject(MediaType::Json, body_read_error(e, max)),
-        Err(_) => {
-            return reject(
-                MediaType::Json,
-                Reject(
-                    StatusCode::REQUEST_TIMEOUT,
-                    "the request body did not arrive in time".into(),
-                ),
-            )
-        }
+    let body = match read_body(body, max, wait, idle).await {
+        Ok(b) => b,
+        Err(e) => return reject(MediaType::Json, e),
     };
     let wants_sse = headers
         .get(header::ACCEPT)
@@ -248,21 +293,24 @@ pub async fn post(State(app): State<Arc<AppState>>, request: axum::extract::Requ
             ),
         );
     };
-    let content_type = headers
+    let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase());
-    match content_type.as_deref() {
-        Some(JSON) => {}
-        _ => {
-            return reject(
-                media,
-                Reject(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "send the request as Content-Type: application/json".into(),
-                ),
-            )
-        }
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .eq_ignore_ascii_case(JSON)
+        });
+    if !json {
+        return reject(
+            media,
+            Reject(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "send the request as Content-Type: application/json".into(),
+            ),
+        );
     }
     let runtime = app.runtime();
     let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
@@ -318,7 +366,7 @@ pub async fn post(State(app): State<Arc<AppState>>, request: axum::extract::Requ
         Err(e) => return reject(media, Reject(StatusCode::BAD_REQUEST, body_error(&body, &e))),
     };
     match raw.into_request() {
-        Ok(req) if wants_sse => super::subscriptions::sse(app.clone(), req, headers).await,
+        Ok(req) if wants_sse => Box::pin(super::subscriptions::sse(app.clone(), req, headers)).await,
         Ok(req) => respond(media, runtime.execute(req, &headers, OperationFilter::Any).await),
         Err(e) => reject(media, e),
     }

@@ -153,11 +153,7 @@ impl AppState {
 /// Per request: the trace context (its ids on every log line, the request id in a response
 /// header, the trace passed on to backends), the in-flight gauge, and the request's server span
 /// when the trace is recorded (probes are not traced).
-async fn observe(
-    State(app): State<Arc<AppState>>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
+async fn observe(app: &AppState, request: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let ctx = Arc::new(TraceContext::from_headers(request.headers(), app.tracer()));
     // Every line logged while serving the request carries these.
     let span = tracing::info_span!("request", request_id = %ctx.request_id, trace_id = %ctx.trace_id, path = %request.uri().path());
@@ -180,7 +176,7 @@ async fn observe(
     let request_id = ctx.request_id.clone();
     let mut response = {
         let _in_flight = telemetry::metrics::InFlight::start();
-        trace_context::scope(ctx.clone(), next.run(request).instrument(span)).await
+        trace_context::scope(ctx.clone(), apply_cors(app, request, next).instrument(span)).await
     };
     if let (Some(tracer), Some((start, method, route, path))) = (&ctx.tracer, traced) {
         record_server_span(tracer, &ctx, start, &method, route.as_deref(), &path, response.status());
@@ -231,15 +227,19 @@ fn record_server_span(
 }
 
 /// All routes.
+///
+/// Two middlewares: [`edge`] on every route and [`admit`] on the GraphQL endpoint. Each concern
+/// stays a function of its own module (header limits, observation, CORS, authentication, rate
+/// limiting) called in sequence inside them: every `from_fn` layer clones the inner service and
+/// boxes a future per request, and under `perf` the five layers this replaced took about 5 % of
+/// the gateway's CPU on a seen-before flat query (`mosaic-bench --query flat`).
 pub fn router(state: Arc<AppState>) -> Router {
     let runtime = state.runtime();
     let plan = runtime.plan();
     let path = plan.server.graphql_path.clone();
-    // The GraphQL endpoint: authentication, then rate limiting (which may key on the subject).
     let graphql_routes = Router::new()
         .route(&path, get(graphql::get).post(graphql::post))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), rate_limit::limit))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate));
+        .layer(axum::middleware::from_fn_with_state(state.clone(), admit));
     let mut router = Router::new()
         .merge(graphql_routes)
         .route("/livez", get(|| async { "ok" }))
@@ -250,25 +250,54 @@ pub fn router(state: Arc<AppState>) -> Router {
             .route("/", get(playground_page))
             .route("/playground/{name}", get(playground::asset));
     }
-    let router = router
-        .layer(DefaultBodyLimit::max(plan.limits.max_body_bytes))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), observe));
     router
-        .layer(axum::middleware::from_fn_with_state(state.clone(), apply_cors))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), limit_headers))
+        .layer(DefaultBodyLimit::max(plan.limits.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), edge))
         .with_state(state)
 }
 
-/// Refuses requests with a header over `max_header_bytes`, or headers over `max_header_list_bytes`
-/// in all, with 431 and a code — before anything else reads them. (hyper already refuses more than
-/// 100 headers; it accepts up to ~400 KiB of them, which is what this bounds.)
-async fn limit_headers(
+/// Every request, in this order: headers over their limits are refused before anything reads
+/// them ([`oversized_headers`]); then the request is observed ([`observe`]) while CORS
+/// ([`apply_cors`]) and its route serve it.
+async fn edge(
     State(app): State<Arc<AppState>>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    if let Some(refused) = oversized_headers(&app, &request) {
+        return refused;
+    }
+    observe(&app, request, next).await
+}
+
+/// The GraphQL endpoint's admission: the caller's identity from its token (or 401), then its rate
+/// (or 429, counted under that identity when `[rate_limit] key = "subject"`); the request is then
+/// served as that identity.
+async fn admit(
+    State(app): State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let identity = match auth::identify(&app, &parts).await {
+        Ok(identity) => identity,
+        Err(refused) => return refused,
+    };
+    crate::auth::identity::scope(identity, async move {
+        match rate_limit::check(&app, &parts).await {
+            Ok(()) => next.run(axum::extract::Request::from_parts(parts, body)).await,
+            Err(refused) => refused,
+        }
+    })
+    .await
+}
+
+/// The answer to a request with a header over `max_header_bytes`, or headers over
+/// `max_header_list_bytes` in all: 431 and a code. (hyper already refuses more than 100 headers;
+/// it accepts up to ~400 KiB of them, which is what this bounds.)
+fn oversized_headers(app: &AppState, request: &axum::extract::Request) -> Option<Response> {
     let (one, all) = {
-        let rt = app.runtime();
+        let rt = app.runtime.load();
         let l = &rt.plan().limits;
         (l.max_header_bytes, l.max_header_list_bytes)
     };
@@ -284,23 +313,21 @@ async fn limit_headers(
             };
             let body =
                 serde_json::json!({"errors": [{"message": message, "extensions": {"code": "HEADERS_TOO_LARGE"}}]});
-            return (
-                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                [(axum::http::header::CONTENT_TYPE, "application/json")],
-                body.to_string(),
-            )
-                .into_response();
+            return Some(
+                (
+                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    body.to_string(),
+                )
+                    .into_response(),
+            );
         }
     }
-    next.run(request).await
+    None
 }
 
-/// CORS as the current configuration says (none: no CORS headers at all).
-async fn apply_cors(
-    State(app): State<Arc<AppState>>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
+/// CORS as the current configuration says (none: no CORS headers at all), around the route.
+async fn apply_cors(app: &AppState, request: axum::extract::Request, next: axum::middleware::Next) -> Response {
     use tower::{Layer, ServiceExt};
     let Some(layer) = app.cors.load_full() else {
         return next.run(request).await;

@@ -10,7 +10,8 @@ use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, State};
+use axum::extract::ConnectInfo;
+use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
@@ -95,7 +96,7 @@ impl Limiter {
         }
     }
 
-    fn client(&self, request: &axum::extract::Request) -> String {
+    fn client(&self, request: &Parts) -> String {
         let ip = || ip_of(request);
         match &self.key {
             ClientKey::Ip => ip(),
@@ -104,7 +105,7 @@ impl Limiter {
                 .map(|s| format!("sub:{s}"))
                 .unwrap_or_else(ip),
             ClientKey::Header(h) => request
-                .headers()
+                .headers
                 .get(h.as_str())
                 .and_then(|v| v.to_str().ok())
                 .map(|v| format!("key:{}", &v[..v.len().min(128)]))
@@ -114,9 +115,9 @@ impl Limiter {
 }
 
 /// The client's IP address, as the rate limiter keys it.
-pub fn ip_of(request: &axum::extract::Request) -> String {
+pub fn ip_of(request: &Parts) -> String {
     request
-        .extensions()
+        .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip().to_string())
         .unwrap_or_default()
@@ -139,18 +140,12 @@ fn too_many_after(wait: std::time::Duration) -> Response {
     resp
 }
 
-/// Middleware: refuse clients over their rate.
-pub async fn limit(
-    State(app): State<Arc<AppState>>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
+/// Takes the request from its client's bucket: the 429 answer when the client is over its rate.
+/// Run by [`super::admit`] inside the request's identity (a `subject` key reads it).
+pub async fn check(app: &AppState, request: &Parts) -> Result<(), Response> {
     let Some(limiter) = app.limiter() else {
-        return next.run(request).await;
+        return Ok(());
     };
-    let client = limiter.client(&request);
-    match limiter.check(client).await {
-        Ok(()) => next.run(request).await,
-        Err(refused) => refused,
-    }
+    let client = limiter.client(request);
+    limiter.check(client).await
 }

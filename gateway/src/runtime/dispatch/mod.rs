@@ -121,7 +121,10 @@ impl Runtime {
         let key = cache_key(&req.query, req.operation_name.as_deref());
         let prepared = match self.plans.get(&key) {
             Some(p) if *p.query == *req.query && p.operation_name.as_deref() == req.operation_name.as_deref() => p,
-            _ => match self.prepare(&req).await {
+            // Boxed, as below: first sight and async-graphql's executor are rare on a warm
+            // gateway, and their futures would otherwise make every request's future (moved into
+            // a box per request by the server) several KiB larger.
+            _ => match Box::pin(self.prepare(&req)).await {
                 Ok(p) => {
                     tracing::debug!(
                         operation = p.name.as_deref(),
@@ -174,14 +177,16 @@ impl Runtime {
             let run = if prepared.kind == OperationType::Query && self.engine.plan.server.coalesce_operations {
                 self.run_coalesced(&prepared, op, &req, headers).await
             } else {
-                exec::run(
+                // Boxed: the executor's future is large, and is moved into the server's box of
+                // every request otherwise (coalesced runs are boxed by the coalescer).
+                Box::pin(exec::run(
                     &self.engine.plan,
                     &self.engine.clients,
                     &op,
                     &req.variables,
                     headers,
                     None,
-                )
+                ))
                 .await
             };
             match run {
@@ -190,7 +195,7 @@ impl Runtime {
                 Err(RunError::InvalidVariables) => {}
             }
         }
-        let (executed, codes) = self.execute_dynamic_bytes(req, headers).await;
+        let (executed, codes) = Box::pin(self.execute_dynamic_bytes(req, headers)).await;
         (executed, kind, codes, Some(prepared))
     }
 
