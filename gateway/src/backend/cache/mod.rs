@@ -131,6 +131,15 @@ where
         let Some(key) = cache_key(&self.backend, &req) else {
             return self.inner.call(req);
         };
+        // A fresh answer in memory (the warm path) is served at once: no clone of the stack
+        // below, nothing async.
+        let decided = self.store.lookup_memory(&key);
+        if let Some(Lookup::Fresh(p)) = decided {
+            if let Some(n) = &req.notes {
+                n.cache(CacheOutcome::Hit);
+            }
+            return Box::pin(std::future::ready(Ok(p)));
+        }
         let store = self.store.clone();
         // The service made ready by `poll_ready` goes into the future; a clone takes its place.
         let clone = self.inner.clone();
@@ -143,7 +152,11 @@ where
                     n.cache(outcome);
                 }
             };
-            match store.lookup(&key).await {
+            let lookup = match decided {
+                Some(decided) => decided,
+                None => store.lookup_shared(&key).await,
+            };
+            match lookup {
                 Lookup::Fresh(p) => {
                     note(CacheOutcome::Hit);
                     Ok(p)

@@ -91,26 +91,41 @@ impl CacheStore {
         })
     }
 
-    /// Looks `key` up in memory, then in Redis.
-    pub async fn lookup(&self, key: &Arc<str>) -> Lookup {
-        let entry = match self.memory.get(key) {
-            Some(e) => Some(e),
-            None => match &self.shared {
-                Some(shared) => match shared.get(key).await {
-                    Some(e) => {
-                        let e = Arc::new(e);
-                        self.memory.insert(key.clone(), e.clone());
-                        Some(e)
-                    }
-                    None => None,
-                },
-                None => None,
-            },
+    /// Looks `key` up in memory: what memory alone decides, or `None` when it has no entry and
+    /// Redis is to be asked ([`Self::lookup_shared`]). Synchronous, so that a fresh answer in
+    /// memory is served without anything async.
+    pub fn lookup_memory(&self, key: &Arc<str>) -> Option<Lookup> {
+        match self.memory.get(key) {
+            Some(e) => Some(self.judge(&e)),
+            None if self.shared.is_some() => None,
+            None => {
+                self.stats.misses.fetch_add(1, Ordering::Relaxed);
+                Some(Lookup::Miss)
+            }
+        }
+    }
+
+    /// Asks Redis (memory had no entry); what it has is kept in memory too.
+    pub async fn lookup_shared(&self, key: &Arc<str>) -> Lookup {
+        let entry = match &self.shared {
+            Some(shared) => shared.get(key).await.map(|e| {
+                let e = Arc::new(e);
+                self.memory.insert(key.clone(), e.clone());
+                e
+            }),
+            None => None,
         };
-        let Some(e) = entry else {
-            self.stats.misses.fetch_add(1, Ordering::Relaxed);
-            return Lookup::Miss;
-        };
+        match entry {
+            Some(e) => self.judge(&e),
+            None => {
+                self.stats.misses.fetch_add(1, Ordering::Relaxed);
+                Lookup::Miss
+            }
+        }
+    }
+
+    /// Fresh, stale (within stale-while-revalidate) or too old, counted.
+    fn judge(&self, e: &Entry) -> Lookup {
         let age = e.stored.elapsed();
         if age < e.fresh_for {
             self.stats.hits.fetch_add(1, Ordering::Relaxed);
