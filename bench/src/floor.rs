@@ -100,7 +100,7 @@ type Flight = Shared<BoxFuture<'static, Option<Customers>>>;
 
 /// Where the answer comes from.
 enum Source {
-    Cached(RwLock<Customers>),
+    Cached(Arc<RwLock<Customers>>),
     Coalesced {
         http: reqwest::Client,
         upstream: String,
@@ -199,19 +199,17 @@ pub async fn serve(args: FloorArgs) -> Result<()> {
             let first = fetch(&http, &args.upstream)
                 .await
                 .context("the first fetch of the customers")?;
-            let answer = Arc::new(Source::Cached(RwLock::new(Arc::new(first))));
+            let answer = Arc::new(RwLock::new(Arc::new(first)));
             let refresh = answer.clone();
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(Duration::from_secs(1)).await;
-                    if let (Ok(fresh), Source::Cached(a)) = (fetch(&http, &args.upstream).await, &*refresh) {
-                        if let Ok(mut a) = a.write() {
-                            *a = Arc::new(fresh);
-                        }
+                    if let (Ok(fresh), Ok(mut current)) = (fetch(&http, &args.upstream).await, refresh.write()) {
+                        *current = Arc::new(fresh);
                     }
                 }
             });
-            answer
+            Arc::new(Source::Cached(answer))
         }
         FloorMode::Coalesced => Arc::new(Source::Coalesced {
             http,

@@ -402,6 +402,7 @@ async fn dispatch(args: Args) -> Result<Vec<String>> {
         Some(Scenario::Mapping(a)) => scenarios::mapping::run(a, env).await,
         Some(Scenario::Import(a)) => scenarios::import::run(a, env).await,
         Some(Scenario::Federation(a)) => scenarios::federation::run(a, env).await,
+        // Served by `main` before anything is dispatched.
         Some(Scenario::Floor(_)) => Ok(Vec::new()),
     }
 }

@@ -326,6 +326,7 @@ impl Results {
         {
             let mosaic = self.row("mosaic", q.key, &cache);
             let peer = self.row("tailcall", q.key, &cache);
+            let floor = self.row("floor", q.key, &cache);
             if mosaic.is_none() && peer.is_none() {
                 // Not measured (`--query`).
                 continue;
@@ -342,10 +343,10 @@ impl Results {
                 rps_mosaic_over_direct: mosaic.zip(direct).and_then(|(m, d)| ratio(m.requests_per_s, d)),
                 rps_tailcall_over_direct: peer.zip(direct).and_then(|(t, d)| ratio(t.requests_per_s, d)),
                 cpu_mosaic_over_floor: mosaic
-                    .zip(self.row("floor", q.key, &cache))
+                    .zip(floor)
                     .and_then(|(m, f)| ratio(m.cpu_us_per_request, f.cpu_us_per_request)),
                 rps_mosaic_over_floor: mosaic
-                    .zip(self.row("floor", q.key, &cache))
+                    .zip(floor)
                     .and_then(|(m, f)| ratio(m.requests_per_s, f.requests_per_s)),
             });
             for row in [mosaic, peer].into_iter().flatten() {

@@ -146,9 +146,9 @@ async fn read_body(mut body: Body, max: usize, wait: Duration, idle: Duration) -
         return Err(too_large());
     }
     let started = tokio::time::Instant::now();
-    // One piece is kept as it came; more are gathered.
-    let mut first: Option<Bytes> = None;
-    let mut more: Vec<u8> = Vec::new();
+    // A body in one piece (the usual case) is kept as it came; pieces are gathered.
+    let mut pieces: Vec<Bytes> = Vec::new();
+    let mut held = 0usize;
     loop {
         let frame = match body.frame().now_or_never() {
             Some(frame) => frame,
@@ -157,18 +157,13 @@ async fn read_body(mut body: Body, max: usize, wait: Duration, idle: Duration) -
                 let until = deadline.min(tokio::time::Instant::now() + idle);
                 match tokio::time::timeout_at(until, body.frame()).await {
                     Ok(frame) => frame,
-                    Err(_) if until == deadline => {
-                        return Err(Reject(
-                            StatusCode::REQUEST_TIMEOUT,
-                            "the request body did not arrive in time".into(),
-                        ))
-                    }
                     Err(_) => {
-                        return Err(Reject(
-                            StatusCode::REQUEST_TIMEOUT,
+                        let why = if until == deadline {
+                            "the request body did not arrive in time"
+                        } else {
                             "the request body stopped arriving (it is shorter than its Content-Length, or stalled)"
-                                .into(),
-                        ))
+                        };
+                        return Err(Reject(StatusCode::REQUEST_TIMEOUT, why.into()));
                     }
                 }
             }
@@ -187,21 +182,16 @@ async fn read_body(mut body: Body, max: usize, wait: Duration, idle: Duration) -
                 Err(_) => continue,
             },
         };
-        let held = first.as_ref().map_or(0, Bytes::len) + more.len();
-        if held + data.len() > max {
+        held += data.len();
+        if held > max {
             return Err(too_large());
         }
-        match first.take() {
-            None if more.is_empty() => first = Some(data),
-            None => more.extend_from_slice(&data),
-            Some(one) => {
-                more.reserve(one.len() + data.len());
-                more.extend_from_slice(&one);
-                more.extend_from_slice(&data);
-            }
-        }
+        pieces.push(data);
     }
-    Ok(first.unwrap_or_else(|| Bytes::from(more)))
+    Ok(match pieces.len() {
+        1 => pieces.swap_remove(0),
+        _ => Bytes::from(pieces.concat()),
+    })
 }
 
 /// What is wrong with a body that did not read as a request, in the client's terms (serde's own
