@@ -57,15 +57,21 @@ impl CallMemo {
     }
 
     /// Makes (or joins) the call; a failure carries the stale answer the cache may still have.
-    pub async fn call(&self, clients: &BackendClients, req: BackendRequest) -> Result<Arc<Payload>, CallFailure> {
+    /// A read with a fresh answer in the memory cache takes it there, without the memo: nothing
+    /// is called, so there is nothing to make once.
+    pub async fn call(&self, clients: &BackendClients, mut req: BackendRequest) -> Result<Arc<Payload>, CallFailure> {
+        req.principal = self.principal.clone();
+        req.trace = self.trace.clone();
+        if req.read {
+            if let Some(p) = clients.fresh(&req) {
+                return Ok(p);
+            }
+        }
         let probe = req.cache.is_some().then(|| req.clone());
         match self.call_inner(clients, req).await {
             Ok(p) => Ok(p),
             Err(error) => {
-                let stale = probe.and_then(|mut r| {
-                    r.principal = self.principal.clone();
-                    clients.stale(&r)
-                });
+                let stale = probe.and_then(|r| clients.stale(&r));
                 Err(CallFailure { error, stale })
             }
         }
@@ -73,8 +79,6 @@ impl CallMemo {
 
     async fn call_inner(&self, clients: &BackendClients, mut req: BackendRequest) -> Result<Arc<Payload>, CallError> {
         req.deadline = self.deadline;
-        req.principal = self.principal.clone();
-        req.trace = self.trace.clone();
         req.waiters = self.waiters.clone();
         if !req.read {
             return clients.call(req).await;

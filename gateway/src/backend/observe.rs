@@ -196,7 +196,7 @@ where
                 // Nothing went on the wire: counted on the operation's span instead, which keeps
                 // tracing a cached query cheap (half the spans of the 2-level query).
                 Some((trace, ..)) if cache == CacheOutcome::Hit => {
-                    trace.cache_hits.fetch_add(1, Ordering::Relaxed);
+                    counted_hit(Some(&trace));
                     None
                 }
                 other => other,
@@ -234,6 +234,14 @@ where
             }
             result
         })
+    }
+}
+
+/// A call answered by a fresh cache entry gets no span of its own (nothing went on the wire): it
+/// is counted on the operation's span (`mosaic.cache.hits`), when that trace is recorded.
+pub fn counted_hit(trace: Option<&CallTrace>) {
+    if let Some(trace) = trace.filter(|t| t.tracer.is_some()) {
+        trace.cache_hits.fetch_add(1, Ordering::Relaxed);
     }
 }
 

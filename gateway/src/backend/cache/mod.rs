@@ -31,6 +31,11 @@ use crate::plan::resilience::CachePolicy;
 
 /// The key of a cacheable request, or `None` when it must not be cached.
 pub fn cache_key(backend: &str, req: &BackendRequest) -> Option<Arc<str>> {
+    key_text(backend, req).map(Arc::from)
+}
+
+/// [`cache_key`]'s text: looking a key up needs no `Arc`.
+fn key_text(backend: &str, req: &BackendRequest) -> Option<String> {
     let policy = req.cache.as_ref()?;
     if !matches!(req.method, http::Method::GET | http::Method::HEAD) {
         return None;
@@ -49,7 +54,14 @@ pub fn cache_key(backend: &str, req: &BackendRequest) -> Option<Arc<str>> {
     key.push_str(identity);
     key.push_str("\n#");
     key.push_str(principal);
-    Some(Arc::from(key))
+    Some(key)
+}
+
+/// A fresh answer to `req` in this replica's memory, counted as a hit; `None` otherwise (nothing
+/// counted: the call then goes through the cache layer, which looks again and counts what it
+/// finds). What [`ResponseCache`] would answer at once, without building the call's way to it.
+pub fn fresh_in_memory(store: &CacheStore, backend: &str, req: &BackendRequest) -> Option<Arc<Payload>> {
+    store.fresh_in_memory(&key_text(backend, req)?)
 }
 
 /// The start of every cache key of GET calls to `backend` whose path starts with `path`.

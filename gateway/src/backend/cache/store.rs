@@ -105,6 +105,15 @@ impl CacheStore {
         }
     }
 
+    /// A fresh answer in memory, counted as a hit; `None` (counting nothing) for anything else.
+    pub fn fresh_in_memory(&self, key: &str) -> Option<Arc<Payload>> {
+        let e = self.memory.get(key)?;
+        (e.stored.elapsed() < e.fresh_for).then(|| {
+            self.stats.hits.fetch_add(1, Ordering::Relaxed);
+            e.payload.clone()
+        })
+    }
+
     /// Asks Redis (memory had no entry); what it has is kept in memory too.
     pub async fn lookup_shared(&self, key: &Arc<str>) -> Lookup {
         let entry = match &self.shared {
