@@ -92,6 +92,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     }
 }
 
+/// What [`Coalescer::join_after_first_poll`] gave: the result of work that finished on its first
+/// poll, or the flight to wait for.
+pub enum Started<K: Hash + Eq, V, M> {
+    Done(V),
+    Waiting(Joined<K, V, M>, Role<M>),
+}
+
 /// How a caller took part.
 pub enum Role<M> {
     /// It started the flight.
@@ -126,21 +133,56 @@ where
     where
         F: Future<Output = V> + Send + 'static,
     {
-        let mut flights = lock(&self.flights);
-        if let Some(flight) = flights.map.get_mut(&key) {
-            flight.waiters += 1;
-            let joined = Joined {
-                work: flight.work.clone(),
-                slot: Some(Slot {
-                    key,
-                    id: flight.id,
-                    flights: Arc::downgrade(&self.flights),
-                    retention: self.retention,
-                }),
-            };
-            return (joined, Role::Follower(flight.meta.clone()));
+        self.join_boxed(key, meta, || start().boxed())
+    }
+
+    /// [`Self::join`] for work that often finishes at once (every answer it needs is in memory).
+    /// Without a flight for `key` to join, the work is started and polled once, in this task,
+    /// before it is registered: finished then, it never was in flight — nothing could have shared
+    /// it — and costs no entry and no shared future ([`Started::Done`]). Only work that has to
+    /// wait becomes a flight that others join. Were a flight for `key` registered meanwhile by
+    /// another thread, this caller joins it, and its own started work is dropped (cancelled).
+    pub async fn join_after_first_poll<F>(&self, key: K, meta: M, start: impl FnOnce() -> F) -> Started<K, V, M>
+    where
+        F: Future<Output = V> + Send + 'static,
+    {
+        if let Some((joined, leader)) = self.follow(&key) {
+            return Started::Waiting(joined, Role::Follower(leader));
         }
-        let work: SharedWork<V> = start().boxed().shared();
+        let mut work = start().boxed();
+        if let Poll::Ready(done) = futures::poll!(&mut work) {
+            return Started::Done(done);
+        }
+        let (joined, role) = self.join_boxed(key, meta, move || work);
+        Started::Waiting(joined, role)
+    }
+
+    /// Joins the flight for `key` if there is one; the leader's `meta` with it.
+    fn follow(&self, key: &K) -> Option<(Joined<K, V, M>, M)> {
+        self.follow_in(&mut lock(&self.flights), key)
+    }
+
+    fn follow_in(&self, flights: &mut Flights<K, V, M>, key: &K) -> Option<(Joined<K, V, M>, M)> {
+        let flight = flights.map.get_mut(key)?;
+        flight.waiters += 1;
+        let joined = Joined {
+            work: flight.work.clone(),
+            slot: Some(Slot {
+                key: key.clone(),
+                id: flight.id,
+                flights: Arc::downgrade(&self.flights),
+                retention: self.retention,
+            }),
+        };
+        Some((joined, flight.meta.clone()))
+    }
+
+    fn join_boxed(&self, key: K, meta: M, start: impl FnOnce() -> BoxFuture<'static, V>) -> (Joined<K, V, M>, Role<M>) {
+        let mut flights = lock(&self.flights);
+        if let Some((joined, leader)) = self.follow_in(&mut flights, &key) {
+            return (joined, Role::Follower(leader));
+        }
+        let work: SharedWork<V> = start().shared();
         if flights.map.len() >= self.max_flights {
             return (Joined { work, slot: None }, Role::Alone);
         }
@@ -345,6 +387,61 @@ mod tests {
         assert_eq!(follower.await, 4);
         assert_eq!(counts.started.load(Ordering::SeqCst), 1);
         assert_eq!(counts.finished.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn work_finished_on_its_first_poll_is_never_registered() {
+        let c = coalescer(Retention::UntilDone);
+        let counts = Counts::default();
+        let started = c
+            .join_after_first_poll("k", (), || {
+                counts.started.fetch_add(1, Ordering::SeqCst);
+                async { 9 }
+            })
+            .await;
+        assert!(matches!(started, Started::Done(9)));
+        assert!(c.is_empty(), "nothing was in flight");
+        assert_eq!(counts.started.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn work_that_waits_after_its_first_poll_becomes_a_flight_others_join() {
+        let c = coalescer(Retention::UntilDone);
+        let counts = Counts::default();
+        let Started::Waiting(first, role) = c
+            .join_after_first_poll("k", (), || counts.work(10, Duration::from_secs(1)))
+            .await
+        else {
+            panic!("the work has to wait");
+        };
+        assert!(matches!(role, Role::Leader));
+        assert_eq!(c.len(), 1, "registered once it had to wait");
+        let Started::Waiting(second, role) = c
+            .join_after_first_poll("k", (), || counts.work(11, Duration::from_secs(1)))
+            .await
+        else {
+            panic!("a flight is in progress");
+        };
+        assert!(matches!(role, Role::Follower(())));
+        assert_eq!(futures::future::join(first, second).await, (10, 10));
+        assert_eq!(counts.started.load(Ordering::SeqCst), 1, "the follower started nothing");
+        assert!(c.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_first_polled_flight_every_waiter_dropped_is_cancelled() {
+        let c = coalescer(Retention::UntilDone);
+        let counts = Counts::default();
+        let Started::Waiting(only, _) = c
+            .join_after_first_poll("k", (), || counts.work(12, Duration::from_secs(10)))
+            .await
+        else {
+            panic!("the work has to wait");
+        };
+        drop(only);
+        assert!(c.is_empty());
+        assert_eq!(counts.dropped.load(Ordering::SeqCst), 1, "its work was dropped");
+        assert_eq!(counts.finished.load(Ordering::SeqCst), 0);
     }
 
     #[tokio::test(start_paused = true)]

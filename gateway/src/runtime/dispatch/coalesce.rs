@@ -87,14 +87,31 @@ impl Runtime {
             name.hash(&mut h);
             hash_json(value, &mut h);
         }
-        for name in plan.request_headers.iter().chain(plan.cache.principal_header.iter()) {
-            headers.get(name.as_str()).map(|v| v.as_bytes()).hash(&mut h);
-        }
-        // Whatever else decides what the backends answer: the headers forwarded to them and who is
-        // asking (their claims reach templates, `@auth` and private cache entries).
-        for b in &plan.backends {
-            for name in &b.forward_headers {
-                headers.get(name).map(|v| v.as_bytes()).hash(&mut h);
+        // Whatever else decides what the backends answer: the request headers templates may read,
+        // the principal's, the headers forwarded to backends (every value of each) — and who is
+        // asking (their claims reach templates, `@auth` and private cache entries). The shared
+        // execution gets those headers only: it cannot depend on any other.
+        let mut relevant = http::HeaderMap::new();
+        let names = (plan.request_headers.iter().chain(plan.cache.principal_header.iter()))
+            .map(String::as_str)
+            .chain(
+                plan.backends
+                    .iter()
+                    .flat_map(|b| b.forward_headers.iter().map(|n| n.as_str())),
+            );
+        for name in names {
+            let mut values = headers.get_all(name).iter().peekable();
+            if values.peek().is_none() || relevant.contains_key(name) {
+                name.hash(&mut h);
+                continue;
+            }
+            let Ok(header) = http::HeaderName::from_bytes(name.as_bytes()) else {
+                continue;
+            };
+            name.hash(&mut h);
+            for value in values {
+                value.as_bytes().hash(&mut h);
+                relevant.append(header.clone(), value.clone());
             }
         }
         if let Some(claims) = &crate::auth::identity::current().claims {
@@ -108,15 +125,20 @@ impl Runtime {
         };
         let engine = self.engine.clone();
         let waiters = leader.waiters.clone();
-        let (joined, role) = self.inflight.join(key, leader, || {
+        let start = || {
             let variables = req.variables.clone();
-            let headers = headers.clone();
             async move {
-                exec::run(&engine.plan, &engine.clients, &op, &variables, &headers, Some(waiters))
+                exec::run(&engine.plan, &engine.clients, &op, &variables, &relevant, Some(waiters))
                     .await
                     .map(|(body, codes)| (body, Arc::new(codes)))
             }
-        });
+        };
+        // A query whose answers are all in memory finishes on its first poll: it is never in
+        // flight, so it is never registered (see `join_after_first_poll`).
+        let (joined, role) = match self.inflight.join_after_first_poll(key, leader, start).await {
+            crate::coalesce::Started::Done(run) => return run.map(|(body, codes)| (body, (*codes).clone())),
+            crate::coalesce::Started::Waiting(joined, role) => (joined, role),
+        };
         if let crate::coalesce::Role::Follower(leader) = role {
             leader.waiters.fetch_add(1, Ordering::Relaxed);
             if let (Some(me), Some(span)) = (&traced, leader.span) {
