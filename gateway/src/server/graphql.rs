@@ -44,6 +44,12 @@ fn negotiate(headers: &HeaderMap) -> Option<MediaType> {
     let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
         return Some(MediaType::Json);
     };
+    // The usual values, as clients send them, without parsing a list.
+    match accept {
+        JSON => return Some(MediaType::Json),
+        GRAPHQL_RESPONSE_JSON => return Some(MediaType::GraphQLResponseJson),
+        _ => {}
+    }
     let mut best: Option<(MediaType, f32)> = None;
     for part in accept.split(',') {
         let mut pieces = part.split(';');
@@ -485,6 +491,12 @@ mod tests {
     #[test]
     fn negotiation_prefers_graphql_response_json_and_defaults_to_json() {
         assert_eq!(negotiate(&HeaderMap::new()), Some(MediaType::Json));
+        assert_eq!(negotiate(&accept("application/json")), Some(MediaType::Json));
+        assert_eq!(
+            negotiate(&accept("application/graphql-response+json")),
+            Some(MediaType::GraphQLResponseJson)
+        );
+        assert_eq!(negotiate(&accept("application/json;q=0")), None);
         assert_eq!(
             negotiate(&accept("application/graphql-response+json, application/json")),
             Some(MediaType::GraphQLResponseJson)
