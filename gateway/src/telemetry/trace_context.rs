@@ -261,6 +261,7 @@ impl CallTrace {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn new_request_ids_are_32_hex_digits_as_format_writes_them() {
@@ -268,7 +269,6 @@ mod tests {
             assert_eq!(hex32(v), format!("{v:032x}"));
         }
     }
-    use super::*;
 
     #[test]
     fn a_valid_client_traceparent_is_continued() {

@@ -107,11 +107,11 @@ impl CacheStore {
 
     /// A fresh answer in memory, counted as a hit; `None` (counting nothing) for anything else.
     pub fn fresh_in_memory(&self, key: &str) -> Option<Arc<Payload>> {
-        let e = self.memory.get(key)?;
-        (e.stored.elapsed() < e.fresh_for).then(|| {
-            self.stats.hits.fetch_add(1, Ordering::Relaxed);
-            e.payload.clone()
-        })
+        let Lookup::Fresh(p) = Self::verdict(&*self.memory.get(key)?) else {
+            return None;
+        };
+        self.stats.hits.fetch_add(1, Ordering::Relaxed);
+        Some(p)
     }
 
     /// Asks Redis (memory had no entry); what it has is kept in memory too.
@@ -135,17 +135,30 @@ impl CacheStore {
 
     /// Fresh, stale (within stale-while-revalidate) or too old, counted.
     fn judge(&self, e: &Entry) -> Lookup {
+        self.counted(Self::verdict(e))
+    }
+
+    /// Fresh, stale (within stale-while-revalidate) or too old.
+    fn verdict(e: &Entry) -> Lookup {
         let age = e.stored.elapsed();
         if age < e.fresh_for {
-            self.stats.hits.fetch_add(1, Ordering::Relaxed);
             Lookup::Fresh(e.payload.clone())
         } else if age < e.fresh_for + e.stale_while_revalidate {
-            self.stats.stale_hits.fetch_add(1, Ordering::Relaxed);
             Lookup::Stale(e.payload.clone())
         } else {
-            self.stats.misses.fetch_add(1, Ordering::Relaxed);
             Lookup::Miss
         }
+    }
+
+    /// Counts a lookup's outcome in the stats.
+    fn counted(&self, lookup: Lookup) -> Lookup {
+        let counter = match &lookup {
+            Lookup::Fresh(_) => &self.stats.hits,
+            Lookup::Stale(_) => &self.stats.stale_hits,
+            Lookup::Miss => &self.stats.misses,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        lookup
     }
 
     /// An answer past its TTL but within stale-if-error, to serve when the backend fails.

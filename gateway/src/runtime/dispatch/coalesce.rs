@@ -100,15 +100,15 @@ impl Runtime {
                     .flat_map(|b| b.forward_headers.iter().map(|n| n.as_str())),
             );
         for name in names {
-            let mut values = headers.get_all(name).iter().peekable();
-            if values.peek().is_none() || relevant.contains_key(name) {
-                name.hash(&mut h);
+            name.hash(&mut h);
+            let values = headers.get_all(name);
+            // Absent, or taken already under another list.
+            if values.iter().next().is_none() || relevant.contains_key(name) {
                 continue;
             }
             let Ok(header) = http::HeaderName::from_bytes(name.as_bytes()) else {
                 continue;
             };
-            name.hash(&mut h);
             for value in values {
                 value.as_bytes().hash(&mut h);
                 relevant.append(header.clone(), value.clone());
