@@ -1,6 +1,6 @@
-//! GraphQL over HTTP: request parsing, validation and execution, through the gateway's router.
+//! GraphQL over HTTP: request parsing, validation and execution, through the gateway's HTTP service.
 //!
-//! The router is built once (the demo bank schema, every backend at `http://127.0.0.1:1` so
+//! The service is built once (the demo bank schema, every backend at `http://127.0.0.1:1` so
 //! calls fail at once, retries off) on a current-thread runtime; each input becomes one HTTP
 //! request, sent with `oneshot`, its response body read to the end. The first byte picks the
 //! shape of the request (see [`Variant`]), the rest is its content. Nothing may panic, no request
@@ -12,13 +12,12 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::Router;
 use http::{header, HeaderValue, Method, Request, Uri};
 use libfuzzer_sys::fuzz_target;
 use mosaic_gateway::cli::build_plan;
 use mosaic_gateway::config::{load_from_sources, SourceFile};
 use mosaic_gateway::runtime::{ResolverRegistry, Runtime};
-use mosaic_gateway::server::{router, AppState};
+use mosaic_gateway::server::{app, AppState, Gateway};
 use tower::ServiceExt;
 
 const CONFIG: &str = include_str!("../../schema/mosaic.toml");
@@ -36,7 +35,7 @@ const JSON: &str = "application/json";
 
 struct Harness {
     rt: tokio::runtime::Runtime,
-    router: Router,
+    router: Gateway,
     path: String,
 }
 
@@ -68,7 +67,7 @@ fn harness() -> &'static Harness {
             let runtime = Runtime::new(plan, resolvers).unwrap_or_else(|e| panic!("the runtime builds: {e}"));
             let state = Arc::new(AppState::new(Arc::new(runtime)));
             state.set_ready(true);
-            (router(state), path)
+            (app(state), path)
         });
         Harness { rt, router, path }
     })
@@ -243,7 +242,7 @@ fuzz_target!(|data: &[u8]| {
     let router = h.router.clone();
     h.rt.block_on(async move {
         let exchange = async {
-            let response = router.oneshot(req).await.expect("the router is infallible");
+            let response = router.oneshot(req).await.expect("the service is infallible");
             let (parts, body) = response.into_parts();
             let body = axum::body::to_bytes(body, usize::MAX).await;
             (parts, body)

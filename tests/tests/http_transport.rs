@@ -230,6 +230,38 @@ async fn a_mutation_over_get_is_405_with_allow_post_and_is_not_executed() {
 }
 
 #[tokio::test]
+async fn other_methods_than_get_and_post_are_405_with_a_code_and_head_is_get_without_a_body() {
+    let env = TestEnv::start().await;
+    for method in [reqwest::Method::PUT, reqwest::Method::DELETE, reqwest::Method::PATCH] {
+        let response = env
+            .http
+            .request(method.clone(), env.graphql_url())
+            .header("content-type", JSON)
+            .body(json!({ "query": C001_NAME }).to_string())
+            .send()
+            .await
+            .expect("the gateway answers");
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED, "{method}");
+        assert_eq!(
+            response.headers().get(ALLOW).and_then(|v| v.to_str().ok()),
+            Some("GET, HEAD, POST")
+        );
+        let body = json_of(response).await;
+        assert_eq!(body["errors"][0]["extensions"]["code"], "METHOD_NOT_ALLOWED", "{body}");
+    }
+    let head = env
+        .http
+        .head(format!("{}?query={}", env.graphql_url(), encode(C001_NAME)))
+        .send()
+        .await
+        .expect("the gateway answers");
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(media_type(&head), JSON);
+    assert!(head.bytes().await.expect("read").is_empty(), "HEAD has no body");
+    env.stop().await;
+}
+
+#[tokio::test]
 async fn a_json_array_is_a_batch_answered_by_an_array_in_the_same_order() {
     let env = TestEnv::start().await;
     let batch = json!([

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequestParts, State};
+use axum::extract::FromRequestParts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -259,12 +259,12 @@ fn respond(media: MediaType, executed: Executed) -> Response {
 }
 
 /// `POST /graphql`.
-pub async fn post(State(app): State<Arc<AppState>>, request: axum::extract::Request) -> Response {
+pub async fn post(app: &Arc<AppState>, request: axum::extract::Request) -> Response {
     let (parts, body) = request.into_parts();
     let headers = parts.headers;
+    let runtime = app.runtime();
     let (max, wait, idle) = {
-        let rt = app.runtime();
-        let l = &rt.plan().limits;
+        let l = &runtime.plan().limits;
         (l.max_body_bytes, l.body_timeout.0, l.body_read_timeout.0)
     };
     let body = match read_body(body, max, wait, idle).await {
@@ -308,7 +308,6 @@ pub async fn post(State(app): State<Arc<AppState>>, request: axum::extract::Requ
             ),
         );
     }
-    let runtime = app.runtime();
     let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
     if first == Some(b'[') {
         let raws: Vec<RawRequest> = match serde_json::from_slice(&body) {
@@ -369,7 +368,7 @@ pub async fn post(State(app): State<Arc<AppState>>, request: axum::extract::Requ
 }
 
 /// `GET /graphql`: a WebSocket upgrade (subscriptions), or `?query=...` (queries only).
-pub async fn get(State(app): State<Arc<AppState>>, request: axum::extract::Request) -> Response {
+pub async fn get(app: Arc<AppState>, request: axum::extract::Request) -> Response {
     let (mut parts, _) = request.into_parts();
     let upgrade = parts
         .headers
@@ -437,6 +436,21 @@ async fn get_query(app: Arc<AppState>, headers: HeaderMap, query: Option<String>
         return resp;
     }
     respond(media, executed)
+}
+
+/// Any other method than GET, HEAD and POST (OPTIONS too, when CORS is not configured: a
+/// preflight is answered by CORS).
+pub fn method_not_allowed() -> Response {
+    let mut resp = reject(
+        MediaType::Json,
+        Reject(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "the GraphQL endpoint takes GET and POST".into(),
+        ),
+    );
+    resp.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, POST"));
+    resp
 }
 
 /// Decodes `application/x-www-form-urlencoded` pairs (`+` is a space).

@@ -1,6 +1,6 @@
 //! The HTTP server: the GraphQL endpoint, the playground, probes; graceful shutdown.
 //!
-//! [`router`] composes the routes in one place; the current [`Runtime`] is held in an
+//! [`app`] composes the routes in one place; the current [`Runtime`] is held in an
 //! [`AppState`] so a reload can swap it atomically while in-flight requests finish on the old one.
 
 pub mod auth;
@@ -16,12 +16,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
+use tower::ServiceExt as _;
 use tracing::Instrument;
 
 use crate::runtime::Runtime;
@@ -152,8 +153,13 @@ impl AppState {
 
 /// Per request: the trace context (its ids on every log line, the request id in a response
 /// header, the trace passed on to backends), the in-flight gauge, and the request's server span
-/// when the trace is recorded (probes are not traced).
-async fn observe(app: &AppState, request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+/// when the trace is recorded (probes are not traced). `route` is the route's pattern, for the
+/// span's name.
+async fn observe<F, Fut>(app: &AppState, request: Request, route: Option<&str>, inner: F) -> Response
+where
+    F: FnOnce(Request) -> Fut + Send + 'static,
+    Fut: Future<Output = Response> + Send + 'static,
+{
     let ctx = Arc::new(TraceContext::from_headers(request.headers(), app.tracer()));
     // Every line logged while serving the request carries these.
     let span = tracing::info_span!("request", request_id = %ctx.request_id, trace_id = %ctx.trace_id, path = %request.uri().path());
@@ -162,21 +168,17 @@ async fn observe(app: &AppState, request: axum::extract::Request, next: axum::mi
         .as_ref()
         .filter(|_| !matches!(request.uri().path(), "/livez" | "/readyz" | "/healthz"))
         .map(|_| {
-            let route = request
-                .extensions()
-                .get::<axum::extract::MatchedPath>()
-                .map(|m| m.as_str().to_string());
             (
                 std::time::SystemTime::now(),
                 request.method().clone(),
-                route,
+                route.map(str::to_string),
                 request.uri().path().to_string(),
             )
         });
     let request_id = ctx.request_id.clone();
     let mut response = {
         let _in_flight = telemetry::metrics::InFlight::start();
-        trace_context::scope(ctx.clone(), apply_cors(app, request, next).instrument(span)).await
+        trace_context::scope(ctx.clone(), apply_cors(app, request, inner).instrument(span)).await
     };
     if let (Some(tracer), Some((start, method, route, path))) = (&ctx.tracer, traced) {
         record_server_span(tracer, &ctx, start, &method, route.as_deref(), &path, response.status());
@@ -226,67 +228,106 @@ fn record_server_span(
     );
 }
 
-/// All routes.
+/// The gateway's HTTP service: [`edge`] around every request; the GraphQL endpoint behind
+/// [`admit`], answered here without the router; the other routes (probes, playground) through
+/// an axum [`Router`].
 ///
-/// Two middlewares: [`edge`] on every route and [`admit`] on the GraphQL endpoint. Each concern
-/// stays a function of its own module (header limits, observation, CORS, authentication, rate
-/// limiting) called in sequence inside them: every `from_fn` layer clones the inner service and
-/// boxes a future per request, and under `perf` the five layers this replaced took about 5 % of
-/// the gateway's CPU on a seen-before flat query (`mosaic-bench --query flat`).
-pub fn router(state: Arc<AppState>) -> Router {
+/// The GraphQL endpoint bypasses the router because it is the hot path: axum clones a route's
+/// whole boxed stack per request, and boxes a future per `from_fn` layer. Under `perf`, on a
+/// seen-before flat query (`mosaic-bench --query flat`), routing and the two middleware layers
+/// took about 4 % of the gateway's CPU.
+#[derive(Clone)]
+pub struct Gateway {
+    state: Arc<AppState>,
+    graphql_path: Arc<str>,
+    routes: Router,
+}
+
+/// The gateway's HTTP service (see [`Gateway`]).
+pub fn app(state: Arc<AppState>) -> Gateway {
     let runtime = state.runtime();
     let plan = runtime.plan();
-    let path = plan.server.graphql_path.clone();
-    let graphql_routes = Router::new()
-        .route(&path, get(graphql::get).post(graphql::post))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), admit));
-    let mut router = Router::new()
-        .merge(graphql_routes)
+    let mut routes = Router::new()
         .route("/livez", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/healthz", get(healthz));
     if plan.server.playground {
-        router = router
+        routes = routes
             .route("/", get(playground_page))
             .route("/playground/{name}", get(playground::asset));
     }
-    router
+    let routes = routes
         .layer(DefaultBodyLimit::max(plan.limits.max_body_bytes))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), edge))
-        .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), edge_layer))
+        .with_state(state.clone());
+    Gateway {
+        graphql_path: plan.server.graphql_path.as_str().into(),
+        state,
+        routes,
+    }
+}
+
+impl tower::Service<Request> for Gateway {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<Box<dyn Future<Output = Result<Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        if request.uri().path() != &*self.graphql_path {
+            let routes = self.routes.clone();
+            return Box::pin(async move { routes.oneshot(request).await });
+        }
+        let (app, path) = (self.state.clone(), self.graphql_path.clone());
+        Box::pin(async move {
+            let served = app.clone();
+            let route = move |request| async move { admit(served, request).await };
+            Ok(edge(&app, request, Some(&path), route).await)
+        })
+    }
 }
 
 /// Every request, in this order: headers over their limits are refused before anything reads
 /// them ([`oversized_headers`]); then the request is observed ([`observe`]) while CORS
-/// ([`apply_cors`]) and its route serve it.
-async fn edge(
-    State(app): State<Arc<AppState>>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    if let Some(refused) = oversized_headers(&app, &request) {
+/// ([`apply_cors`]) and `route` serve it.
+async fn edge<F, Fut>(app: &AppState, request: Request, route: Option<&str>, serve: F) -> Response
+where
+    F: FnOnce(Request) -> Fut + Send + 'static,
+    Fut: Future<Output = Response> + Send + 'static,
+{
+    if let Some(refused) = oversized_headers(app, &request) {
         return refused;
     }
-    observe(&app, request, next).await
+    observe(app, request, route, serve).await
+}
+
+/// [`edge`] as the router's middleware, for the routes other than the GraphQL endpoint.
+async fn edge_layer(State(app): State<Arc<AppState>>, request: Request, next: axum::middleware::Next) -> Response {
+    let route = request.extensions().get::<axum::extract::MatchedPath>().cloned();
+    edge(&app, request, route.as_ref().map(|m| m.as_str()), |r| next.run(r)).await
 }
 
 /// The GraphQL endpoint's admission: the caller's identity from its token (or 401), then its rate
 /// (or 429, counted under that identity when `[rate_limit] key = "subject"`); the request is then
-/// served as that identity.
-async fn admit(
-    State(app): State<Arc<AppState>>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
+/// served as that identity: POST, GET (and HEAD) as [`graphql`] says, any other method 405.
+async fn admit(app: Arc<AppState>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let identity = match auth::identify(&app, &parts).await {
         Ok(identity) => identity,
         Err(refused) => return refused,
     };
     crate::auth::identity::scope(identity, async move {
-        match rate_limit::check(&app, &parts).await {
-            Ok(()) => next.run(axum::extract::Request::from_parts(parts, body)).await,
-            Err(refused) => refused,
+        if let Err(refused) = rate_limit::check(&app, &parts).await {
+            return refused;
+        }
+        let request = Request::from_parts(parts, body);
+        match *request.method() {
+            Method::POST => graphql::post(&app, request).await,
+            Method::GET | Method::HEAD => graphql::get(app, request).await,
+            _ => graphql::method_not_allowed(),
         }
     })
     .await
@@ -295,7 +336,7 @@ async fn admit(
 /// The answer to a request with a header over `max_header_bytes`, or headers over
 /// `max_header_list_bytes` in all: 431 and a code. (hyper already refuses more than 100 headers;
 /// it accepts up to ~400 KiB of them, which is what this bounds.)
-fn oversized_headers(app: &AppState, request: &axum::extract::Request) -> Option<Response> {
+fn oversized_headers(app: &AppState, request: &Request) -> Option<Response> {
     let (one, all) = {
         let rt = app.runtime.load();
         let l = &rt.plan().limits;
@@ -327,12 +368,28 @@ fn oversized_headers(app: &AppState, request: &axum::extract::Request) -> Option
 }
 
 /// CORS as the current configuration says (none: no CORS headers at all), around the route.
-async fn apply_cors(app: &AppState, request: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    use tower::{Layer, ServiceExt};
+async fn apply_cors<F, Fut>(app: &AppState, request: Request, serve: F) -> Response
+where
+    F: FnOnce(Request) -> Fut + Send + 'static,
+    Fut: Future<Output = Response> + Send + 'static,
+{
+    use tower::Layer;
     let Some(layer) = app.cors.load_full() else {
-        return next.run(request).await;
+        return serve(request).await;
     };
-    match layer.layer(next).oneshot(request).await {
+    // The route as a service, for the layer to wrap: it calls it at most once (never for a
+    // preflight).
+    let mut serve = Some(serve);
+    let route = tower::service_fn(move |request| {
+        let serve = serve.take();
+        async move {
+            Ok::<_, std::convert::Infallible>(match serve {
+                Some(serve) => serve(request).await,
+                None => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+            })
+        }
+    });
+    match layer.layer(route).oneshot(request).await {
         Ok(response) => response.into_response(),
         Err(never) => match never {},
     }
@@ -460,7 +517,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     telemetry::metrics::install();
-    let app = router(state.clone());
+    let app = self::app(state.clone());
     let (drain_delay, shutdown_timeout) = {
         let rt = state.runtime();
         (rt.plan().server.drain_delay.0, rt.plan().server.shutdown_timeout.0)
@@ -487,7 +544,7 @@ pub async fn serve(
         tokio::spawn(async move { axum::serve(l, app).with_graceful_shutdown(stop).await })
     });
     state.set_ready(true);
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let app = axum::ServiceExt::<Request>::into_make_service_with_connect_info::<std::net::SocketAddr>(app);
     let server = axum::serve(listener, app).with_graceful_shutdown(stopped(stop_rx.clone()));
     let server = tokio::spawn(async move { server.await });
     let mut stop_rx = stop_rx;
