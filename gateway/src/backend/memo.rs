@@ -20,6 +20,16 @@ pub struct CallMemo {
     trace: Option<Arc<CallTrace>>,
     /// How many client requests share this request's execution (operation coalescing).
     waiters: Option<Arc<std::sync::atomic::AtomicU32>>,
+    found: std::sync::Mutex<Found>,
+}
+
+/// What the request's calls found: how many were answered by a fresh entry of the memory cache
+/// (and until when the first of those stays fresh), and whether any was not.
+#[derive(Default)]
+struct Found {
+    fresh: u32,
+    fresh_until: Option<tokio::time::Instant>,
+    other: bool,
 }
 
 /// Most distinct calls one request remembers; beyond, calls are made without the memo.
@@ -33,6 +43,7 @@ impl Default for CallMemo {
             principal: None,
             trace: None,
             waiters: None,
+            found: Default::default(),
         }
     }
 }
@@ -47,6 +58,7 @@ impl CallMemo {
             principal,
             trace: crate::telemetry::trace_context::current().map(|c| c.call_trace()),
             waiters: None,
+            found: Default::default(),
         }
     }
 
@@ -62,10 +74,18 @@ impl CallMemo {
     pub async fn call(&self, clients: &BackendClients, mut req: BackendRequest) -> Result<Arc<Payload>, CallFailure> {
         req.principal = self.principal.clone();
         req.trace = self.trace.clone();
-        if req.read {
-            if let Some(p) = clients.fresh(&req) {
-                return Ok(p);
+        let fresh = if req.read { clients.fresh(&req) } else { None };
+        if let Ok(mut found) = self.found.lock() {
+            match &fresh {
+                Some((_, until)) => {
+                    found.fresh += 1;
+                    found.fresh_until = Some(found.fresh_until.map_or(*until, |u| u.min(*until)));
+                }
+                None => found.other = true,
             }
+        }
+        if let Some((p, _)) = fresh {
+            return Ok(p);
         }
         let probe = req.cache.is_some().then(|| req.clone());
         match self.call_inner(clients, req).await {
@@ -75,6 +95,16 @@ impl CallMemo {
                 Err(CallFailure { error, stale })
             }
         }
+    }
+
+    /// When every call so far was answered by a fresh entry of the memory cache (and there was
+    /// at least one): how many, and when the first of those answers stops being fresh.
+    pub fn all_fresh(&self) -> Option<(u32, tokio::time::Instant)> {
+        let found = self.found.lock().ok()?;
+        if found.other {
+            return None;
+        }
+        Some((found.fresh, found.fresh_until?))
     }
 
     async fn call_inner(&self, clients: &BackendClients, mut req: BackendRequest) -> Result<Arc<Payload>, CallError> {

@@ -236,15 +236,16 @@ impl BackendClients {
     /// the operation's span when its trace is recorded: all that the stack would do for it (the
     /// cache layer answers such a call at once, and [`observe`] records no metric or span of its
     /// own for a hit). `None` sends the call through the stack as usual. With debug logging on,
-    /// every call goes through the stack, so that each gets its `backend call` line.
-    pub fn fresh(&self, req: &BackendRequest) -> Option<Arc<Payload>> {
+    /// every call goes through the stack, so that each gets its `backend call` line. With the
+    /// answer comes the moment it stops being fresh.
+    pub fn fresh(&self, req: &BackendRequest) -> Option<(Arc<Payload>, tokio::time::Instant)> {
         let store = self.cache.as_ref()?;
         if tracing::enabled!(tracing::Level::DEBUG) {
             return None;
         }
-        let payload = cache::fresh_in_memory(store, &self.clients[req.backend.0].name, req)?;
+        let fresh = cache::fresh_in_memory(store, &self.clients[req.backend.0].name, req)?;
         observe::counted_hit(req.trace.as_deref());
-        Some(payload)
+        Some(fresh)
     }
 
     /// Sends one call through its backend's stack.

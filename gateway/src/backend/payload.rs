@@ -298,22 +298,35 @@ mod tests {
 /// entries, each allocation as a malloc chunk (an 8-byte header, 16-byte steps, 32 bytes at
 /// least), map entries with their share of a B-tree node. An estimate: the cache benchmark measures
 /// RSS growth within about 1.3× of it (fragmentation, the cache's own bookkeeping).
+const VALUE: usize = std::mem::size_of::<Value>();
+const KEY: usize = std::mem::size_of::<String>();
+// A B-tree leaf holds up to 11 entries, about two thirds full on average: each entry's slots
+// cost about 1.5 times their size, plus the node's own header.
+const ENTRY_IN_NODE: usize = (KEY + VALUE) * 3 / 2 + 8;
+
+/// An allocation of `n` bytes, with the allocator's header and rounding.
+fn alloc(n: usize) -> usize {
+    if n == 0 {
+        0
+    } else {
+        ((n + 8 + 15) & !15).max(32)
+    }
+}
+
 fn heap_size(v: &Value) -> usize {
-    const VALUE: usize = std::mem::size_of::<Value>();
-    const KEY: usize = std::mem::size_of::<String>();
-    // A B-tree leaf holds up to 11 entries, about two thirds full on average: each entry's slots
-    // cost about 1.5 times their size, plus the node's own header.
-    const ENTRY_IN_NODE: usize = (KEY + VALUE) * 3 / 2 + 8;
-    let alloc = |n: usize| if n == 0 { 0 } else { ((n + 8 + 15) & !15).max(32) };
     match v {
         Value::String(s) => alloc(s.capacity()),
         Value::Array(items) => alloc(items.capacity() * VALUE) + items.iter().map(heap_size).sum::<usize>(),
-        Value::Object(map) => map
-            .iter()
-            .map(|(k, v)| ENTRY_IN_NODE + alloc(k.capacity()) + heap_size(v))
-            .sum(),
+        Value::Object(map) => map_heap_size(map),
         Value::Null | Value::Bool(_) | Value::Number(_) => 0,
     }
+}
+
+/// [`heap_size`] of a JSON object's map.
+pub(crate) fn map_heap_size(map: &serde_json::Map<String, Value>) -> usize {
+    map.iter()
+        .map(|(k, v)| ENTRY_IN_NODE + alloc(k.capacity()) + heap_size(v))
+        .sum()
 }
 
 #[cfg(test)]

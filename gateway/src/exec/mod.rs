@@ -45,6 +45,38 @@ pub fn principal(plan: &Plan, headers: &http::HeaderMap) -> Option<std::sync::Ar
     (!value.is_empty()).then(|| std::sync::Arc::from(value))
 }
 
+/// The names of the request headers an execution's answers may depend on: those templates may
+/// read, the principal's, and those forwarded to backends. Operation coalescing and the response
+/// memo compare these, and nothing else of the headers.
+pub fn input_header_names(plan: &Plan) -> impl Iterator<Item = &str> {
+    (plan.request_headers.iter().chain(plan.cache.principal_header.iter()))
+        .map(String::as_str)
+        .chain(
+            plan.backends
+                .iter()
+                .flat_map(|b| b.forward_headers.iter().map(|n| n.as_str())),
+        )
+}
+
+/// The request's headers named by [`input_header_names`], every value of each.
+pub fn input_headers(plan: &Plan, headers: &http::HeaderMap) -> http::HeaderMap {
+    let mut out = http::HeaderMap::new();
+    for name in input_header_names(plan) {
+        let values = headers.get_all(name);
+        // Absent, or taken already under another list.
+        if values.iter().next().is_none() || out.contains_key(name) {
+            continue;
+        }
+        let Ok(header) = http::HeaderName::from_bytes(name.as_bytes()) else {
+            continue;
+        };
+        for value in values {
+            out.append(header.clone(), value.clone());
+        }
+    }
+    out
+}
+
 /// Runs a compiled operation; `waiters` counts the requests sharing this execution (operation
 /// coalescing), carried by its backend calls to the breakers.
 pub async fn run(
@@ -55,8 +87,29 @@ pub async fn run(
     headers: &http::HeaderMap,
     waiters: Option<std::sync::Arc<std::sync::atomic::AtomicU32>>,
 ) -> Result<(bytes::Bytes, Vec<String>), RunError> {
-    let vars = vars::coerce_variables(plan, op, variables).ok_or(RunError::InvalidVariables)?;
     let identity = crate::auth::identity::current();
+    // The last response, when nothing it was made from can have changed (see `memo`). Not with
+    // debug logging on, where every call gets its line.
+    let cache = clients
+        .cache()
+        .filter(|_| op.memoizable && !tracing::enabled!(tracing::Level::DEBUG));
+    let changes = cache.map(|c| c.changes());
+    if let (Some(cache), Some(changes)) = (cache, changes) {
+        if let Some((body, hits)) = op.memo.known(
+            input_header_names(plan),
+            changes,
+            variables,
+            headers,
+            identity.claims.as_ref(),
+        ) {
+            cache.count_hits(u64::from(hits));
+            if let Some(trace) = crate::telemetry::trace_context::current() {
+                trace.count_cache_hits(hits);
+            }
+            return Ok((body, Vec::new()));
+        }
+    }
+    let vars = vars::coerce_variables(plan, op, variables).ok_or(RunError::InvalidVariables)?;
     let memo = CallMemo::new(
         tokio::time::Instant::now() + plan.limits.request_timeout.0,
         principal(plan, headers),
@@ -72,15 +125,35 @@ pub async fn run(
     };
     let fetched = fetch::fetch(&cx, op).await;
     let answers = op.memoizable.then(|| fetched.answers()).flatten();
-    if let Some(body) = answers.as_deref().and_then(|a| op.memo.get(a)) {
-        return Ok((body, Vec::new()));
+    // Known to hold before the next fetch, when every call found a fresh entry in memory.
+    let known = || {
+        changes
+            .zip(memo.all_fresh())
+            .map(|(changes, (hits, fresh_until))| memo::Known {
+                changes,
+                fresh_until,
+                hits,
+                inputs: memo::Inputs::new(variables, input_headers(plan, headers), identity.claims.as_ref()),
+            })
+    };
+    if let Some(answers) = answers.as_deref() {
+        if let Some((body, known_at)) = op.memo.get(answers) {
+            // Written from these very answers, but not known as of this cache state (say, the
+            // request that wrote it fetched an answer this one found fresh): known from now on.
+            if known_at != changes {
+                if let Some(known) = known() {
+                    op.memo.put(answers, &body, Some(known));
+                }
+            }
+            return Ok((body, Vec::new()));
+        }
     }
     let hint = op.size_hint.load(std::sync::atomic::Ordering::Relaxed);
     let (body, codes) = write::write_response(plan, op, &fetched, &identity, hint + hint / 8);
     op.size_hint.store(body.len(), std::sync::atomic::Ordering::Relaxed);
     let body = bytes::Bytes::from(body);
     if let (Some(answers), true) = (&answers, codes.is_empty()) {
-        op.memo.put(answers, &body);
+        op.memo.put(answers, &body, known());
     }
     Ok((body, codes))
 }

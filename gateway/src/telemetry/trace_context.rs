@@ -197,6 +197,14 @@ impl TraceContext {
         }
     }
 
+    /// Counts `n` calls answered by fresh cache entries on the operation's span, when this trace
+    /// is recorded.
+    pub fn count_cache_hits(&self, n: u32) {
+        if self.tracer.is_some() {
+            self.cache_hits.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
     /// What a backend call made in this context carries.
     pub fn call_trace(&self) -> Arc<CallTrace> {
         Arc::new(CallTrace {

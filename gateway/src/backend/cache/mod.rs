@@ -62,7 +62,7 @@ fn key_text(backend: &str, req: &BackendRequest) -> Option<String> {
 /// finds). What [`ResponseCache`] would answer at once, without building the call's way to it.
 /// A call this does not answer pays for its key and a memory lookup twice; such a call is
 /// about to go to Redis or the backend, beside which both are small.
-pub fn fresh_in_memory(store: &CacheStore, backend: &str, req: &BackendRequest) -> Option<Arc<Payload>> {
+pub fn fresh_in_memory(store: &CacheStore, backend: &str, req: &BackendRequest) -> Option<(Arc<Payload>, Instant)> {
     store.fresh_in_memory(&key_text(backend, req)?)
 }
 

@@ -61,14 +61,20 @@ pub struct CacheStore {
     memory: Cache<Arc<str>, Arc<Entry>>,
     shared: Option<Arc<SharedLevel>>,
     pub stats: CacheStats,
+    /// Counts the changes to memory: every entry stored, invalidated or evicted moves it on,
+    /// after the change. Whoever read it before looking answers up, and reads the same number
+    /// later, knows each of those answers is still the entry memory holds (see [`Self::changes`]).
+    changes: Arc<AtomicU64>,
 }
 
 impl CacheStore {
     pub fn new(max_bytes: u64, shared: Option<Arc<SharedLevel>>) -> Arc<Self> {
         let evictions = Arc::new(AtomicU64::new(0));
-        let counted = evictions.clone();
+        let changes = Arc::new(AtomicU64::new(0));
+        let (counted, changed) = (evictions.clone(), changes.clone());
         let memory = Cache::builder()
             .eviction_listener(move |_k, _v, cause| {
+                changed.fetch_add(1, Ordering::Release);
                 if matches!(
                     cause,
                     moka::notification::RemovalCause::Size | moka::notification::RemovalCause::Expired
@@ -88,6 +94,7 @@ impl CacheStore {
                 evictions,
                 ..CacheStats::default()
             },
+            changes,
         })
     }
 
@@ -105,13 +112,35 @@ impl CacheStore {
         }
     }
 
-    /// A fresh answer in memory, counted as a hit; `None` (counting nothing) for anything else.
-    pub fn fresh_in_memory(&self, key: &str) -> Option<Arc<Payload>> {
-        let Lookup::Fresh(p) = Self::verdict(&*self.memory.get(key)?) else {
+    /// A fresh answer in memory and the moment it stops being fresh, counted as a hit; `None`
+    /// (counting nothing) for anything else.
+    pub fn fresh_in_memory(&self, key: &str) -> Option<(Arc<Payload>, Instant)> {
+        let entry = self.memory.get(key)?;
+        let Lookup::Fresh(p) = Self::verdict(&entry) else {
             return None;
         };
         self.stats.hits.fetch_add(1, Ordering::Relaxed);
-        Some(p)
+        Some((p, entry.stored + entry.fresh_for))
+    }
+
+    /// How many times memory has changed (an entry stored, invalidated or evicted). If it reads
+    /// the same before a set of lookups and at some later moment, every entry those lookups
+    /// found is still the one memory holds then, unless it has aged past its TTL (which the
+    /// reader checks itself).
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::Acquire)
+    }
+
+    /// Counts `n` hits answered without a lookup, from answers found fresh earlier and known
+    /// to be unchanged (see [`Self::changes`]).
+    pub fn count_hits(&self, n: u64) {
+        self.stats.hits.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Moves [`Self::changes`] on: after the change, so that no reader can see the new count
+    /// together with what memory held before.
+    fn changed(&self) {
+        self.changes.fetch_add(1, Ordering::Release);
     }
 
     /// Asks Redis (memory had no entry); what it has is kept in memory too.
@@ -120,6 +149,7 @@ impl CacheStore {
             Some(shared) => shared.get(key).await.map(|e| {
                 let e = Arc::new(e);
                 self.memory.insert(key.clone(), e.clone());
+                self.changed();
                 e
             }),
             None => None,
@@ -175,6 +205,7 @@ impl CacheStore {
         self.stats.stores.fetch_add(1, Ordering::Relaxed);
         let entry = Arc::new(entry);
         self.memory.insert(key.clone(), entry.clone());
+        self.changed();
         if let Some(shared) = &self.shared {
             shared.put(&key, &entry).await;
         }
@@ -199,11 +230,45 @@ impl CacheStore {
         {
             self.memory.invalidate_all();
         }
+        self.changed();
     }
 
     /// Entries and bytes in memory.
     pub fn size(&self) -> (u64, u64) {
         self.memory.run_pending_tasks();
         (self.memory.entry_count(), self.memory.weighted_size())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(fresh_for: Duration) -> Entry {
+        Entry {
+            payload: Arc::new(Payload::new(serde_json::json!({"id": 1}))),
+            stored: Instant::now(),
+            fresh_for,
+            stale_while_revalidate: Duration::ZERO,
+            stale_if_error: Duration::ZERO,
+        }
+    }
+
+    #[tokio::test]
+    async fn every_entry_stored_or_invalidated_moves_the_change_count_on_and_lookups_do_not() {
+        let store = CacheStore::new(1 << 20, None);
+        let before = store.changes();
+        let key: Arc<str> = Arc::from("b|GET /a\n#");
+        store.store(key.clone(), entry(Duration::from_secs(60))).await;
+        let stored = store.changes();
+        assert!(stored > before, "a store is a change");
+        let (payload, fresh_until) = store.fresh_in_memory(&key).expect("fresh");
+        assert_eq!(payload.value, serde_json::json!({"id": 1}));
+        assert!(fresh_until > Instant::now());
+        assert!(store.lookup_memory(&key).is_some());
+        assert_eq!(store.changes(), stored, "lookups change nothing");
+        store.invalidate_local("b|GET /a");
+        assert!(store.changes() > stored, "an invalidation is a change");
+        assert!(store.fresh_in_memory(&key).is_none(), "and the entry is gone");
     }
 }

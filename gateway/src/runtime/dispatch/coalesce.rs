@@ -91,28 +91,10 @@ impl Runtime {
         // the principal's, the headers forwarded to backends (every value of each) — and who is
         // asking (their claims reach templates, `@auth` and private cache entries). The shared
         // execution gets those headers only: it cannot depend on any other.
-        let mut relevant = http::HeaderMap::new();
-        let names = (plan.request_headers.iter().chain(plan.cache.principal_header.iter()))
-            .map(String::as_str)
-            .chain(
-                plan.backends
-                    .iter()
-                    .flat_map(|b| b.forward_headers.iter().map(|n| n.as_str())),
-            );
-        for name in names {
-            name.hash(&mut h);
-            let values = headers.get_all(name);
-            // Absent, or taken already under another list.
-            if values.iter().next().is_none() || relevant.contains_key(name) {
-                continue;
-            }
-            let Ok(header) = http::HeaderName::from_bytes(name.as_bytes()) else {
-                continue;
-            };
-            for value in values {
-                value.as_bytes().hash(&mut h);
-                relevant.append(header.clone(), value.clone());
-            }
+        let relevant = exec::input_headers(plan, headers);
+        for (name, value) in &relevant {
+            name.as_str().hash(&mut h);
+            value.as_bytes().hash(&mut h);
         }
         if let Some(claims) = &crate::auth::identity::current().claims {
             hash_json(claims, &mut h);
