@@ -284,7 +284,10 @@ impl tower::Service<Request> for Gateway {
         let (app, path) = (self.state.clone(), self.graphql_path.clone());
         Box::pin(async move {
             let served = app.clone();
-            let route = move |request| async move { admit(served, request).await };
+            // Boxed: the route's future is the large one (the whole operation's), and every
+            // layer around it would otherwise hold it inline and copy it as it is built (under
+            // `perf`, those copies were 4–6 % of the gateway's CPU).
+            let route = move |request| Box::pin(admit(served, request));
             Ok(edge(&app, request, Some(&path), route).await)
         })
     }
